@@ -1,0 +1,69 @@
+"""The one switch that picks a kernel backend for a tensor.
+
+Backends: "cpu" (numba, CPU tensors), "triton" (GPU kernels; CPU tensors too
+under TRITON_INTERPRET=1), "torch" (the spec in plain torch ops, any device).
+"auto" takes cpu for CPU tensors, triton for GPU tensors where Triton imports,
+and torch otherwise. Force one with DROPKIT_BACKEND or `use_backend`.
+
+Example:
+    >>> import dropkit.kernels as K
+    >>> with K.use_backend("torch"):
+    ...     K.backend_name(torch.ones(1))
+    'torch'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from types import ModuleType
+
+import torch
+
+from .. import _validate
+
+__all__ = ["BACKENDS", "backend_name", "for_tensor", "use_backend"]
+
+BACKENDS = ("auto", "cpu", "triton", "torch")
+_MODULES = {"cpu": "cpu", "triton": "triton", "torch": "fallback"}
+_forced: list[str] = []
+
+
+def _requested() -> str:
+    if _forced:
+        return _forced[-1]
+    return _validate.backend(os.environ.get("DROPKIT_BACKEND", "auto"), "DROPKIT_BACKEND")
+
+
+def _triton_available() -> bool:
+    try:
+        importlib.import_module("triton")
+    except ImportError:
+        return False
+    return True
+
+
+def backend_name(x: torch.Tensor) -> str:
+    """Name of the backend that runs kernels for tensor x."""
+    name = _requested()
+    if name != "auto":
+        return name
+    if x.device.type == "cpu":
+        return "cpu"
+    return "triton" if x.device.type == "cuda" and _triton_available() else "torch"
+
+
+def for_tensor(x: torch.Tensor) -> ModuleType:
+    """The kernel module (dropout_fwd, dropout_fwd_packed, ...) for tensor x."""
+    return importlib.import_module(f".{_MODULES[backend_name(x)]}", __name__)
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Force a backend inside a with block (overrides DROPKIT_BACKEND)."""
+    _forced.append(_validate.backend(name, "name"))
+    try:
+        yield
+    finally:
+        _forced.pop()

@@ -1,0 +1,100 @@
+"""The mask spec: Philox4x32-10, the keep rule, and how seeds are drawn.
+
+The numpy functions here are the reference every backend is tested against
+(docs/mask-spec.md). They favour clarity over speed.
+
+Example:
+    >>> from dropkit import rng
+    >>> [hex(v) for v in rng.philox4x32((0, 0, 0, 0), (0, 0))]
+    ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "philox4x32",
+    "random_bits",
+    "keep_mask",
+    "threshold",
+    "scale",
+    "draw_seed",
+    "to_int64",
+    "to_uint64",
+]
+
+M0, M1 = 0xD2511F53, 0xCD9E8D57
+W0, W1 = 0x9E3779B9, 0xBB67AE85
+ROUNDS = 10
+_MASK32 = 0xFFFFFFFF
+
+
+def philox4x32(ctr, key):
+    """Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1).
+
+    Each component may be an int or a numpy array (broadcast together); the
+    result is a tuple of four uint32 arrays.
+    """
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in ctr)
+    k0, k1 = (np.asarray(k, dtype=np.uint64) for k in key)
+    m0, m1, mask = np.uint64(M0), np.uint64(M1), np.uint64(_MASK32)
+    for _ in range(ROUNDS):
+        p0 = c0 * m0  # < 2^64: 32-bit times 32-bit never wraps
+        p1 = c2 * m1
+        c0, c1, c2, c3 = (
+            (p1 >> np.uint64(32)) ^ c1 ^ k0,
+            p1 & mask,
+            (p0 >> np.uint64(32)) ^ c3 ^ k1,
+            p0 & mask,
+        )
+        k0 = (k0 + np.uint64(W0)) & mask
+        k1 = (k1 + np.uint64(W1)) & mask
+    return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
+
+
+def random_bits(n: int, seed: int, offset: int = 0) -> np.ndarray:
+    """The spec's 32-bit random numbers r for stream indices offset .. offset+n-1."""
+    g = np.uint64(offset) + np.arange(n, dtype=np.uint64)
+    b = g >> np.uint64(2)
+    lane = (g & np.uint64(3)).astype(np.intp)
+    out = philox4x32(
+        (b & np.uint64(_MASK32), b >> np.uint64(32), 0, 0),
+        (seed & _MASK32, seed >> 32),
+    )
+    return np.stack(out)[lane, np.arange(n)] if n else np.zeros(0, np.uint32)
+
+
+def threshold(p: float) -> int:
+    """t(p) = floor(p * 2^32): an element is kept iff its r >= t(p)."""
+    return math.floor(p * 2**32)
+
+
+def scale(p: float) -> float:
+    """1/(1-p) in float64 (0 at p = 1, where nothing is kept)."""
+    return 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
+
+
+def keep_mask(shape, p: float, seed: int, offset: int = 0) -> np.ndarray:
+    """Reference boolean keep mask of a tensor of `shape` (logical row-major order)."""
+    n = math.prod(shape)
+    return (random_bits(n, seed, offset).astype(np.uint64) >= threshold(p)).reshape(shape)
+
+
+def to_int64(u: int) -> int:
+    """A uint64 as the int64 with the same bits (custom-op schemas carry int64)."""
+    return u - 2**64 if u >= 2**63 else u
+
+
+def to_uint64(i: int) -> int:
+    """Inverse of to_int64."""
+    return i + 2**64 if i < 0 else i
+
+
+def draw_seed(generator: torch.Generator | None = None) -> int:
+    """A 64-bit seed drawn from `generator` (torch's default one if None)."""
+    hi_lo = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
+    return hi_lo[0] | (hi_lo[1] << 32)
