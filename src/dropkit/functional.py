@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _validate, ops
+from . import _mode, _validate, ops
 
 __all__ = ["dropout", "keep_mask", "BACKWARD_MODES"]
 
@@ -39,7 +39,8 @@ def dropout(
     Args:
         input: a floating tensor of any shape, layout and device.
         p: probability of an element being zeroed, in [0, 1].
-        training: apply dropout if True; return `input` unchanged if False.
+        training: apply dropout if True; return `input` unchanged if False
+            (unless inside dropkit.mc_dropout, which keeps dropout on).
         inplace: overwrite `input` with the result.
         seed: 64-bit seed of the mask; None draws one from `generator`, or from
             torch's default generator, so torch.manual_seed makes runs reproducible.
@@ -61,7 +62,7 @@ def dropout(
     seed = _validate.seed(seed)
     offset = _validate.offset(offset)
     _validate.choice(backward, BACKWARD_MODES, "backward")
-    if not training or p == 0.0:
+    if not (training or _mode.mc_active()) or p == 0.0:
         return input
     if inplace:
         _validate.inplace_target(input)

@@ -1,4 +1,4 @@
-"""torch.library custom ops: dropkit::dropout and friends.
+"""Custom ops for plain dropout: dropkit::dropout, its in-place and bit-packed forms.
 
 Each op has a fake (meta) kernel and, where differentiable, an autograd
 formula, so torch.compile(fullgraph=True) traces through them without a
@@ -8,7 +8,7 @@ bits; offsets as int64 with the same two's-complement mapping (rng.to_int64).
 Example:
     >>> x = torch.ones(4)
     >>> torch.ops.dropkit.dropout(x, torch.tensor(7), 0, 0.5)
-    tensor([2., 0., 2., 2.])
+    tensor([2., 2., 0., 0.])
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import kernels, rng
+from .. import kernels, rng
+from .seed import _DRAWS, draw_seed, seed_tensor, seed_value
 
-__all__ = ["apply_dropout", "draw_seed", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
+__all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
 
 
 def _like(x: Tensor, y: Tensor) -> Tensor:
@@ -29,32 +30,8 @@ def _like(x: Tensor, y: Tensor) -> Tensor:
     return torch.empty_like(x).copy_(y)
 
 
-# Counts seed draws. Each draw mutates it, which chains the draws in a compiled
-# graph: without that link a compiler may merge two draws (both ops look pure
-# and take the same arguments) or reorder them; both were seen with torch 2.13.
-_DRAWS = torch.zeros((), dtype=torch.int64)
-
-
-@torch.library.custom_op(
-    "dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,)
-)
-def draw_seed(draws: Tensor) -> Tensor:
-    """A fresh 64-bit seed from torch's default generator, as an int64 scalar tensor.
-
-    Drawn inside an op so that torch.compile runs it eagerly: compiled code then
-    consumes torch's generator exactly as eager code does.
-    """
-    draws.add_(1)
-    return torch.tensor(rng.to_int64(rng.draw_seed()), dtype=torch.int64)
-
-
-@draw_seed.register_fake
-def _(draws) -> Tensor:
-    return torch.empty((), dtype=torch.int64)
-
-
 def _args(seed: Tensor, offset: int) -> tuple[int, int]:
-    return rng.to_uint64(int(seed.item())), rng.to_uint64(offset)
+    return seed_value(seed), rng.to_uint64(offset)
 
 
 def dropout_impl(x: Tensor, seed: int, offset: int, p: float) -> Tensor:
@@ -201,10 +178,7 @@ def apply_dropout(
     outputs and gradients.
     """
     if torch.compiler.is_compiling():
-        if seed is None and generator is None:
-            seed_t = draw_seed(_DRAWS)
-        else:
-            seed_t = torch.tensor(rng.to_int64(rng.draw_seed(generator) if seed is None else seed))
+        seed_t = seed_tensor(seed, generator)
         off = rng.to_int64(offset)
         if inplace and not (torch.is_grad_enabled() and x.requires_grad):
             dropout_(x, seed_t, off, p)

@@ -1,0 +1,32 @@
+"""torch.library custom ops, with fake (meta) kernels and autograd formulas.
+
+torch.compile(fullgraph=True) traces through them without a graph break.
+Seeds travel as int64 scalar tensors (ops.seed), offsets as int64, both
+holding uint64 bits (rng.to_int64).
+
+Example:
+    >>> torch.ops.dropkit.dropout(torch.ones(4), torch.tensor(7), 0, 0.5)
+    tensor([2., 2., 0., 0.])
+"""
+
+from .dropout import apply_dropout as apply_dropout
+from .dropout import dropout as dropout
+from .dropout import dropout_ as dropout_
+from .dropout import dropout_bitpacked as dropout_bitpacked
+from .dropout import dropout_from_bits as dropout_from_bits
+from .dropout import keep_mask as keep_mask
+from .seed import draw_seed as draw_seed
+from .seed import seed_tensor as seed_tensor
+from .seed import seed_value as seed_value
+
+__all__ = [
+    "apply_dropout",
+    "dropout",
+    "dropout_",
+    "dropout_bitpacked",
+    "dropout_from_bits",
+    "keep_mask",
+    "draw_seed",
+    "seed_tensor",
+    "seed_value",
+]

@@ -1,0 +1,59 @@
+"""Seeds as the ops take them: int64 scalar tensors holding a uint64 seed's bits.
+
+Example:
+    >>> seed_value(seed_tensor(2**64 - 1))
+    18446744073709551615
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import rng
+
+__all__ = ["draw_seed", "seed_tensor", "seed_value"]
+
+
+# Counts seed draws. Each draw mutates it, which chains the draws in a compiled
+# graph: without that link a compiler may merge two draws (both ops look pure
+# and take the same arguments) or reorder them; both were seen with torch 2.13.
+_DRAWS = torch.zeros((), dtype=torch.int64)
+
+
+@torch.library.custom_op(
+    "dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,)
+)
+def draw_seed(draws: Tensor) -> Tensor:
+    """A fresh 64-bit seed from torch's default generator, as an int64 scalar tensor.
+
+    Drawn inside an op so that torch.compile runs it eagerly: compiled code then
+    consumes torch's generator exactly as eager code does.
+    """
+    draws.add_(1)
+    return torch.tensor(rng.to_int64(rng.draw_seed()), dtype=torch.int64)
+
+
+@draw_seed.register_fake
+def _(draws) -> Tensor:
+    return torch.empty((), dtype=torch.int64)
+
+
+def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> Tensor:
+    """A seed as the ops take it (int64 scalar tensor): `seed`, or drawn from `generator` or torch's default.
+
+    Works under torch.compile: a draw from the default generator goes through
+    dropkit::draw_seed, so compiled code draws exactly as eager code does.
+    """
+    if seed is None and generator is None:
+        return draw_seed(_DRAWS)
+    if seed is None:
+        seed = rng.draw_seed(generator)
+    return torch.tensor(rng.to_int64(seed), dtype=torch.int64)
+
+
+def seed_value(seed: Tensor) -> int:
+    """The uint64 seed held by a seed tensor."""
+    return rng.to_uint64(int(seed.item()))
+
+
