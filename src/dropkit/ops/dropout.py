@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
-from .seed import _DRAWS, draw_seed, seed_tensor, seed_value
+from .seed import seed_tensor, seed_value
 
 __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
 
