@@ -117,6 +117,19 @@ def _(grad, bits, p):
     return torch.empty_like(grad)
 
 
+def _from_bits_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+    ctx.p = inputs[2]
+
+
+def _from_bits_backward(ctx, grad):
+    (bits,) = ctx.saved_tensors  # linear in grad: its own derivative
+    return dropout_from_bits(grad, bits, ctx.p), None, None
+
+
+dropout_from_bits.register_autograd(_from_bits_backward, setup_context=_from_bits_setup)
+
+
 def _bitpacked_setup(ctx, inputs, output):
     ctx.save_for_backward(output[1])  # n/8 bytes
     ctx.p = inputs[3]
@@ -164,7 +177,22 @@ class _EagerBitpacked(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (bits,) = ctx.saved_tensors
-        return dropout_from_bits_impl(grad, bits, ctx.p), None, None, None
+        return _EagerFromBits.apply(grad, bits, ctx.p), None, None, None
+
+
+class _EagerFromBits(torch.autograd.Function):
+    """dropkit::dropout_from_bits's autograd (linear in grad, so double backward works)."""
+
+    @staticmethod
+    def forward(ctx, grad, bits, p):
+        ctx.save_for_backward(bits)
+        ctx.p = p
+        return dropout_from_bits_impl(grad, bits, p)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (bits,) = ctx.saved_tensors
+        return _EagerFromBits.apply(grad, bits, ctx.p), None, None
 
 
 def apply_dropout(

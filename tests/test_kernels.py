@@ -1,0 +1,85 @@
+"""Every kernel backend computes the spec bit for bit (property tests with hypothesis)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dropkit import rng
+from dropkit.kernels import cpu, fallback
+from conftest import FLOAT_DTYPES
+
+BACKENDS = {"cpu": cpu, "torch": fallback}
+
+
+def reference(x: torch.Tensor, seed: int, offset: int, p: float) -> torch.Tensor:
+    """The spec's output, built from the numpy keep mask and the spec's rounding rule."""
+    keep = torch.from_numpy(rng.keep_mask(tuple(x.shape), p, seed, offset))
+    if x.dtype == torch.float64:
+        y = x * rng.scale(p)
+    else:
+        y = (x.float() * torch.tensor(rng.scale(p), dtype=torch.float32)).to(x.dtype)
+    return torch.where(keep, y, torch.zeros((), dtype=x.dtype))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("seed,offset", [(0, 0), (2**64 - 1, 2**34 + 1), (123456789, 7), (2**63 + 5, 2**40 - 2)])
+def test_forward_equals_reference(name, dtype, seed, offset):
+    x = torch.randn(1027, dtype=torch.float32).to(dtype)  # 1027: not a multiple of 4 or of the chunk
+    assert torch.equal(BACKENDS[name].dropout_fwd(x, seed, offset, 0.3), reference(x, seed, offset, 0.3))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_random_bits_equal_reference(name):
+    for seed, offset in [(1, 0), (2**64 - 1, 2**33 + 3), (99, 2**63 + 1)]:
+        got = BACKENDS[name].random_bits(4099, seed, offset).numpy()
+        assert np.array_equal(got, rng.random_bits(4099, seed, offset).astype(np.int64))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_bitpacked_forward_and_backward(name, dtype):
+    k = BACKENDS[name]
+    x = torch.randn(8 * 1000 + 5).to(dtype)
+    y, bits = k.dropout_fwd_packed(x, 11, 3, 0.4)
+    assert torch.equal(y, reference(x, 11, 3, 0.4))
+    assert bits.dtype == torch.uint8 and bits.numel() == (x.numel() + 7) // 8
+    keep = np.unpackbits(bits.numpy(), bitorder="little")[: x.numel()].astype(bool)
+    assert np.array_equal(keep, rng.keep_mask((x.numel(),), 0.4, 11, 3))
+    g = torch.randn_like(x)
+    assert torch.equal(k.dropout_bwd_packed(g, bits, 0.4), reference(g, 11, 3, 0.4))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_in_place_into_the_input(name):
+    x = torch.randn(5000)
+    expected = reference(x, 5, 0, 0.5)
+    out = BACKENDS[name].dropout_fwd(x, 5, 0, 0.5, out=x)
+    assert out.data_ptr() == x.data_ptr() and torch.equal(x, expected)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("p", [0.0, 1e-10, 1.0])
+def test_extreme_rates(name, p):
+    x = torch.randn(4096)
+    y = BACKENDS[name].dropout_fwd(x, 3, 0, p)
+    assert torch.equal(y, reference(x, 3, 0, p))
+    if p == 1.0:
+        assert torch.equal(y, torch.zeros_like(x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 20000),
+    seed=st.integers(0, 2**64 - 1),
+    offset=st.integers(0, 2**62),
+    p=st.sampled_from([0.0, 1e-10, 0.1, 0.5, 0.9, 1.0]) | st.floats(0, 1),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+)
+def test_property_cpu_and_torch_equal_reference(n, seed, offset, p, dtype):
+    x = torch.randn(n).to(dtype)
+    ref = reference(x, seed, offset, p)
+    assert torch.equal(cpu.dropout_fwd(x, seed, offset, p), ref)
+    assert torch.equal(fallback.dropout_fwd(x, seed, offset, p), ref)
