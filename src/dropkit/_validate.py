@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend"]
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -78,3 +78,12 @@ def backend(value, name: str = "backend") -> str:
     from .kernels import BACKENDS
 
     return choice(value, BACKENDS, name)
+
+
+def positive_int(value, name: str) -> int:
+    """An int >= 1 (a count such as samples or chunk): TypeError for a non-int, ValueError below 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 1, got {value!r} of type {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
