@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 from types import ModuleType
@@ -28,14 +29,10 @@ __all__ = ["BACKENDS", "backend_name", "for_tensor", "use_backend"]
 BACKENDS = ("auto", "cpu", "triton", "torch")
 _MODULES = {"cpu": "cpu", "triton": "triton", "torch": "fallback"}
 _forced: list[str] = []
+_loaded: dict[str, ModuleType] = {}
 
 
-def _requested() -> str:
-    if _forced:
-        return _forced[-1]
-    return _validate.backend(os.environ.get("DROPKIT_BACKEND", "auto"), "DROPKIT_BACKEND")
-
-
+@functools.cache
 def _triton_available() -> bool:
     try:
         importlib.import_module("triton")
@@ -46,17 +43,22 @@ def _triton_available() -> bool:
 
 def backend_name(x: torch.Tensor) -> str:
     """Name of the backend that runs kernels for tensor x."""
-    name = _requested()
-    if name != "auto":
-        return name
-    if x.device.type == "cpu":
-        return "cpu"
-    return "triton" if x.device.type == "cuda" and _triton_available() else "torch"
+    # Read on every call (about 1 us) so that a changed DROPKIT_BACKEND takes effect.
+    name = _forced[-1] if _forced else os.environ.get("DROPKIT_BACKEND", "auto")
+    if name == "auto":
+        if x.is_cpu:
+            return "cpu"
+        return "triton" if x.is_cuda and _triton_available() else "torch"
+    return _validate.backend(name, "DROPKIT_BACKEND")
 
 
 def for_tensor(x: torch.Tensor) -> ModuleType:
     """The kernel module (dropout_fwd, dropout_fwd_packed, ...) for tensor x."""
-    return importlib.import_module(f".{_MODULES[backend_name(x)]}", __name__)
+    name = backend_name(x)
+    module = _loaded.get(name)
+    if module is None:
+        module = _loaded[name] = importlib.import_module(f".{_MODULES[name]}", __name__)
+    return module
 
 
 @contextlib.contextmanager

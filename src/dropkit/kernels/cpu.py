@@ -136,35 +136,32 @@ def _bits_kernel(out, seed, offset, nthreads):
             out[start:stop] = buf[s : s + stop - start]
 
 
-_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_HALF = (torch.float16, torch.bfloat16)
 
 
-def _flat(t: torch.Tensor) -> np.ndarray:
-    return t.detach().view(-1).numpy()
-
-
-def _empty(n: int, dtype: torch.dtype) -> torch.Tensor:
-    # numpy asks the kernel for transparent huge pages on large arrays; a fresh
-    # torch allocation takes one page fault per 4 KiB, which costs as much as the
-    # kernel itself at 2^24 elements (measured: 30 ms vs 16 ms on 2 cores).
-    return torch.from_numpy(np.empty(n, dtype=_NUMPY_DTYPES[dtype]))
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy().reshape(-1)
 
 
 def _apply(kernel, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Tensor:
-    """Run an elementwise kernel on contiguous x; half types go through float32.
+    """Run an elementwise kernel (x, y, *args[:-1], scale) on contiguous x.
 
-    The spec computes float16 and bfloat16 as round(float32(x) * float32(scale)),
-    which is exactly the float32 kernel followed by one rounding cast.
+    The output is allocated by numpy, which asks the OS for transparent huge
+    pages on large arrays; a fresh torch allocation takes a page fault per
+    4 KiB, which at 2^24 elements cost as much as the kernel itself (30 ms vs
+    16 ms on 2 cores). Half types go through float32: the spec computes them as
+    round(float32(x) * float32(scale)), exactly a float32 pass and one cast.
     """
-    half = x.dtype in (torch.float16, torch.bfloat16)
-    xc = x.float() if half else x
-    yc = _empty(x.numel(), xc.dtype) if out is None or half else out
-    s = np.float64(args[-1]) if xc.dtype == torch.float64 else np.float32(args[-1])
-    kernel(_flat(xc), _flat(yc), *args[:-1], s)
-    y = yc.view(x.shape)
-    if half:
-        return y.to(x.dtype) if out is None else out.copy_(y)
-    return y
+    if x.dtype in _HALF:
+        y = _apply(kernel, x.float(), None, *args).to(x.dtype)
+        return y if out is None else out.copy_(y)
+    xn = _np(x)
+    if out is not None:
+        kernel(xn, _np(out), *args[:-1], xn.dtype.type(args[-1]))
+        return out
+    y = np.empty(x.shape, xn.dtype)  # shaped by numpy: torch's .view costs 2 us a call
+    kernel(xn, y.reshape(-1), *args[:-1], xn.dtype.type(args[-1]))
+    return torch.from_numpy(y)
 
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
@@ -176,14 +173,14 @@ def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> 
 def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
     """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8)
-    y = _apply(_dropout_packed_kernel, x, None, bits.numpy(), np.uint64(seed), np.uint64(offset),
+    y = _apply(_dropout_packed_kernel, x, None, _np(bits), np.uint64(seed), np.uint64(offset),
                np.uint64(rng.threshold(p)), nb.get_num_threads(), rng.scale(p))
     return y, bits
 
 
 def dropout_bwd_packed(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Tensor:
     """grad * scale where the packed keep bit is set, else 0 (grad contiguous)."""
-    return _apply(_unpack_kernel, grad, None, bits.numpy(), rng.scale(p))
+    return _apply(_unpack_kernel, grad, None, _np(bits), rng.scale(p))
 
 
 def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:

@@ -15,6 +15,9 @@ from .dropout import dropout_ as dropout_
 from .dropout import dropout_bitpacked as dropout_bitpacked
 from .dropout import dropout_from_bits as dropout_from_bits
 from .dropout import keep_mask as keep_mask
+from .concrete import concrete_dropout as concrete_dropout
+from .noise import apply_noise as apply_noise
+from .noise import noise as noise
 from .seed import draw_seed as draw_seed
 from .seed import seed_tensor as seed_tensor
 from .seed import seed_value as seed_value
@@ -29,4 +32,7 @@ __all__ = [
     "draw_seed",
     "seed_tensor",
     "seed_value",
+    "concrete_dropout",
+    "apply_noise",
+    "noise",
 ]

@@ -23,8 +23,7 @@ __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout
 
 
 def _like(x: Tensor, y: Tensor) -> Tensor:
-    """y (contiguous, logical order of x) laid out in x's memory format, as empty_like(x) would be."""
-    y = y.view(x.shape)
+    """y (contiguous, x's shape) laid out in x's memory format, as empty_like(x) would be."""
     if x.is_contiguous():
         return y
     return torch.empty_like(x).copy_(y)
@@ -81,7 +80,7 @@ def dropout_inplace_impl(x: Tensor, seed: int, offset: int, p: float) -> None:
     if x.is_contiguous():
         k.dropout_fwd(x, seed, offset, p, out=x)
     else:
-        x.copy_(k.dropout_fwd(x.contiguous(), seed, offset, p).view(x.shape))
+        x.copy_(k.dropout_fwd(x.contiguous(), seed, offset, p))
 
 
 @torch.library.custom_op("dropkit::dropout_", mutates_args=("x",))
@@ -161,7 +160,9 @@ class _EagerDropout(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _EagerDropout.apply(grad, *ctx.args), None, None, None
+        # Through apply only when a double backward needs the graph.
+        dx = _EagerDropout.apply(grad, *ctx.args) if grad.requires_grad else dropout_impl(grad, *ctx.args)
+        return dx, None, None, None
 
 
 class _EagerBitpacked(torch.autograd.Function):
@@ -177,7 +178,8 @@ class _EagerBitpacked(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (bits,) = ctx.saved_tensors
-        return _EagerFromBits.apply(grad, bits, ctx.p), None, None, None
+        fn = _EagerFromBits.apply if grad.requires_grad else dropout_from_bits_impl
+        return fn(grad, bits, ctx.p), None, None, None
 
 
 class _EagerFromBits(torch.autograd.Function):
@@ -192,7 +194,8 @@ class _EagerFromBits(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (bits,) = ctx.saved_tensors
-        return _EagerFromBits.apply(grad, bits, ctx.p), None, None
+        fn = _EagerFromBits.apply if grad.requires_grad else dropout_from_bits_impl
+        return fn(grad, bits, ctx.p), None, None
 
 
 def apply_dropout(

@@ -1,0 +1,46 @@
+"""Normal noise from the Philox stream (Box-Muller), for Gaussian dropout and noise.
+
+Stream words come in pairs (2k, 2k+1): u1 = (r[2k] + 1) / 2^32 in (0, 1], so
+log(u1) is finite, and u2 = r[2k+1] / 2^32 in [0, 1). With R = sqrt(-2 log u1)
+and T = 2 pi u2, element 2k gets R cos T and element 2k+1 gets R sin T
+(in float64). An element's normal depends only on its own pair, so a shard
+at offset + k gets exactly its slice of the whole batch's noise.
+
+Example:
+    >>> normal(3, seed=7, offset=0, device="cpu").shape
+    torch.Size([3])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .. import kernels
+
+__all__ = ["normal", "gaussian"]
+
+_TWO_M32 = 2.0**-32
+
+
+def normal(n: int, seed: int, offset: int, device) -> Tensor:
+    """Standard normals (float64) for stream indices offset .. offset+n-1."""
+    probe = torch.empty(0, device=device)
+    start = offset & ~1  # the pair that holds element `offset`
+    words = (offset + n - start + 1) & ~1
+    bits = kernels.for_tensor(probe).random_bits(words, seed, start, probe.device)
+    pairs = bits.to(device=probe.device, dtype=torch.float64).view(-1, 2)
+    radius = torch.sqrt(-2.0 * torch.log((pairs[:, 0] + 1.0) * _TWO_M32))
+    angle = (2.0 * math.pi * _TWO_M32) * pairs[:, 1]
+    z = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1).view(-1)
+    return z[offset - start : offset - start + n]
+
+
+def gaussian(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:
+    """x * (1 + sigma * z) + stddev * z, args = (sigma, stddev); `linear` drops the additive part."""
+    sigma, stddev = args
+    z = normal(x.numel(), seed, offset, x.device).view(x.shape).to(x.dtype)
+    y = x * (1.0 + sigma * z) if sigma else x.clone()
+    return y if linear or not stddev else y + stddev * z
