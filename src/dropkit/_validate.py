@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int"]
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -87,3 +87,32 @@ def positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
     return int(value)
+
+
+def probs_labels(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities (N, C, ...) and integer labels (N, ...) in [0, C) that match them."""
+    if not probs.is_floating_point() or probs.dim() < 2:
+        raise ValueError(f"probs must be a floating tensor of shape (N, C, ...), got dtype {probs.dtype} and shape {tuple(probs.shape)}")
+    expected = (probs.shape[0], *probs.shape[2:])
+    if labels.is_floating_point() or labels.dtype == torch.bool or tuple(labels.shape) != expected:
+        raise ValueError(
+            f"labels must be integers of shape {expected} to match probs of shape {tuple(probs.shape)}, "
+            f"got dtype {labels.dtype} and shape {tuple(labels.shape)}"
+        )
+    if labels.numel() and (labels.min() < 0 or labels.max() >= probs.shape[1]):
+        raise ValueError(f"labels must lie in [0, {probs.shape[1]}), got values from {int(labels.min())} to {int(labels.max())}")
+    return probs, labels.long()
+
+
+def scores_positives(scores: torch.Tensor, positives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real-valued scores without NaN and a boolean tensor of the same shape."""
+    if scores.is_complex() or scores.dtype == torch.bool or tuple(scores.shape) != tuple(positives.shape):
+        raise ValueError(
+            f"scores must be real numbers with the shape of the labels {tuple(positives.shape)}, "
+            f"got dtype {scores.dtype} and shape {tuple(scores.shape)}"
+        )
+    if positives.dtype != torch.bool:
+        raise ValueError(f"positives must be a bool tensor, got dtype {positives.dtype}")
+    if scores.is_floating_point() and bool(scores.isnan().any()):
+        raise ValueError("scores must not contain NaN")
+    return scores, positives

@@ -1,0 +1,221 @@
+"""Calibration and ranking metrics for probabilistic classifiers, and their plots.
+
+Probabilities are (N, C) or (N, C, d1, ...) with the class dimension at 1 and
+labels (N,) or (N, d1, ...), as torch.nn.CrossEntropyLoss takes them; every
+position counts as one prediction. Scalars come back as Python floats,
+computed in float64. Plots need matplotlib (the [lab] extra), imported only
+when a plot is drawn.
+
+Example:
+    >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    >>> labels = torch.tensor([0, 1, 1])
+    >>> round(nll(probs, labels), 4), round(brier(probs, labels), 4)
+    (0.4149, 0.2733)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from . import _validate
+
+__all__ = [
+    "nll",
+    "brier",
+    "ece",
+    "reliability",
+    "Reliability",
+    "auroc",
+    "misclassification_auroc",
+    "plot_reliability",
+    "plot_histograms",
+    "ECE_BINS",
+]
+
+ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
+
+
+def _flat(probs, labels) -> tuple[Tensor, Tensor]:
+    """(M, C) float64 probabilities and (M,) labels, one row per predicted position."""
+    probs, labels = _validate.probs_labels(torch.as_tensor(probs), torch.as_tensor(labels))
+    c = probs.shape[1]
+    return probs.movedim(1, -1).reshape(-1, c).double(), labels.reshape(-1)
+
+
+def nll(probs, labels) -> float:
+    """Mean negative log-likelihood -log p(label) in nats.
+
+    A probability of 0 is clamped to float64's smallest normal number, so a
+    confident mistake costs about 708 nats instead of infinity.
+
+    Example:
+        >>> round(nll(torch.tensor([[0.5, 0.5]]), torch.tensor([1])), 4)
+        0.6931
+    """
+    p, y = _flat(probs, labels)
+    picked = p.gather(1, y[:, None]).squeeze(1).clamp_min(torch.finfo(torch.float64).tiny)
+    return float(-picked.log().mean())
+
+
+def brier(probs, labels) -> float:
+    """Brier score: mean over predictions of sum_c (p_c - [c == label])^2, in [0, 2] (Brier 1950).
+
+    Example:
+        >>> brier(torch.tensor([[1.0, 0.0]]), torch.tensor([1]))
+        2.0
+    """
+    p, y = _flat(probs, labels)
+    onehot = torch.nn.functional.one_hot(y, p.shape[1]).double()
+    return float(((p - onehot) ** 2).sum(1).mean())
+
+
+@dataclasses.dataclass(frozen=True)
+class Reliability:
+    """Reliability-diagram data: per confidence bin, how many predictions, their accuracy and mean confidence.
+
+    Bin i holds confidences in (edges[i], edges[i+1]] (bin 0 also takes 0).
+    Empty bins have accuracy and confidence NaN.
+
+    Attributes:
+        edges: (bins + 1,) bin edges from 0 to 1.
+        counts: (bins,) predictions per bin.
+        accuracy: (bins,) fraction correct per bin.
+        confidence: (bins,) mean top-class probability per bin.
+    """
+
+    edges: Tensor
+    counts: Tensor
+    accuracy: Tensor
+    confidence: Tensor
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error: sum over bins of |bin| / N * |accuracy - confidence|."""
+        filled = self.counts > 0
+        weights = self.counts[filled].double() / self.counts.sum()
+        return float((weights * (self.accuracy[filled] - self.confidence[filled]).abs()).sum())
+
+    def to_dict(self) -> dict:
+        """Plain lists (NaN as None) for JSON."""
+        def clean(t: Tensor) -> list:
+            return [None if v != v else v for v in t.tolist()]
+
+        return {"edges": self.edges.tolist(), "counts": self.counts.tolist(), "accuracy": clean(self.accuracy), "confidence": clean(self.confidence)}
+
+
+def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
+    """Bin predictions by top-class confidence into `bins` equal-width bins.
+
+    Example:
+        >>> r = reliability(torch.tensor([[0.75, 0.25]] * 4), torch.tensor([0, 0, 0, 1]))
+        >>> r.ece
+        0.0
+    """
+    bins = _validate.positive_int(bins, "bins")
+    p, y = _flat(probs, labels)
+    conf, pred = p.max(1)
+    correct = (pred == y).double()
+    # ceil puts a confidence that sits exactly on an edge into the bin below it: bins are (lo, hi].
+    idx = (conf * bins).ceil().long().sub(1).clamp(0, bins - 1)
+    counts = torch.bincount(idx, minlength=bins)
+    sums = torch.zeros(bins, dtype=torch.float64)
+    acc = sums.index_add(0, idx, correct) / counts
+    mean_conf = sums.index_add(0, idx, conf) / counts
+    return Reliability(torch.linspace(0, 1, bins + 1, dtype=torch.float64), counts, acc, mean_conf)
+
+
+def ece(probs, labels, bins: int = ECE_BINS) -> float:
+    """Expected calibration error with `bins` equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017).
+
+    Example:
+        >>> round(ece(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), torch.tensor([0, 1])), 4)
+        0.35
+    """
+    return reliability(probs, labels, bins).ece
+
+
+def auroc(scores, positives) -> float:
+    """Exact area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
+
+    Computed from average ranks (the Mann-Whitney U statistic), so it equals
+    the trapezoidal ROC area exactly, ties included.
+
+    Example:
+        >>> auroc(torch.tensor([0.1, 0.4, 0.4, 0.9]), torch.tensor([False, True, False, True]))
+        0.875
+    """
+    scores, positives = _validate.scores_positives(torch.as_tensor(scores), torch.as_tensor(positives))
+    scores = scores.reshape(-1).double()
+    positives = positives.reshape(-1)
+    n_pos = int(positives.sum())
+    n_neg = positives.numel() - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"auroc needs positives and negatives, got {n_pos} positives and {n_neg} negatives")
+    _, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mean_rank = ends - (counts.double() - 1) / 2  # 1-based ranks, ties share their average
+    rank_sum = mean_rank[inverse][positives].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def misclassification_auroc(uncertainty, correct) -> float:
+    """AUROC of an uncertainty score (higher = less sure) at telling wrong predictions from right ones.
+
+    Example:
+        >>> misclassification_auroc(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([True, True, False]))
+        1.0
+    """
+    return auroc(uncertainty, ~torch.as_tensor(correct, dtype=torch.bool))
+
+
+def _figure(ncols: int = 1):
+    from matplotlib.figure import Figure  # the [lab] extra; Figure needs no pyplot and no GUI backend
+
+    fig = Figure(figsize=(5 * ncols, 4.2), layout="constrained")
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
+    """Reliability diagram: accuracy against confidence per bin for each named curve, with the diagonal.
+
+    Example:
+        >>> plot_reliability({"MC T=50": reliability(p, y)}, "reliability.png")  # doctest: +SKIP
+    """
+    fig, (ax,) = _figure()
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    for name, r in curves.items():
+        filled = r.counts > 0
+        ax.plot(r.confidence[filled].numpy(), r.accuracy[filled].numpy(), marker="o", markersize=4, label=f"{name} (ECE {r.ece:.4f})")
+    ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability diagram")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def plot_histograms(scores: Mapping[str, Tensor], correct, path, bins: int = 40) -> None:
+    """One panel per named uncertainty score: its histogram for correct and for wrong predictions.
+
+    Example:
+        >>> plot_histograms({"predictive entropy": h}, correct, "uncertainty_hist.png")  # doctest: +SKIP
+    """
+    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
+    fig, axes = _figure(len(scores))
+    for ax, (name, s) in zip(axes, scores.items()):
+        s = torch.as_tensor(s).reshape(-1).double()
+        hi = float(s.max()) if s.numel() else 1.0
+        edges = torch.linspace(0, max(hi, 1e-12), bins + 1).numpy()
+        for mask, label, colour in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
+            ax.hist(s[mask].numpy(), bins=edges, density=True, alpha=0.55, color=colour, label=f"{label} ({int(mask.sum())})")
+        ax.set(xlabel=f"{name} (nats)", ylabel="density", title=f"{name}: AUROC {_safe_auroc(s, correct)}")
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def _safe_auroc(score: Tensor, correct: Tensor) -> str:
+    try:
+        return f"{misclassification_auroc(score, correct):.3f}"
+    except ValueError:
+        return "n/a"

@@ -1,0 +1,287 @@
+"""Monte-Carlo dropout: predictive uncertainty from any model that has dropout (Gal and Ghahramani 2016).
+
+Keep dropout on at test time, run T stochastic passes and read the spread of the
+T predictions as uncertainty. `mc_dropout(model)` switches on only the
+dropout-family modules (BatchNorm and everything else stay in eval mode);
+`mc_predict` runs the T passes batched and summarizes them.
+
+Example:
+    >>> import torch, dropkit
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), dropkit.Dropout(0.5), torch.nn.Linear(8, 3))
+    >>> r = dropkit.mc_predict(model, torch.randn(2, 4), samples=20, seed=0)
+    >>> r.samples.shape, r.mean_probs.shape, r.mutual_information.shape
+    (torch.Size([20, 2, 3]), torch.Size([2, 3]), torch.Size([2]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from . import _mode, _validate
+
+__all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS"]
+
+TASKS = ("classification", "regression")
+
+# Default size of one replicated batch, in input elements (64 MiB of float32):
+# large enough that T = 50 copies of a typical test batch run in one forward,
+# small enough that 224x224 images still fit a few copies per pass.
+CHUNK_ELEMENTS = 2**24
+
+
+def is_dropout(module: torch.nn.Module) -> bool:
+    """True for dropout-family modules: torch's `_DropoutNd` subclasses and dropkit's layers.
+
+    Example:
+        >>> is_dropout(torch.nn.Dropout2d()), is_dropout(torch.nn.BatchNorm1d(3))
+        (True, False)
+    """
+    from . import nn as dnn
+
+    family = getattr(dnn, "is_dropout", None)
+    if family is not None:
+        return bool(family(module))
+    # dropkit's own layers live in dropkit.nn; torch's all derive from _DropoutNd.
+    return isinstance(module, torch.nn.modules.dropout._DropoutNd) or (
+        type(module).__module__ == dnn.__name__ and hasattr(module, "p")
+    )
+
+
+def shares_mask_across_batch(module: torch.nn.Module) -> bool:
+    """True for dropout modules whose one draw covers the whole batch (weights, embedding rows, batchwise blocks).
+
+    Replicated copies of an input in one forward would all see the same mask
+    there, so mc_predict runs one sample per forward for models that hold one.
+
+    Example:
+        >>> shares_mask_across_batch(torch.nn.Dropout())
+        False
+    """
+    name = type(module).__name__
+    return name in ("DropConnectLinear", "EmbeddingDropout", "WeightDropout") or (
+        name.startswith("DropBlock") and bool(getattr(module, "batchwise", False))
+    )
+
+
+@contextlib.contextmanager
+def mc_dropout(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Make only the dropout-family modules of `model` stochastic; restore every module's mode on exit.
+
+    Each module's `training` flag is set on its own (never through `.train()`,
+    which recurses), so BatchNorm keeps its running statistics and normalizes
+    with them. Inside the block dropkit's functional dropout drops even with
+    training=False, and PyTorch's fused attention fast path is off (it skips the
+    dropout modules of nn.TransformerEncoderLayer in eval mode); that switch is
+    process-wide while the block runs. Nesting works: each exit restores what
+    its entry found. Dropout written as a float attribute of another module
+    (nn.MultiheadAttention's attention dropout) stays off.
+
+    Args:
+        model: any nn.Module.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5)).eval()
+        >>> with mc_dropout(model):
+        ...     [m.training for m in model]
+        [False, False, True]
+        >>> model[2].training
+        False
+    """
+    saved = [(m, m.training) for m in model.modules()]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    try:
+        for m, _ in saved:
+            m.training = is_dropout(m)
+        torch.backends.mha.set_fastpath_enabled(False)
+        with _mode.mc_enabled():
+            yield model
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        for m, training in saved:
+            m.training = training
+
+
+def _entropy(probs: Tensor, dim: int) -> Tensor:
+    # entr(0) = 0, so classes with zero probability add nothing instead of NaN.
+    return torch.special.entr(probs).sum(dim)
+
+
+@dataclasses.dataclass(eq=False)
+class MCResult:
+    """T stochastic predictions and their summaries (entropies in nats).
+
+    Classification treats `samples` as logits with the class dimension at
+    dim 2, i.e. dim 1 of each prediction, as torch.nn.CrossEntropyLoss does:
+    (T, B, C) or (T, B, C, H, W). Summaries are computed on first access.
+
+    Attributes:
+        samples: (T, B, ...) raw model outputs, one row per pass.
+        task: "classification" or "regression".
+
+    Example:
+        >>> r = MCResult(torch.zeros(4, 2, 3), "classification")
+        >>> r.predictive_entropy
+        tensor([1.0986, 1.0986])
+    """
+
+    samples: Tensor
+    task: str = "classification"
+
+    def _require(self, task: str, name: str) -> None:
+        if self.task != task:
+            raise AttributeError(f"{name} is defined for task={task!r}, this result has task={self.task!r}")
+
+    @functools.cached_property
+    def probs(self) -> Tensor:
+        """(T, B, C, ...) softmax of each pass."""
+        self._require("classification", "probs")
+        return torch.softmax(self.samples.float() if self.samples.dtype in (torch.float16, torch.bfloat16) else self.samples, dim=2)
+
+    @functools.cached_property
+    def mean_probs(self) -> Tensor:
+        """(B, C, ...) predictive distribution: the average of the T softmaxes."""
+        return self.probs.mean(0)
+
+    @functools.cached_property
+    def predictive_entropy(self) -> Tensor:
+        """(B, ...) H[mean_probs]: total uncertainty."""
+        return _entropy(self.mean_probs, 1)
+
+    @functools.cached_property
+    def expected_entropy(self) -> Tensor:
+        """(B, ...) mean over passes of each pass's entropy: the aleatoric part."""
+        return _entropy(self.probs, 2).mean(0)
+
+    @functools.cached_property
+    def mutual_information(self) -> Tensor:
+        """(B, ...) BALD: predictive minus expected entropy, the part due to the weights (epistemic)."""
+        # Mathematically >= 0 (Jensen); rounding can leave -1e-8.
+        return (self.predictive_entropy - self.expected_entropy).clamp_min(0)
+
+    @functools.cached_property
+    def variance(self) -> Tensor:
+        """(B, C, ...) variance of each class probability over the passes (divisor T)."""
+        return self.probs.var(0, correction=0)
+
+    @functools.cached_property
+    def mean(self) -> Tensor:
+        """(B, ...) regression: the average prediction."""
+        self._require("regression", "mean")
+        return self.samples.mean(0)
+
+    @functools.cached_property
+    def std(self) -> Tensor:
+        """(B, ...) regression: standard deviation over the passes (divisor T, so T = 1 gives 0)."""
+        self._require("regression", "std")
+        return self.samples.std(0, correction=0)
+
+
+def _default_chunk(samples: int, x: Tensor) -> int:
+    per_copy = max(1, x.numel())
+    return max(1, min(samples, CHUNK_ELEMENTS // per_copy))
+
+
+def _forward_copies(model: torch.nn.Module, x: Tensor, copies: int) -> Tensor:
+    """(copies, B, ...) outputs of one forward over `copies` stacked replicas of x."""
+    batch = x.shape[0]
+    out = model(x.repeat(copies, *([1] * (x.dim() - 1))))
+    if not isinstance(out, Tensor):
+        raise TypeError(f"mc_predict needs a model that returns a tensor, got {type(out).__name__}")
+    if out.dim() == 0 or out.shape[0] != copies * batch:
+        raise ValueError(
+            f"mc_predict needs an output with the batch dimension first: input batch {copies} x {batch} = "
+            f"{copies * batch} rows gave an output of shape {tuple(out.shape)}"
+        )
+    return out.view(copies, batch, *out.shape[1:])
+
+
+def _rng_scope(seed: int | None, device: torch.device):
+    if seed is None:
+        return contextlib.nullcontext()
+    # fork_rng restores the global generators on exit: a seeded call leaves the user's RNG where it was.
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.random.fork_rng(device_type=device.type if device.type != "cpu" else "cuda"))
+    torch.manual_seed(seed)
+    return stack
+
+
+def mc_predict(
+    model: torch.nn.Module,
+    x: Tensor,
+    samples: int = 50,
+    *,
+    chunk: int | None = None,
+    seed: int | None = None,
+    task: str = "classification",
+) -> MCResult:
+    """T stochastic forward passes of `model` on `x` under mc_dropout, batched.
+
+    The input is replicated along the batch dimension, `chunk` copies per
+    forward, so T passes cost ceil(T / chunk) forwards, not T. Each copy gets
+    its own mask because dropout masks are drawn per element (or per sample,
+    channel or time series) of the whole replicated batch. Models holding a
+    layer that draws one mask for the whole batch (DropConnect, embedding
+    dropout, DropBlock with batchwise=True) would give identical copies, so for
+    them the default is one pass per forward.
+
+    Args:
+        model: any module whose forward takes a tensor with the batch first and
+            returns a tensor with the batch first.
+        x: (B, ...) input of any rank: (B, F) tables and (B, C, H, W) images alike.
+        samples: T, the number of stochastic passes (>= 1).
+        chunk: copies per forward. Default: as many as fit CHUNK_ELEMENTS input
+            elements, at most T (1 for batch-shared-mask models).
+        seed: makes the result reproducible: dropout masks come from torch's
+            generators seeded with it inside torch.random.fork_rng, so the
+            caller's global RNG state is left untouched. The same (seed, chunk)
+            gives the same samples; another chunk gives other, equally valid
+            draws. Layers built with their own `generator=` draw from it instead.
+        task: "classification" (outputs are logits, class dimension 1) or
+            "regression" (outputs are predictions).
+
+    Returns:
+        MCResult with samples (T, B, ...) and the task's summaries.
+
+    Example:
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+        >>> r = mc_predict(model, torch.randn(5, 3), samples=30, seed=1, task="regression")
+        >>> r.mean.shape, r.std.shape
+        (torch.Size([5, 1]), torch.Size([5, 1]))
+    """
+    _validate.float_tensor(x, "x")
+    if x.dim() == 0:
+        raise ValueError("x must have a batch dimension, got a 0-dim tensor")
+    samples = _validate.positive_int(samples, "samples")
+    chunk = None if chunk is None else _validate.positive_int(chunk, "chunk")
+    seed = _validate.seed(seed)
+    task = _validate.choice(task, TASKS, "task")
+    shared = any(shares_mask_across_batch(m) for m in model.modules())
+    if chunk is None:
+        chunk = 1 if shared else _default_chunk(samples, x)
+    elif shared and chunk > 1:
+        warnings.warn(
+            "mc_predict: the model has a layer that draws one mask per batch; copies in one forward share it, "
+            "so samples are correlated (pass chunk=1 for independent samples)",
+            stacklevel=2,
+        )
+    parts = []
+    with torch.no_grad(), _rng_scope(seed, x.device), mc_dropout(model):
+        for start in range(0, samples, chunk):
+            parts.append(_forward_copies(model, x, min(chunk, samples - start)))
+    out = torch.cat(parts)
+    # Catches what the module checks cannot see: a custom layer sharing one mask
+    # over the batch, dropout only in functional calls of non-dropkit code, or p = 0.
+    if samples > 1 and torch.equal(out[0], out[1]):
+        warnings.warn(
+            "mc_predict: the first two samples are identical; no dropout is active in this model's forward, "
+            "or a layer shares one mask over the batch (try chunk=1)",
+            stacklevel=2,
+        )
+    return MCResult(out, task)
