@@ -1,0 +1,258 @@
+"""The `dropkit` command: thin typed commands over dropkit.lab, registered in one flat list.
+
+    dropkit demo                      # dropout vs no dropout vs L2 on Fashion-MNIST (or digits)
+    dropkit train --hidden 1024 1024 --dropout 0.5 --input-dropout 0.2 --max-norm 3
+    dropkit sweep --rates 0 0.2 0.5 0.8 --seeds 0 1 2
+    dropkit bench --quick
+
+Known errors (bad data, bad settings, a run folder in the way) print one line on
+stderr and exit with status 2; Ctrl-C saves a checkpoint and exits with 130.
+
+To add a command, write a function with a one-line docstring and decorate it with
+`@app.command()` and then `@known_errors` (see `demo`).
+"""
+
+import contextlib
+import functools
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .lab import LabError
+from .lab.models import SettingsError
+
+app = typer.Typer(
+    name="dropkit",
+    help="Dropout experiments on real data: demo, train, sweep, bench.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<command>).")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoints.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run files in a non-empty --out.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no table.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")]
+
+
+def _opt(kind, help: str, *names: str):
+    return Annotated[Optional[kind], typer.Option(*names, help=help)]
+
+
+# Options shared by demo, train and sweep, each mapped onto a field of dropkit.lab.train.Settings.
+# Unset options (None) keep the Settings default, so the defaults live in one place.
+_TRAINING_OPTIONS = {
+    "dataset": _opt(str, "auto | fashion-mnist | mnist | digits (auto: Fashion-MNIST if found, else digits)."),
+    "data_dir": _opt(str, "Directory with the IDX files (searched before $DROPKIT_DATA, /usr/share/datasets)."),
+    "download": Annotated[bool, typer.Option("--download", help="Fetch MNIST/Fashion-MNIST if missing; sha256 checked.")],
+    "hidden": _opt(str, "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024). Default 256 128."),
+    "dropout": _opt(str, "Hidden dropout: one rate or one per layer. Default 0.5 0.3, or 0.5 each with --hidden."),
+    "input_dropout": _opt(float, "Dropout rate on the inputs (Srivastava et al.: 0.2)."),
+    "max_norm": _opt(float, "Max L2 norm of each unit's incoming weights (Srivastava et al.: 3-4)."),
+    "l1": _opt(float, "L1 penalty on weights."),
+    "l2": _opt(float, "L2 penalty (weight decay) on weights; in demo, the l2 run's (default 5e-4)."),
+    "optimizer": _opt(str, "sgd | adam."),
+    "lr": _opt(float, "Learning rate (default 0.05 for sgd, 0.001 for adam)."),
+    "momentum": _opt(float, "SGD momentum (default 0.9)."),
+    "schedule": _opt(str, "constant | cosine | step (default cosine)."),
+    "epochs": _opt(int, "Epochs per run (default 15)."),
+    "batch_size": _opt(int, "Mini-batch size (default 128)."),
+    "val_split": _opt(float, "Fraction of the training set held out for validation."),
+    "seed": _opt(int, "Seed of initialisation, batch order and dropout masks (default 0)."),
+    "time_budget": _opt(str, "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h."),
+    "threads": _opt(int, "torch threads (default: one per core)."),
+}
+
+# `--hidden 1024 1024` is joined into `--hidden 1024,1024` before parsing: click options take one value.
+_LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds")
+_NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
+
+
+def join_list_options(argv: list[str]) -> list[str]:
+    """Join the space-separated values of list options into one comma-separated value.
+
+    Example:
+        >>> join_list_options(["train", "--hidden", "1024", "1024", "--epochs", "3"])
+        ['train', '--hidden', '1024,1024', '--epochs', '3']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i])
+        i += 1
+        if out[-1] in _LIST_OPTIONS:
+            values = []
+            while i < len(argv) and _NUMBER.fullmatch(argv[i]):
+                values.append(argv[i])
+                i += 1
+            if values:
+                out.append(",".join(values))
+    return out
+
+
+def _numbers(text: str, kind, name: str) -> tuple:
+    try:
+        return tuple(kind(v) for v in re.split(r"[,\s]+", text.strip()) if v)
+    except ValueError:
+        raise SettingsError(f"{name} must be a list of {kind.__name__}s like 1,2,3, got {text!r}") from None
+
+
+def _settings(options: dict):
+    from .lab import train
+
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    if "hidden" in given:
+        given["hidden"] = _numbers(given["hidden"], int, "hidden")
+        given.setdefault("dropout", "0.5")
+    if "dropout" in given:
+        given["dropout"] = _numbers(given["dropout"], float, "dropout")
+    if "time_budget" in given:
+        given["time_budget"] = train.parse_duration(given["time_budget"])
+    return train.Settings(**given)
+
+
+def training_options(exclude: tuple[str, ...] = ()):
+    """Add the shared training options to a command, which receives them as `settings` (a train.Settings)."""
+
+    def decorate(fn):
+        names = [n for n in _TRAINING_OPTIONS if n not in exclude]
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "settings"]
+        shared = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_TRAINING_OPTIONS[n], default=None if n != "download" else False)
+            for n in names
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            options = {n: kwargs.pop(n) for n in names}
+            return fn(settings=options, **kwargs)  # options become Settings inside known_errors' reach
+
+        wrapper.__signature__ = inspect.Signature(own + shared)
+        return wrapper
+
+    return decorate
+
+
+def known_errors(fn):
+    """Turn dropkit.lab's known errors into one line on stderr: exit status 2, or 130 for Ctrl-C."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .lab.train import Interrupted
+
+        try:
+            return fn(*args, **kwargs)
+        except LabError as e:
+            typer.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
+            raise typer.Exit(130 if isinstance(e, Interrupted) else 2) from None
+
+    return wrapper
+
+
+def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resume: bool, overwrite: bool, quiet: bool):
+    """Build the runs from the options, train them with progress bars unless quiet; return (summary, run folder)."""
+    from .lab import report, train
+
+    runs = runs_of(_settings(options))
+    out = out or Path("runs") / command
+    progress = train.Progress() if quiet else report.RichProgress()
+    try:
+        with progress if not quiet else contextlib.nullcontext():
+            summary = train.run_experiment(runs, out, command=command, resume=resume, overwrite=overwrite, progress=progress)
+    except train.Interrupted as e:
+        raise train.Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
+    return summary, out
+
+
+def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
+    from rich.console import Console
+
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    elif not quiet:
+        Console().print(table)
+        typer.echo(footer)
+
+
+@app.command()
+@known_errors
+@training_options()
+def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+    """Train the seed network with dropout, without, and with L2 from the same start; compare them."""
+    from .lab import report, train
+
+    l2 = settings.pop("l2")
+    runs_of = functools.partial(train.demo_runs, **({"l2": l2} if l2 is not None else {}))
+    summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
+    _show(summary, report.summary_table(summary), quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png)")
+
+
+@app.command("train")
+@known_errors
+@training_options()
+def train_(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+    """Train one MLP with the given settings and write a run folder."""
+    from .lab import report
+
+    summary, out = _experiment("train", lambda s: {"dropout" if s.uses_dropout else "no_dropout": s}, settings, out, resume, overwrite, quiet)
+    _show(summary, report.summary_table(summary), quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png)")
+
+
+@app.command()
+@known_errors
+@training_options(exclude=("dropout",))
+def sweep(
+    settings,
+    rates: Annotated[str, typer.Option(help="Hidden dropout rates, e.g. --rates 0 0.2 0.5 0.8.")] = "0,0.2,0.4,0.5,0.6,0.8",
+    seeds: Annotated[str, typer.Option(help="Seeds per rate, e.g. --seeds 0 1 2.")] = "0,1",
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Test error against the dropout rate over several seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
+    from .lab import report, train
+
+    runs_of = functools.partial(train.sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
+    summary, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
+    config = json.loads((out / "config.json").read_text())  # on --resume the rates come from here
+    result = report.sweep_summary({n: train.Settings.from_dict(d) for n, d in config["runs"].items()}, summary)
+    report.write_json(out / "sweep.json", result)
+    report.plot_sweep(result, out / "sweep.png")
+    _show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json)")
+
+
+@app.command()
+@known_errors
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes, short timings: a smoke test, not numbers.")] = False,
+    as_json: Json = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the result as JSON to FILE.")] = None,
+    quiet: Quiet = False,
+):
+    """Time dropkit's dropout against torch on this CPU and print the table."""
+    from rich.console import Console
+
+    from .lab import bench as benchmark
+
+    console = Console(stderr=True)
+    progress = None if quiet or as_json else (lambda message: console.print(message, style="dim", highlight=False))
+    result = benchmark.run(quick=quick, progress=progress)
+    if out is not None:
+        benchmark.save(result, out)
+    typer.echo(json.dumps(result, indent=2) if as_json else benchmark.format_table(result))
+
+
+def main() -> None:
+    """Entry point of the `dropkit` console script."""
+    app(args=join_list_options(sys.argv[1:]), prog_name="dropkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Data sets for the lab: MNIST and Fashion-MNIST from IDX files, scikit-learn's digits as a fallback.
+
+IDX files (gzip or raw) are searched in this order: `data_dir`, `$DROPKIT_DATA`,
+/usr/share/datasets (Debian's `dataset-fashion-mnist` package), ~/.cache/dropkit.
+In each root the files may sit in `<root>/<name>/` or, for an explicit data_dir,
+directly in it. `download=True` fetches the official files and checks their sha256.
+
+Example:
+    >>> ds = load("digits")
+    >>> ds.x_train.shape, ds.n_classes
+    (torch.Size([1437, 64]), 10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import LabError
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "DATASETS",
+    "read_idx",
+    "find_idx_dir",
+    "download",
+    "load",
+    "load_test_tensors",
+]
+
+DATASETS = ("auto", "fashion-mnist", "mnist", "digits")
+
+# (file stem, magic number): 0x08 = unsigned byte, last byte = number of dimensions.
+_FILES = {
+    "train_images": ("train-images-idx3-ubyte", 0x00000803),
+    "train_labels": ("train-labels-idx1-ubyte", 0x00000801),
+    "test_images": ("t10k-images-idx3-ubyte", 0x00000803),
+    "test_labels": ("t10k-labels-idx1-ubyte", 0x00000801),
+}
+
+# Official locations and sha256 of the .gz files (the same sums torchvision's md5s identify).
+MIRRORS = {
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+}
+SHA256 = {
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+}
+
+SYSTEM_ROOT = Path("/usr/share/datasets")
+FASHION_HINT = (
+    "to use Fashion-MNIST: apt-get install dataset-fashion-mnist, "
+    "or dropkit demo --dataset fashion-mnist --download"
+)
+
+
+class DataError(LabError):
+    """A data set is missing, truncated, corrupt or inconsistent."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A classification data set as in-memory tensors: x float32 (n, features), y int64 (n,).
+
+    Inputs are standardised with the training set's mean and standard deviation.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str  # where it was read from, for the run's config.json
+    notice: str | None = None  # a line for the user, e.g. why digits replaced Fashion-MNIST
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def _open(path: Path):
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_idx(path, magic: int | None = None) -> np.ndarray:
+    """Read one IDX file (gzip or raw) of unsigned bytes, checking its magic number and size.
+
+    Args:
+        path: the file.
+        magic: the expected magic number (0x803 for images, 0x801 for labels); None accepts any
+            unsigned-byte IDX file.
+
+    Raises:
+        DataError: wrong magic number, or a file shorter or longer than its header says.
+
+    Example:
+        >>> labels = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", 0x801)
+    """
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip raises these for a truncated or corrupt stream
+        raise DataError(f"cannot read {path}: {e}") from None
+    if len(raw) < 4:
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, an IDX header needs at least 4")
+    found = int.from_bytes(raw[:4], "big")
+    if (magic is not None and found != magic) or found >> 8 != 0x08 or not 1 <= (found & 0xFF) <= 4:
+        want = f"0x{magic:08x}" if magic is not None else "0x000008NN"
+        raise DataError(f"{path} is not an IDX file of the expected kind: magic number 0x{found:08x}, expected {want}")
+    ndim = found & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, its header alone needs {header}")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    size = int(np.prod(dims))
+    if len(raw) - header != size:
+        state = "truncated" if len(raw) - header < size else "longer than its header says"
+        raise DataError(
+            f"{path} is {state}: {len(raw) - header} data bytes, dimensions {'x'.join(map(str, dims))} need {size}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _file(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _has_all(directory: Path) -> bool:
+    return all(_file(directory, stem) is not None for stem, _ in _FILES.values())
+
+
+def search_roots(data_dir=None) -> list[Path]:
+    """The directories searched for IDX files, in order (data_dir first when given)."""
+    roots = [Path(data_dir).expanduser()] if data_dir is not None else []
+    if os.environ.get("DROPKIT_DATA"):
+        roots.append(Path(os.environ["DROPKIT_DATA"]).expanduser())
+    return roots + [SYSTEM_ROOT, Path.home() / ".cache" / "dropkit"]
+
+
+def find_idx_dir(name: str, data_dir=None) -> Path | None:
+    """The first directory holding all four IDX files of `name`, or None.
+
+    An explicit data_dir must exist; it may hold the files directly or in data_dir/<name>.
+
+    Example:
+        >>> find_idx_dir("fashion-mnist")
+        PosixPath('/usr/share/datasets/fashion-mnist')
+    """
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataError(f"data directory not found: {data_dir}")
+    for i, root in enumerate(search_roots(data_dir)):
+        candidates = [root / name] + ([root] if data_dir is not None and i == 0 else [])
+        for directory in candidates:
+            if _has_all(directory):
+                return directory
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(name: str, data_dir=None, mirror: str | None = None) -> Path:
+    """Fetch the four official .gz files of `name` into data_dir/<name> (default ~/.cache/dropkit/<name>).
+
+    Each file is checked against its published sha256 before it is moved into place,
+    so a failed or tampered download never leaves a file that looks valid.
+
+    Example:
+        >>> download("mnist")  # doctest: +SKIP
+        PosixPath('/root/.cache/dropkit/mnist')
+    """
+    if name not in SHA256:
+        raise DataError(f"--download supports {', '.join(SHA256)}, not {name!r}")
+    root = Path(data_dir).expanduser() if data_dir is not None else Path.home() / ".cache" / "dropkit"
+    target = root / name
+    target.mkdir(parents=True, exist_ok=True)
+    base = mirror or MIRRORS[name]
+    for filename, expected in SHA256[name].items():
+        final = target / filename
+        if final.is_file() and _sha256(final) == expected:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{filename}.")
+        os.close(fd)
+        try:
+            try:
+                urllib.request.urlretrieve(base + filename, tmp)
+            except OSError as e:
+                raise DataError(f"cannot download {base + filename}: {e}") from None
+            got = _sha256(Path(tmp))
+            if got != expected:
+                raise DataError(f"{base + filename} has sha256 {got}, expected {expected}; not saved")
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return target
+
+
+def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    # One scalar mean and std from the training set: keeps pixels comparable and leaks nothing from test.
+    x_train = torch.from_numpy(x_train.reshape(len(x_train), -1).astype(np.float32))
+    x_test = torch.from_numpy(x_test.reshape(len(x_test), -1).astype(np.float32))
+    mean, std = x_train.mean(), x_train.std()
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def _load_idx(name: str, directory: Path) -> Dataset:
+    arrays = {key: read_idx(_file(directory, stem), magic) for key, (stem, magic) in _FILES.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise DataError(
+                f"{directory}: {split} images and labels disagree: {len(images)} images, {len(labels)} labels"
+            )
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DataError(
+            f"{directory}: train images are {arrays['train_images'].shape[1:]}, test images "
+            f"{arrays['test_images'].shape[1:]}"
+        )
+    x_train, x_test = _standardise(arrays["train_images"], arrays["test_images"])
+    y_train = torch.from_numpy(arrays["train_labels"].astype(np.int64))
+    y_test = torch.from_numpy(arrays["test_labels"].astype(np.int64))
+    return Dataset(name, x_train, y_train, x_test, y_test, source=str(directory))
+
+
+def _load_digits(notice: str | None = None) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # A fixed split (not the run's seed): every run of every command sees the same test set.
+    order = np.random.default_rng(0).permutation(len(bunch.target))
+    n_test = len(order) // 5
+    test, train = order[:n_test], order[n_test:]
+    x_train, x_test = _standardise(bunch.data[train], bunch.data[test])
+    y = torch.from_numpy(bunch.target.astype(np.int64))
+    return Dataset("digits", x_train, y[train], x_test, y[test], source="sklearn.datasets.load_digits", notice=notice)
+
+
+def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> Dataset:
+    """Load a data set by name: auto, fashion-mnist, mnist or digits.
+
+    `auto` is Fashion-MNIST where found, else digits with a notice saying how to get
+    Fashion-MNIST. `download_missing` fetches MNIST or Fashion-MNIST when not found.
+
+    Raises:
+        DataError: unknown name, missing directory or files, or a corrupt file.
+
+    Example:
+        >>> ds = load("fashion-mnist")  # doctest: +SKIP
+        >>> ds.x_train.shape
+        torch.Size([60000, 784])
+    """
+    if name not in DATASETS:
+        raise DataError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    if name == "digits":
+        return _load_digits()
+    wanted = "fashion-mnist" if name == "auto" else name
+    directory = find_idx_dir(wanted, data_dir)
+    if directory is None and download_missing:
+        directory = download(wanted, data_dir)
+    if directory is not None:
+        return _load_idx(wanted, directory)
+    if name == "auto":
+        return _load_digits(notice=f"Fashion-MNIST not found, using scikit-learn's digits (8x8); {FASHION_HINT}")
+    searched = ", ".join(str(r / wanted) for r in search_roots(data_dir))
+    raise DataError(
+        f"{wanted} IDX files not found (searched {searched}); pass --data-dir DIR or --download"
+    )
+
+
+def load_test_tensors(name: str, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split of a data set as (x float32 (n, features), y int64 (n,)), preprocessed as in training.
+
+    Use it with train.load_model to evaluate a trained run:
+
+    Example:
+        >>> model, settings = train.load_model("runs/demo")  # doctest: +SKIP
+        >>> x, y = load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
+    """
+    ds = load(name, data_dir)
+    return ds.x_test, ds.y_test

@@ -1,0 +1,263 @@
+"""What a run leaves behind: summary.json, metrics.jsonl, tables, curves.png, sweep.json and sweep.png.
+
+Every file is written atomically (a temp file in the same folder, then os.replace), so
+an interrupted run never leaves a half-written report.
+
+Example:
+    >>> summary = json.load(open("runs/demo/summary.json"))  # doctest: +SKIP
+    >>> rich.print(summary_table(summary))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+
+__all__ = [
+    "write_text",
+    "write_json",
+    "write_metrics",
+    "summarize",
+    "summary_table",
+    "sweep_summary",
+    "sweep_table",
+    "plot_curves",
+    "plot_sweep",
+    "RichProgress",
+]
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_text(path, text: str) -> None:
+    """Write a text file atomically."""
+    path = Path(path)
+    tmp = _tmp(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically, indented for people and stable for scripts."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_metrics(path, histories: dict[str, list[dict]]) -> None:
+    """metrics.jsonl: one JSON line per epoch per run, runs in order."""
+    write_text(path, "".join(json.dumps(r) + "\n" for history in histories.values() for r in history))
+
+
+def summarize(dataset: str, runs: dict, results: dict) -> dict:
+    """The stable summary: per run final/best test accuracy, final train accuracy, gap, median epoch time, wall time.
+
+    Args:
+        dataset: the data set's name. runs: name -> train.Settings.
+        results: name -> the dict train.fit returns (its "history" and "elapsed").
+
+    Example:
+        >>> summarize("digits", {"dropout": s}, {"dropout": state})["runs"]["dropout"]["gap"]  # doctest: +SKIP
+        0.012
+    """
+    out = {"dataset": dataset, "epochs": max(s.epochs for s in runs.values()), "runs": {}}
+    for name, s in runs.items():
+        history = results[name]["history"]
+        last = history[-1]
+        out["runs"][name] = {
+            "dropout": list(s.dropout) if any(s.dropout) else None,
+            "input_dropout": s.input_dropout,
+            "final_test_acc": last["test_acc"],
+            "best_test_acc": max(r["test_acc"] for r in history),
+            "final_train_acc": last["train_acc"],
+            "gap": last["train_acc"] - last["test_acc"],
+            "epoch_seconds": statistics.median(r["epoch_seconds"] for r in history),
+            "wall_seconds": results[name]["elapsed"],
+            "epochs_run": len(history),
+        }
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def summary_table(summary: dict):
+    """A rich Table of a summary: one row per run.
+
+    Example:
+        >>> rich.print(summary_table(summary))  # doctest: +SKIP
+    """
+    from rich.table import Table
+
+    table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs")
+    for column in ("run", "dropout", "final test", "best test", "train", "gap", "epoch s", "wall s"):
+        table.add_column(column, justify="left" if column in ("run", "dropout") else "right")
+    for name, r in summary["runs"].items():
+        rates = ", ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
+        if r.get("input_dropout"):
+            rates = f"in {r['input_dropout']:g}; {rates}"
+        table.add_row(
+            name,
+            rates,
+            _pct(r["final_test_acc"]),
+            _pct(r["best_test_acc"]),
+            _pct(r["final_train_acc"]),
+            _pct(r["gap"]),
+            f"{r['epoch_seconds']:.2f}",
+            f"{r['wall_seconds']:.1f}",
+        )
+    return table
+
+
+def sweep_summary(runs: dict, summary: dict) -> dict:
+    """Final test error per dropout rate over seeds: mean, sample standard deviation, min, max.
+
+    Example:
+        >>> sweep_summary(sweep_runs(base, [0, 0.5], [0, 1]), summary)["results"][0]["rate"]  # doctest: +SKIP
+        0.0
+    """
+    by_rate: dict[float, list[tuple[int, float]]] = {}
+    for name, s in runs.items():
+        by_rate.setdefault(s.dropout[0], []).append((s.seed, 1.0 - summary["runs"][name]["final_test_acc"]))
+    results = []
+    for rate in sorted(by_rate):
+        errors = [e for _, e in sorted(by_rate[rate])]
+        results.append(
+            {
+                "rate": rate,
+                "test_error_mean": statistics.fmean(errors),
+                "test_error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+                "test_error_min": min(errors),
+                "test_error_max": max(errors),
+                "test_errors": errors,
+            }
+        )
+    seeds = sorted({s.seed for s in runs.values()})
+    return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results}
+
+
+def sweep_table(sweep: dict):
+    """A rich Table of a sweep: test error against dropout rate."""
+    from rich.table import Table
+
+    table = Table(title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
+    for column in ("rate", "mean", "std", "min", "max"):
+        table.add_column(column, justify="right")
+    for r in sweep["results"]:
+        table.add_row(
+            f"{r['rate']:g}",
+            *(_pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
+        )
+    return table
+
+
+def _save_figure(fig, path) -> None:
+    path = Path(path)
+    tmp = _tmp(path)
+    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def plot_curves(histories: dict[str, list[dict]], path) -> None:
+    """curves.png: train (dashed) and test (solid) accuracy and loss per epoch, one colour per run, gap shaded.
+
+    Example:
+        >>> plot_curves({"dropout": history}, "curves.png")  # doctest: +SKIP
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    fig = Figure(figsize=(11, 4.2))
+    acc, loss = fig.subplots(1, 2)
+    colours = [f"C{i}" for i in range(10)]
+    for (name, history), colour in zip(histories.items(), colours * 10):
+        epochs = [r["epoch"] for r in history]
+        train_acc = [100 * r["train_acc"] for r in history]
+        test_acc = [100 * r["test_acc"] for r in history]
+        acc.plot(epochs, test_acc, color=colour, label=f"{name} test")
+        acc.plot(epochs, train_acc, color=colour, linestyle="--", label=f"{name} train")
+        acc.fill_between(epochs, test_acc, train_acc, color=colour, alpha=0.12)
+        loss.plot(epochs, [r["test_loss"] for r in history], color=colour, label=f"{name} test")
+        loss.plot(epochs, [r["train_loss"] for r in history], color=colour, linestyle="--", label=f"{name} train")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy (shaded: train - test gap)")
+    loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    for ax in (acc, loss):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save_figure(fig, path)
+
+
+def plot_sweep(sweep: dict, path) -> None:
+    """sweep.png: test error (mean and min-max over seeds) against the dropout rate (Srivastava et al. Figure 9)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    rates = [r["rate"] for r in sweep["results"]]
+    mean = [100 * r["test_error_mean"] for r in sweep["results"]]
+    ax.fill_between(
+        rates, [100 * r["test_error_min"] for r in sweep["results"]], [100 * r["test_error_max"] for r in sweep["results"]],
+        alpha=0.2, label="min-max over seeds",
+    )
+    ax.errorbar(rates, mean, yerr=[100 * r["test_error_std"] for r in sweep["results"]], marker="o", capsize=3, label="mean ± std")
+    ax.set(xlabel="dropout rate p (hidden layers)", ylabel="test error (%)", title=f"{sweep['dataset']}, {sweep['epochs']} epochs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save_figure(fig, path)
+
+
+class RichProgress:
+    """Implements train.Progress: draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
+
+    Example:
+        >>> with RichProgress() as progress:  # doctest: +SKIP
+        ...     train.run_experiment(runs, "runs/x", progress=progress)
+    """
+
+    def __init__(self, console=None):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("test acc {task.fields[acc]}"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._tasks: dict[str, int] = {}
+        self._loss: dict[str, float] = {}
+
+    def __enter__(self):
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
+
+    def log(self, message: str) -> None:
+        self._progress.console.print(message, markup=False, highlight=False)
+
+    def run_started(self, name: str, total_steps: int, done_steps: int) -> None:
+        self._tasks[name] = self._progress.add_task(name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-")
+
+    def step(self, name: str, loss: float) -> None:
+        # A moving average: single-batch losses jump too much to read.
+        previous = self._loss.get(name)
+        self._loss[name] = loss if previous is None else 0.98 * previous + 0.02 * loss
+        self._progress.update(self._tasks[name], advance=1, loss=self._loss[name])
+
+    def epoch_done(self, name: str, record: dict) -> None:
+        self._progress.update(self._tasks[name], epoch=record["epoch"], acc=_pct(record["test_acc"]))
+
+    def run_done(self, name: str) -> None:
+        task = self._tasks[name]
+        self._progress.update(task, completed=self._progress.tasks[task].total)

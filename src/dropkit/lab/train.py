@@ -1,0 +1,479 @@
+"""Training runs: settings, the loop, atomic checkpoints, exact resume, and multi-run experiments.
+
+The seed controls initialisation (torch.manual_seed before the model is built),
+batch order (a generator seeded from (seed, epoch), identical for every run of an
+experiment) and dropout masks (drawn from torch's generator, whose state every
+checkpoint saves). So the same command gives the same numbers, and a resumed run
+ends with exactly the weights of an uninterrupted one.
+
+Run folder layout:
+    config.json          settings of every run, data set, versions
+    metrics.jsonl        one line per epoch per run
+    summary.json         the result (see report.summarize)
+    curves.png           accuracy and loss per epoch
+    checkpoints/<run>.pt model, optimizer, RNG state and history, rewritten atomically
+
+Example:
+    >>> s = Settings(dataset="digits", epochs=2)
+    >>> summary = run_experiment({"dropout": s}, "runs/digits")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from . import LabError, data, models, report
+from .models import SettingsError
+
+__all__ = [
+    "Settings",
+    "Progress",
+    "Interrupted",
+    "RunFolderError",
+    "fit",
+    "evaluate",
+    "run_experiment",
+    "demo_runs",
+    "sweep_runs",
+    "load_model",
+    "parse_duration",
+]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+_FORMAT = 1  # checkpoint format version
+
+
+class RunFolderError(LabError):
+    """The run folder cannot be used as asked (not empty, no run to resume, unknown run)."""
+
+
+class Interrupted(LabError):
+    """Training stopped on Ctrl-C after saving a checkpoint; resume continues exactly from it."""
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything that defines one training run. The defaults are the seed network and `dropkit demo`'s recipe.
+
+    Example:
+        >>> Settings(hidden=(1024, 1024), dropout=0.5, input_dropout=0.2, max_norm=3.0).dropout
+        (0.5, 0.5)
+    """
+
+    dataset: str = "auto"  # auto | fashion-mnist | mnist | digits; auto = Fashion-MNIST if found, else digits
+    data_dir: str | None = None  # searched before $DROPKIT_DATA, /usr/share/datasets, ~/.cache/dropkit
+    download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
+    hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
+    dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
+    input_dropout: float = 0.0  # rate on the input pixels (Srivastava et al. use 0.2)
+    max_norm: float | None = None  # bound on each unit's incoming weight norm (Srivastava et al.: 3 to 4)
+    l1: float = 0.0  # L1 penalty on weights, added to the loss
+    l2: float = 0.0  # L2 penalty (weight decay) on weights, not biases
+    optimizer: str = "sgd"  # sgd (with momentum) | adam
+    lr: float | None = None  # learning rate; None = 0.05 for sgd, 0.001 for adam
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"  # constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%)
+    epochs: int = 15  # the demo's 3 runs of 15 epochs fit in 3 minutes on 2 cores
+    batch_size: int = 128
+    val_split: float = 0.0  # fraction of the training set held out as validation (fixed by seed)
+    seed: int = 0  # initialisation, batch order and dropout masks
+    time_budget: float | None = None  # seconds; stop after the epoch that crosses it (None = no limit)
+    threads: int = 0  # torch threads; 0 = torch's default (one per core)
+    eval_batch_size: int = 10000  # evaluation is forward-only, so large batches are cheap
+
+    def __post_init__(self):
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
+        checks = [
+            (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
+            (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
+            (self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.momentum >= 0, f"momentum must be non-negative, got {self.momentum}"),
+            (self.l1 >= 0 and self.l2 >= 0, f"l1 and l2 must be non-negative, got {self.l1} and {self.l2}"),
+            (self.max_norm is None or self.max_norm > 0, f"max_norm must be positive, got {self.max_norm}"),
+            (self.time_budget is None or self.time_budget > 0, f"time_budget must be positive, got {self.time_budget}"),
+            (self.threads >= 0, f"threads must be non-negative, got {self.threads}"),
+            (0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+        models.build_mlp(1, self.hidden, 1, self.dropout, self.input_dropout)  # validates input_dropout
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
+
+    @property
+    def uses_dropout(self) -> bool:
+        return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+class Progress:
+    """What a training loop reports; subclass and override what you display (report.RichProgress does)."""
+
+    def log(self, message: str) -> None: ...
+
+    def run_started(self, name: str, total_steps: int, done_steps: int) -> None: ...
+
+    def step(self, name: str, loss: float) -> None: ...
+
+    def epoch_done(self, name: str, record: dict) -> None: ...
+
+    def run_done(self, name: str) -> None: ...
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like '90', '90s', '45m', '1.5h'.
+
+    Example:
+        >>> parse_duration("60m")
+        3600.0
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(text))
+    if not match or float(match[1]) <= 0:
+        raise SettingsError(f"time budget must look like 90s, 45m or 1.5h, got {text!r}")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def _lr_factor(schedule: str, t: int, total: int) -> float:
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t / total))
+    if schedule == "step":
+        return 0.1 ** ((t >= total // 2) + (t >= (3 * total) // 4))
+    return 1.0
+
+
+def _optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
+    decay = models.weights(model)
+    ids = {id(w) for w in decay}
+    groups = [
+        {"params": decay, "weight_decay": s.l2},
+        {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0},
+    ]
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.learning_rate, momentum=s.momentum)
+    return torch.optim.Adam(groups, lr=s.learning_rate)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 10000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of `model` in eval() mode; restores the previous mode.
+
+    Example:
+        >>> loss, acc = evaluate(model, ds.x_test, ds.y_test)  # doctest: +SKIP
+    """
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        loss += F.cross_entropy(out, y[i : i + batch_size], reduction="sum").item()
+        correct += (out.argmax(1) == y[i : i + batch_size]).sum().item()
+    model.train(was_training)
+    return loss / max(len(x), 1), correct / max(len(x), 1)
+
+
+def _split(ds: data.Dataset, s: Settings):
+    """(x_train, y_train, x_val, y_val): a held-out validation part of the training set, fixed by the seed."""
+    if s.val_split == 0:
+        return ds.x_train, ds.y_train, None, None
+    order = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(s.seed))
+    n_val = max(1, int(len(order) * s.val_split))
+    val, train = order[:n_val], order[n_val:]
+    return ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val]
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _StopOnSigint:
+    """First Ctrl-C asks the loop to stop at the next step boundary (so the checkpoint is consistent);
+    a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _build(s: Settings, n_features: int, n_classes: int) -> torch.nn.Module:
+    torch.manual_seed(s.seed)  # same seed, same initial weights for dropout and no-dropout twins
+    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout)
+
+
+def fit(
+    s: Settings,
+    ds: data.Dataset,
+    checkpoint: Path,
+    *,
+    name: str = "run",
+    progress: Progress | None = None,
+    on_epoch: Callable[[str, list[dict]], None] | None = None,
+) -> dict:
+    """Train one run to its end (or its time budget), resuming from `checkpoint` if it exists.
+
+    The checkpoint is rewritten atomically after every epoch and on Ctrl-C (mid-epoch,
+    at a step boundary), then Interrupted is raised.
+
+    Returns:
+        The final checkpoint dict: "model" (state dict), "history" (one record per epoch),
+        "elapsed" (seconds), "done", "stopped" ("epochs" or "time budget").
+
+    Example:
+        >>> state = fit(Settings(dataset="digits", epochs=2), data.load("digits"), Path("run.pt"))  # doctest: +SKIP
+    """
+    progress = progress or Progress()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    x, y, x_val, y_val = _split(ds, s)
+    model = _build(s, ds.n_features, ds.n_classes)
+    opt = _optimizer(model, s)
+    steps = math.ceil(len(x) / s.batch_size)
+    state = {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        state = {k: saved[k] for k in state}
+        if state["done"]:
+            return saved
+
+    def save(done=False, stopped=None):
+        state.update(done=done, stopped=stopped)
+        blob = {"format": _FORMAT, "settings": s.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict()}
+        _atomic_save({**blob, **state, "rng": torch.get_rng_state()}, checkpoint)
+        return {**blob, **state}
+
+    progress.run_started(name, s.epochs * steps, state["epoch"] * steps + state["step"])
+    started = time.perf_counter() - state["elapsed"]
+    model.train()
+    with _StopOnSigint() as stop:
+        for epoch in range(state["epoch"], s.epochs):
+            # Batch order depends only on (seed, epoch): every run of an experiment sees the same batches.
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(s.seed * 100003 + epoch))
+            t0 = time.perf_counter()
+            for step in range(state["step"], steps):
+                for group in opt.param_groups:
+                    group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * steps + step, s.epochs * steps)
+                idx = order[step * s.batch_size : (step + 1) * s.batch_size]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                if s.l1:
+                    loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(model))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if s.max_norm is not None:
+                    models.apply_max_norm(model, s.max_norm)
+                progress.step(name, loss.item())
+                if stop.requested:
+                    state.update(epoch=epoch, step=step + 1, elapsed=time.perf_counter() - started)
+                    save()
+                    raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
+            train_seconds = time.perf_counter() - t0
+            record = {"run": name, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+            record["train_loss"], record["train_acc"] = evaluate(model, x, y, s.eval_batch_size)
+            if x_val is not None:
+                record["val_loss"], record["val_acc"] = evaluate(model, x_val, y_val, s.eval_batch_size)
+            record["test_loss"], record["test_acc"] = evaluate(model, ds.x_test, ds.y_test, s.eval_batch_size)
+            record["epoch_seconds"] = train_seconds
+            record["eval_seconds"] = time.perf_counter() - t0 - train_seconds
+            state["history"].append(record)
+            state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
+            over_budget = s.time_budget is not None and state["elapsed"] >= s.time_budget
+            finished = epoch + 1 == s.epochs or over_budget
+            result = save(done=finished, stopped=("epochs" if epoch + 1 == s.epochs else "time budget") if finished else None)
+            progress.epoch_done(name, record)
+            if on_epoch is not None:
+                on_epoch(name, state["history"])
+            if finished:
+                break
+            if stop.requested:
+                raise Interrupted(f"interrupted: run {name!r} saved after epoch {epoch + 1}")
+    progress.run_done(name)
+    return result
+
+
+def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
+    """The demo's three runs: `base` with its dropout, the same without dropout, and without dropout but with L2.
+
+    Example:
+        >>> list(demo_runs(Settings()))
+        ['dropout', 'no_dropout', 'l2']
+    """
+    plain = dataclasses.replace(base, dropout=(0.0,), input_dropout=0.0, l2=0.0)
+    return {"dropout": dataclasses.replace(base, l2=0.0), "no_dropout": plain, "l2": dataclasses.replace(plain, l2=l2)}
+
+
+def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
+    """One run per (rate, seed): hidden dropout `rate` on every hidden layer, named 'p<rate>_s<seed>'.
+
+    Example:
+        >>> list(sweep_runs(Settings(), [0.0, 0.5], [0]))
+        ['p0_s0', 'p0.5_s0']
+    """
+    return {
+        f"p{rate:g}_s{seed}": dataclasses.replace(base, dropout=(rate,), seed=seed) for rate in rates for seed in seeds
+    }
+
+
+_OURS = ("config.json", "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints")
+
+
+def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other")
+    if resume:
+        if not (out / "config.json").is_file():
+            raise RunFolderError(f"nothing to resume in {out}: no config.json")
+        return
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"run folder {out} is a file")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+        # Remove only what a run writes: --overwrite on the wrong folder must not wipe a user's files.
+        for entry in _OURS:
+            path = out / entry
+            if path.is_dir():
+                for f in path.iterdir():
+                    f.unlink()
+                path.rmdir()
+            elif path.exists():
+                path.unlink()
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def run_experiment(
+    runs: dict[str, Settings],
+    out,
+    *,
+    command: str = "train",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict:
+    """Train several runs on one data set into the run folder `out`; write its reports; return the summary.
+
+    With resume=True the settings come from out/config.json (those passed are ignored),
+    finished runs are kept and unfinished ones continue from their checkpoints.
+
+    Raises:
+        RunFolderError: out is not empty (without resume or overwrite), or has nothing to resume.
+        data.DataError, SettingsError: bad data or settings.
+        Interrupted: Ctrl-C; every checkpoint is saved.
+
+    Example:
+        >>> summary = run_experiment(demo_runs(Settings(dataset="digits", epochs=3)), "runs/demo", command="demo")  # doctest: +SKIP
+    """
+    out = Path(out)
+    progress = progress or Progress()
+    _prepare(out, resume, overwrite)
+    if resume:
+        config = json.loads((out / "config.json").read_text())
+        runs = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
+    first = next(iter(runs.values()))
+    ds = data.load(first.dataset, first.data_dir, first.download)
+    if ds.notice:
+        progress.log(ds.notice)
+    # Record the resolved data set, so load_model and a resume read the same data as this run did.
+    runs = {name: dataclasses.replace(s, dataset=ds.name, download=False) for name, s in runs.items()}
+    if not resume:
+        config = {
+            "command": command,
+            "dataset": ds.name,
+            "source": ds.source,
+            "n_features": ds.n_features,
+            "n_classes": ds.n_classes,
+            "versions": {"dropkit": __version__, "torch": torch.__version__},
+            "threads": torch.get_num_threads(),
+            "runs": {name: s.to_dict() for name, s in runs.items()},
+        }
+        report.write_json(out / "config.json", config)
+    histories: dict[str, list[dict]] = {}
+
+    def on_epoch(name, history):
+        histories[name] = history
+        report.write_metrics(out / "metrics.jsonl", histories)
+
+    results = {}
+    for name, s in runs.items():
+        state = fit(s, ds, out / "checkpoints" / f"{name}.pt", name=name, progress=progress, on_epoch=on_epoch)
+        histories[name] = state["history"]
+        results[name] = state
+    report.write_metrics(out / "metrics.jsonl", histories)
+    summary = report.summarize(ds.name, runs, results)
+    report.write_json(out / "summary.json", summary)
+    report.plot_curves(histories, out / "curves.png")
+    return summary
+
+
+def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
+    """The trained model of one run of a run folder (in eval() mode) and its settings.
+
+    Pair it with data.load_test_tensors(settings.dataset, settings.data_dir) to get the
+    test split it was evaluated on.
+
+    Raises:
+        RunFolderError: no such run folder, run, or checkpoint.
+
+    Example:
+        >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
+        >>> x, y = data.load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise RunFolderError(f"{run_dir} is not a run folder: no config.json")
+    config = json.loads((run_dir / "config.json").read_text())
+    if run_name not in config["runs"]:
+        raise RunFolderError(f"{run_dir} has no run {run_name!r}; its runs: {', '.join(config['runs'])}")
+    checkpoint = run_dir / "checkpoints" / f"{run_name}.pt"
+    if not checkpoint.is_file():
+        raise RunFolderError(f"run {run_name!r} of {run_dir} has no checkpoint yet: {checkpoint}")
+    settings = Settings.from_dict(config["runs"][run_name])
+    model = models.build_mlp(config["n_features"], settings.hidden, config["n_classes"], settings.dropout, settings.input_dropout)
+    model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+    return model.eval(), settings
