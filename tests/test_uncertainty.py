@@ -328,8 +328,18 @@ def test_output_errors():
         mc_predict(nn.Sequential(nn.Dropout(), nn.Identity()).append(TupleOut()), torch.randn(2, 3), samples=2)
     with pytest.raises(ValueError, match=r"3 x 2 = 6 rows gave an output of shape \(3,\)"):
         mc_predict(nn.Sequential(nn.Dropout(), SumRows()), torch.randn(2, 3), samples=3)
-    with pytest.raises(TypeError, match="x must have a floating dtype"):
-        mc_predict(mlp(), torch.ones(2, 6, dtype=torch.long))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
+        mc_predict(mlp(), [[1.0] * 6])
+    with pytest.raises(ValueError, match="x must have a batch dimension first, got a 0-dim tensor"):
+        mc_predict(mlp(), torch.tensor(1.0))
+
+
+def test_token_id_input():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 8), nn.Dropout(0.3), nn.Flatten(), nn.Linear(8 * 5, 4)).eval()
+    r = mc_predict(model, torch.randint(0, 20, (3, 5)), samples=4, seed=0)
+    assert r.samples.shape == (4, 3, 4)
+    assert not torch.equal(r.samples[0], r.samples[1])
 
 
 class TupleOut(nn.Module):

@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives"]
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -116,3 +116,12 @@ def scores_positives(scores: torch.Tensor, positives: torch.Tensor) -> tuple[tor
     if scores.is_floating_point() and bool(scores.isnan().any()):
         raise ValueError("scores must not contain NaN")
     return scores, positives
+
+
+def batched_tensor(value, name: str = "x") -> torch.Tensor:
+    """A tensor of any dtype with a leading batch dimension (at least 1-D)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension first, got a 0-dim tensor")
+    return value

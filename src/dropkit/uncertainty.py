@@ -234,7 +234,9 @@ def mc_predict(
     Args:
         model: any module whose forward takes a tensor with the batch first and
             returns a tensor with the batch first.
-        x: (B, ...) input of any rank: (B, F) tables and (B, C, H, W) images alike.
+        x: (B, ...) input of any rank and dtype: (B, F) tables, (B, C, H, W) images and
+            (B, L) token ids alike. Models whose input or output is not batch-first
+            (a sequence-first RNN) need a wrapper that transposes.
         samples: T, the number of stochastic passes (>= 1).
         chunk: copies per forward. Default: as many as fit CHUNK_ELEMENTS input
             elements, at most T (1 for batch-shared-mask models).
@@ -255,9 +257,7 @@ def mc_predict(
         >>> r.mean.shape, r.std.shape
         (torch.Size([5, 1]), torch.Size([5, 1]))
     """
-    _validate.float_tensor(x, "x")
-    if x.dim() == 0:
-        raise ValueError("x must have a batch dimension, got a 0-dim tensor")
+    _validate.batched_tensor(x, "x")
     samples = _validate.positive_int(samples, "samples")
     chunk = None if chunk is None else _validate.positive_int(chunk, "chunk")
     seed = _validate.seed(seed)
