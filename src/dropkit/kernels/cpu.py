@@ -64,6 +64,21 @@ def _chunk_bits(buf, offset, start, stop, k0, k1):
     return int(g0 & np.uint64(3))
 
 
+@nb.njit(**_JIT)
+def _keep_apply(xs, ys, rs, t32, drop_all, scale):
+    """ys = xs * scale where rs >= t32, else 0 (one chunk, as slices).
+
+    Slices and a 32-bit compare let LLVM vectorize this loop; indexing the
+    whole arrays with start + i and comparing in 64 bits ran 5x slower.
+    """
+    zero = xs.dtype.type(0)
+    if drop_all:  # p = 1: t = 2^32 has no 32-bit form
+        ys[:] = zero
+        return
+    for i in range(xs.size):
+        ys[i] = xs[i] * scale if rs[i] >= t32 else zero
+
+
 @nb.njit(parallel=True, **_JIT)
 def _dropout_kernel(x, y, seed, offset, t, nthreads, scale):
     n = x.size
@@ -71,16 +86,15 @@ def _dropout_kernel(x, y, seed, offset, t, nthreads, scale):
     nthreads = min(nthreads, nchunks)
     k0 = seed & _U32
     k1 = seed >> _S32
-    zero = x.dtype.type(0)
+    drop_all = t > _U32
+    t32 = np.uint32(t & _U32)
     for tid in nb.prange(nthreads):
         buf = np.empty(CHUNK + 8, dtype=np.uint32)
         for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
             start = c * CHUNK
             stop = min(start + CHUNK, n)
             s = _chunk_bits(buf, offset, start, stop, k0, k1)
-            for i in range(stop - start):
-                v = x[start + i] * scale
-                y[start + i] = v if np.uint64(buf[s + i]) >= t else zero
+            _keep_apply(x[start:stop], y[start:stop], buf[s : s + stop - start], t32, drop_all, scale)
 
 
 @nb.njit(parallel=True, **_JIT)
@@ -90,7 +104,8 @@ def _dropout_packed_kernel(x, y, bits, seed, offset, t, nthreads, scale):
     nthreads = min(nthreads, nchunks)
     k0 = seed & _U32
     k1 = seed >> _S32
-    zero = x.dtype.type(0)
+    drop_all = t > _U32
+    t32 = np.uint32(t & _U32)
     for tid in nb.prange(nthreads):
         buf = np.empty(CHUNK + 8, dtype=np.uint32)
         keep = np.zeros(CHUNK, dtype=np.uint8)
@@ -99,10 +114,10 @@ def _dropout_packed_kernel(x, y, bits, seed, offset, t, nthreads, scale):
             stop = min(start + CHUNK, n)
             m = stop - start
             s = _chunk_bits(buf, offset, start, stop, k0, k1)
+            rs = buf[s : s + m]
+            _keep_apply(x[start:stop], y[start:stop], rs, t32, drop_all, scale)
             for i in range(m):
-                k = np.uint64(buf[s + i]) >= t
-                keep[i] = k
-                y[start + i] = x[start + i] * scale if k else zero
+                keep[i] = 0 if drop_all else rs[i] >= t32
             keep[m:] = 0
             for j in range((m + 7) // 8):
                 byte = 0
@@ -115,9 +130,11 @@ def _dropout_packed_kernel(x, y, bits, seed, offset, t, nthreads, scale):
 def _unpack_kernel(g, y, bits, scale):
     n = g.size
     zero = g.dtype.type(0)
-    for i in nb.prange(n):
-        k = (bits[i >> 3] >> (i & 7)) & 1
-        y[i] = g[i] * scale if k else zero
+    for j in nb.prange((n + 7) // 8):
+        byte = bits[j]
+        for b in range(min(8, n - 8 * j)):
+            i = 8 * j + b
+            y[i] = g[i] * scale if (byte >> b) & 1 else zero
 
 
 @nb.njit(parallel=True, **_JIT)
