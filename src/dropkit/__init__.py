@@ -12,6 +12,24 @@ from . import rng as rng
 from .functional import dropout as dropout
 from .functional import keep_mask as keep_mask
 from .nn import Dropout as Dropout
+from .nn import Dropout1d as Dropout1d
+from .nn import Dropout2d as Dropout2d
+from .nn import Dropout3d as Dropout3d
+from .nn import AlphaDropout as AlphaDropout
+from .nn import FeatureAlphaDropout as FeatureAlphaDropout
+from .nn import GaussianDropout as GaussianDropout
+from .nn import GaussianNoise as GaussianNoise
+from .nn import DropConnectLinear as DropConnectLinear
+from .nn import DropPath as DropPath
+from .nn import DropBlock2d as DropBlock2d
+from .nn import LockedDropout as LockedDropout
+from .nn import EmbeddingDropout as EmbeddingDropout
+from .nn import ConcreteDropout as ConcreteDropout
+from .control import insert_dropout as insert_dropout
+from .control import replace_dropout as replace_dropout
+from .control import set_dropout as set_dropout
+from .control import weight_dropout as weight_dropout
+from .schedule import DropoutSchedule as DropoutSchedule
 from . import metrics as metrics
 from . import uncertainty as uncertainty
 from .metrics import auroc as auroc
@@ -30,4 +48,6 @@ __all__ = [
     "functional", "nn", "rng", "dropout", "keep_mask", "Dropout", "__version__",
     "metrics", "uncertainty", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
+    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
+    "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
 ]

@@ -11,7 +11,8 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor"]
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "rank", "min_rank", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
+    "module_type", "parameter_name", "schedule_spec"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -89,6 +90,78 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+# --- the dropout family (issue 4) ---
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(map(str, t.shape)) + ")"
+
+
+def rank(input: torch.Tensor, layouts: dict[int, str], fn: str) -> int:
+    """An input whose rank is one of `layouts` (rank -> layout such as "(N, C, H, W)"); returns the rank."""
+    if input.dim() not in layouts:
+        expected = " or ".join(f"{r}-D {layout}" for r, layout in layouts.items())
+        raise ValueError(f"{fn} expects {expected} input, got shape {_shape(input)} ({input.dim()}-D)")
+    return input.dim()
+
+
+def min_rank(input: torch.Tensor, r: int, layout: str, fn: str) -> torch.Tensor:
+    """An input of rank at least r, laid out as `layout`."""
+    if input.dim() < r:
+        raise ValueError(f"{fn} expects input of at least {r} dimensions {layout}, got shape {_shape(input)} ({input.dim()}-D)")
+    return input
+
+
+def non_negative_int(value, name: str) -> int:
+    """An int >= 0 (schedule steps)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative int, got {value!r} of type {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def non_negative(value, name: str) -> float:
+    """A finite float >= 0 (a noise stddev, a regulariser weight)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite float >= 0, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be a finite float >= 0, got {value!r}")
+    return value
+
+
+def positive(value, name: str) -> float:
+    """A finite float > 0 (a temperature)."""
+    value = non_negative(value, name)
+    if value == 0.0:
+        raise ValueError(f"{name} must be a finite float > 0, got {value!r}")
+    return value
+
+
+def open_p(value, name: str = "p") -> float:
+    """A probability strictly between 0 and 1 (a rate stored as a logit)."""
+    value = p(value, name)
+    if value in (0.0, 1.0):
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return value
+
+
+def p_tensor(value, name: str = "p") -> torch.Tensor:
+    """A floating one-element tensor holding a rate (its value is not read: no device sync)."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() != 1:
+        raise TypeError(f"{name} must be a float or a one-element floating tensor, got {value!r}")
+    return value
+
+
+def module_type(value, types, name: str):
+    """A module of one of `types`."""
+    if not isinstance(value, types):
+        names = ", ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise TypeError(f"{name} must be a {names}, got {type(value).__name__}")
+    return value
+
+
 def probs_labels(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities (N, C, ...) and integer labels (N, ...) in [0, C) that match them."""
     if not probs.is_floating_point() or probs.dim() < 2:
@@ -118,10 +191,59 @@ def scores_positives(scores: torch.Tensor, positives: torch.Tensor) -> tuple[tor
     return scores, positives
 
 
+def parameter_name(module: torch.nn.Module, name: str) -> str:
+    """The name of a parameter that `module` holds directly."""
+    if not isinstance(name, str) or not isinstance(module._parameters.get(name), torch.nn.Parameter):
+        held = ", ".join(map(repr, module._parameters)) or "none"
+        raise ValueError(f"name must name a parameter of the {type(module).__name__}, got {name!r} (it holds {held})")
+    return name
+
+
 def batched_tensor(value, name: str = "x") -> torch.Tensor:
     """A tensor of any dtype with a leading batch dimension (at least 1-D)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() == 0:
         raise ValueError(f"{name} must have a batch dimension first, got a 0-dim tensor")
+    return value
+
+
+def schedule_spec(spec, options) -> tuple[str, int]:
+    """A schedule as "NAME" or "NAME:STEPS" (NAME one of options); returns (name, steps, 0 if absent)."""
+    if not isinstance(spec, str):
+        raise TypeError(f"schedule must be a str such as 'early:500', got {spec!r} of type {type(spec).__name__}")
+    name, sep, steps = spec.partition(":")
+    choice(name, options, "schedule")
+    if sep and not steps.isdigit():
+        raise ValueError(f"schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, got {spec!r}")
+    return name, int(steps) if steps else 0
+
+
+def _matching(value, x: torch.Tensor, name: str) -> torch.Tensor:
+    float_tensor(value, name)
+    if value.dtype != x.dtype or value.device != x.device:
+        raise TypeError(
+            f"{name} must have x's dtype and device ({x.dtype}, {x.device}), got ({value.dtype}, {value.device})"
+        )
+    return value
+
+
+def bias_for(value, x: torch.Tensor, name: str = "bias") -> torch.Tensor | None:
+    """None, or a 1-D tensor of size x.shape[-1] with x's dtype and device (added along x's last dim)."""
+    if value is None:
+        return None
+    _matching(value, x, name)
+    if x.dim() == 0 or value.shape != x.shape[-1:]:
+        raise ValueError(
+            f"{name} must be a 1-D tensor of size x.shape[-1] ({x.shape[-1] if x.dim() else 'x is 0-dim'}), "
+            f"got shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def same_as(value, x: torch.Tensor, name: str) -> torch.Tensor:
+    """A tensor with exactly x's shape, dtype and device."""
+    _matching(value, x, name)
+    if value.shape != x.shape:
+        raise ValueError(f"{name} must have x's shape {tuple(x.shape)}, got {tuple(value.shape)}")
     return value

@@ -17,8 +17,42 @@ import torch
 from torch import Tensor
 
 from . import _mode, _validate, ops
+from .family.alpha import alpha_dropout as alpha_dropout
+from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
+from .family.block import drop_block2d as drop_block2d
+from .family.channel import dropout1d as dropout1d
+from .family.channel import dropout2d as dropout2d
+from .family.channel import dropout3d as dropout3d
+from .family.concrete import concrete_dropout as concrete_dropout
+from .family.connect import drop_connect as drop_connect
+from .family.connect import drop_connect_linear as drop_connect_linear
+from .family.embedding import embedding_dropout as embedding_dropout
+from .family.gaussian import gaussian_dropout as gaussian_dropout
+from .family.gaussian import gaussian_noise as gaussian_noise
+from .family.locked import locked_dropout as locked_dropout
+from .family.path import drop_path as drop_path
+from .fused import bias_dropout_add as bias_dropout_add
 
-__all__ = ["dropout", "keep_mask", "BACKWARD_MODES"]
+__all__ = [
+    "dropout",
+    "bias_dropout_add",
+    "keep_mask",
+    "BACKWARD_MODES",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "drop_block2d",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "concrete_dropout",
+    "drop_connect",
+    "drop_connect_linear",
+    "embedding_dropout",
+    "gaussian_dropout",
+    "gaussian_noise",
+    "locked_dropout",
+    "drop_path",
+]
 
 BACKWARD_MODES = ("recompute", "bitpacked")
 

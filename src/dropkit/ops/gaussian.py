@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .. import kernels
 
-__all__ = ["normal", "gaussian"]
+__all__ = ["normal", "box_muller", "gaussian"]
 
 _TWO_M32 = 2.0**-32
 
@@ -31,11 +31,15 @@ def normal(n: int, seed: int, offset: int, device) -> Tensor:
     start = offset & ~1  # the pair that holds element `offset`
     words = (offset + n - start + 1) & ~1
     bits = kernels.for_tensor(probe).random_bits(words, seed, start, probe.device)
-    pairs = bits.to(device=probe.device, dtype=torch.float64).view(-1, 2)
+    return box_muller(bits.to(probe.device))[offset - start : offset - start + n]
+
+
+def box_muller(bits: Tensor) -> Tensor:
+    """Normals (float64) from an even number of 32-bit words (int64), two per pair (r[2k], r[2k+1])."""
+    pairs = bits.to(torch.float64).view(-1, 2)
     radius = torch.sqrt(-2.0 * torch.log((pairs[:, 0] + 1.0) * _TWO_M32))
     angle = (2.0 * math.pi * _TWO_M32) * pairs[:, 1]
-    z = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1).view(-1)
-    return z[offset - start : offset - start + n]
+    return torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1).view(-1)
 
 
 def gaussian(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:

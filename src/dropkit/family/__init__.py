@@ -1,0 +1,1 @@
+"""The dropout family's functional forms, one concept per file; re-exported by dropkit.functional."""

@@ -1,0 +1,49 @@
+"""What every variant shares: the training flag and masks drawn on a small shape and broadcast."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import _mode, _validate, ops
+
+__all__ = ["active", "check", "small_mask", "apply_small_mask"]
+
+
+def active(training: bool) -> bool:
+    """Whether a variant is stochastic: in training, or inside dropkit.mc_dropout."""
+    return bool(training) or _mode.mc_active()
+
+
+def check(input: Tensor, p: float, seed, offset) -> tuple[float, int | None, int]:
+    """Validate the arguments every variant takes; returns (p, seed, offset)."""
+    _validate.float_tensor(input)
+    return _validate.p(p), _validate.seed(seed), _validate.offset(offset)
+
+
+def small_mask(
+    input: Tensor, shape, p: float, seed: int | None, offset: int, generator: torch.Generator | None
+) -> Tensor:
+    """The spec's scaled keep mask (0 or 1/(1-p)) of a small `shape`, in input's dtype and device.
+
+    Its element i is the spec dropout of 1 at stream index offset + i, so a
+    per-channel or per-sample mask is a spec mask of the (N, C) or (N,) grid.
+    """
+    ones = torch.ones(shape, dtype=input.dtype, device=input.device)
+    return ops.apply_dropout(ones, p, seed, offset, generator, inplace=False, bitpacked=False)
+
+
+def apply_small_mask(
+    input: Tensor,
+    mask_shape,
+    p: float,
+    inplace: bool,
+    seed: int | None,
+    offset: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """input * mask, the mask drawn on `mask_shape` (broadcastable to input) and never saved at input's size."""
+    if inplace:
+        _validate.inplace_target(input)
+    mask = small_mask(input, mask_shape, p, seed, offset, generator)
+    return input.mul_(mask) if inplace else input * mask
