@@ -24,10 +24,13 @@ import torch
 
 from .. import _validate
 
-__all__ = ["BACKENDS", "backend_name", "for_tensor", "use_backend"]
+__all__ = ["ACTIVATION_CODES", "BACKENDS", "backend_name", "for_tensor", "fused_for_tensor", "use_backend"]
 
 BACKENDS = ("auto", "cpu", "triton", "torch")
 _MODULES = {"cpu": "cpu", "triton": "triton", "torch": "fallback"}
+_FUSED_MODULES = {"cpu": "cpu_fused", "triton": "triton", "torch": "fallback"}
+# The fused kernels' activation argument, as the numba and Triton kernels take it.
+ACTIVATION_CODES = {None: 0, "relu": 1, "gelu": 2}
 _forced: list[str] = []
 _loaded: dict[str, ModuleType] = {}
 
@@ -52,13 +55,21 @@ def backend_name(x: torch.Tensor) -> str:
     return _validate.backend(name, "DROPKIT_BACKEND")
 
 
+def _load(file: str) -> ModuleType:
+    module = _loaded.get(file)
+    if module is None:
+        module = _loaded[file] = importlib.import_module(f".{file}", __name__)
+    return module
+
+
 def for_tensor(x: torch.Tensor) -> ModuleType:
     """The kernel module (dropout_fwd, dropout_fwd_packed, ...) for tensor x."""
-    name = backend_name(x)
-    module = _loaded.get(name)
-    if module is None:
-        module = _loaded[name] = importlib.import_module(f".{_MODULES[name]}", __name__)
-    return module
+    return _load(_MODULES[backend_name(x)])
+
+
+def fused_for_tensor(x: torch.Tensor) -> ModuleType:
+    """The kernel module with bias_dropout_add_fwd and bias_dropout_add_bwd for tensor x."""
+    return _load(_FUSED_MODULES[backend_name(x)])
 
 
 @contextlib.contextmanager

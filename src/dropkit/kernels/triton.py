@@ -14,7 +14,7 @@ Example:
     >>> import os; os.environ["TRITON_INTERPRET"] = "1"   # before importing triton
     >>> from dropkit.kernels import triton as K
     >>> K.dropout_fwd(torch.ones(6), seed=7, offset=0, p=0.5)
-    tensor([2., 0., 2., 2., 0., 0.])
+    tensor([2., 2., 0., 0., 0., 2.])
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from .. import rng
+from . import ACTIVATION_CODES
 
 __all__ = [
     "dropout_fwd",
@@ -33,12 +34,10 @@ __all__ = [
     "random_bits",
     "bias_dropout_add_fwd",
     "bias_dropout_add_bwd",
-    "ACTIVATIONS",
 ]
 
 BLOCK = 4096  # elements per program: 256 threads x 16 elements
 NUM_WARPS = 8
-ACTIVATIONS = {None: 0, "relu": 1, "gelu": 2}
 _ROW = 8  # elements per tile row: two Philox blocks, one 16-byte bf16 vector
 _LAUNCH = dict(num_warps=NUM_WARPS, enable_fp_fusion=False)
 _UNSPECIALIZED = ["seed", "offset", "t", "scale_bits"]  # runtime values; n and H keep their divisibility hints
@@ -54,6 +53,23 @@ def _tile(BLOCK: tl.constexpr):
     cols = tl.arange(0, 8)
     idx = tl.program_id(0).to(tl.int64) * BLOCK + (rows * 8)[:, None] + cols[None, :]
     return rows, cols, idx
+
+
+# The interpreter (Triton 3.9) truncates float32 -> bfloat16 casts instead of
+# rounding to nearest even; compiled kernels round correctly with one cvt.rn.
+_BF16_BY_HAND = tl.constexpr(type(_tile).__name__ == "InterpretedFunction")
+
+
+@triton.jit
+def _to(v, dtype: tl.constexpr):
+    """v rounded to nearest even in `dtype` (the output's element type)."""
+    if _BF16_BY_HAND and dtype == tl.bfloat16:
+        bits = v.to(tl.uint32, bitcast=True)
+        r = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+        r = tl.where(v != v, 0x7FC0, r)
+        return r.to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:
+        return v.to(dtype)
 
 
 @triton.jit
@@ -118,7 +134,7 @@ def _dropout_fwd_kernel(x_ptr, y_ptr, n, seed, offset, t, scale_bits,
     keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT)
     x = tl.load(x_ptr + idx, mask=inside)
     y = _apply(_compute_type(x, F64), keep, _scale(scale_bits, F64))
-    tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inside)
+    tl.store(y_ptr + idx, _to(y, y_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
@@ -129,7 +145,7 @@ def _dropout_fwd_packed_kernel(x_ptr, y_ptr, bits_ptr, n, seed, offset, t, scale
     keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT) & inside  # padding bits are 0
     x = tl.load(x_ptr + idx, mask=inside)
     y = _apply(_compute_type(x, F64), keep, _scale(scale_bits, F64))
-    tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inside)
+    tl.store(y_ptr + idx, _to(y, y_ptr.dtype.element_ty), mask=inside)
     byte = tl.sum(keep.to(tl.int32) << cols[None, :], axis=1).to(tl.uint8)
     byte_idx = tl.program_id(0).to(tl.int64) * (BLOCK // 8) + rows
     tl.store(bits_ptr + byte_idx, byte, mask=byte_idx * 8 < n)
@@ -144,7 +160,7 @@ def _dropout_bwd_packed_kernel(g_ptr, bits_ptr, y_ptr, n, scale_bits, BLOCK: tl.
     keep = ((byte[:, None] >> cols[None, :]) & 1) != 0
     g = tl.load(g_ptr + idx, mask=inside)
     y = _apply(_compute_type(g, F64), keep, _scale(scale_bits, F64))
-    tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inside)
+    tl.store(y_ptr + idx, _to(y, y_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit(do_not_specialize=["seed", "offset"])
@@ -222,7 +238,7 @@ def _bias_dropout_add_fwd_kernel(x_ptr, bias_ptr, res_ptr, y_ptr, n, H, seed, of
     if DROP:  # p > 0; at p = 0 (eval) the scale is 1 and no words are needed
         a = _apply(a, _keep(seed, offset, t, rows, cols, BLOCK, SHIFT), _scale(scale_bits, F64))
     y = _compute_type(tl.load(res_ptr + idx, mask=inside), F64) + a
-    tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inside)
+    tl.store(y_ptr + idx, _to(y, y_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
@@ -237,7 +253,7 @@ def _bias_dropout_add_bwd_kernel(g_ptr, x_ptr, bias_ptr, out_ptr, n, H, seed, of
     if ACT != 0:
         h = _pre_activation(x_ptr, bias_ptr, idx, inside, rows, cols, H, BLOCK, H_DIV8, HAS_BIAS, F64)
         d = _activation_grad(d, h, ACT, F64)
-    tl.store(out_ptr + idx, d.to(out_ptr.dtype.element_ty), mask=inside)
+    tl.store(out_ptr + idx, _to(d, out_ptr.dtype.element_ty), mask=inside)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -299,7 +315,7 @@ def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
 
 def _fused_args(x: torch.Tensor, bias, seed: int, offset: int, p: float, activation) -> dict:
     H = x.shape[-1] if x.dim() else 1
-    return dict(n=x.numel(), H=H, **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, ACT=ACTIVATIONS[activation],
+    return dict(n=x.numel(), H=H, **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, ACT=ACTIVATION_CODES[activation],
                 HAS_BIAS=bias is not None, H_DIV8=H % 8 == 0, DROP=p > 0.0, **_LAUNCH)
 
 
