@@ -79,8 +79,23 @@ def _keep_apply(xs, ys, rs, t32, drop_all, scale):
         ys[i] = xs[i] * scale if rs[i] >= t32 else zero
 
 
+@nb.njit(**_JIT)
+def _pack_bits(rs, t32, drop_all, keep, out):
+    """out[j] = keep bits of the chunk's elements 8j .. 8j+7 (bit b for element 8j+b)."""
+    m = rs.size
+    for i in range(m):
+        keep[i] = 0 if drop_all else rs[i] >= t32
+    keep[m:] = 0
+    for j in range(out.size):
+        byte = 0
+        for b in range(8):
+            byte |= keep[8 * j + b] << b
+        out[j] = byte
+
+
 @nb.njit(parallel=True, **_JIT)
-def _dropout_kernel(x, y, seed, offset, t, nthreads, scale):
+def _dropout_kernel(x, y, bits, seed, offset, t, nthreads, scale):
+    """y = spec dropout of x; also the packed keep mask into `bits` unless bits is empty."""
     n = x.size
     nchunks = (n + CHUNK - 1) // CHUNK
     nthreads = min(nthreads, nchunks)
@@ -90,40 +105,15 @@ def _dropout_kernel(x, y, seed, offset, t, nthreads, scale):
     t32 = np.uint32(t & _U32)
     for tid in nb.prange(nthreads):
         buf = np.empty(CHUNK + 8, dtype=np.uint32)
+        keep = np.empty(CHUNK, dtype=np.uint8)
         for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
             start = c * CHUNK
             stop = min(start + CHUNK, n)
             s = _chunk_bits(buf, offset, start, stop, k0, k1)
-            _keep_apply(x[start:stop], y[start:stop], buf[s : s + stop - start], t32, drop_all, scale)
-
-
-@nb.njit(parallel=True, **_JIT)
-def _dropout_packed_kernel(x, y, bits, seed, offset, t, nthreads, scale):
-    n = x.size
-    nchunks = (n + CHUNK - 1) // CHUNK
-    nthreads = min(nthreads, nchunks)
-    k0 = seed & _U32
-    k1 = seed >> _S32
-    drop_all = t > _U32
-    t32 = np.uint32(t & _U32)
-    for tid in nb.prange(nthreads):
-        buf = np.empty(CHUNK + 8, dtype=np.uint32)
-        keep = np.zeros(CHUNK, dtype=np.uint8)
-        for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
-            start = c * CHUNK
-            stop = min(start + CHUNK, n)
-            m = stop - start
-            s = _chunk_bits(buf, offset, start, stop, k0, k1)
-            rs = buf[s : s + m]
+            rs = buf[s : s + stop - start]
             _keep_apply(x[start:stop], y[start:stop], rs, t32, drop_all, scale)
-            for i in range(m):
-                keep[i] = 0 if drop_all else rs[i] >= t32
-            keep[m:] = 0
-            for j in range((m + 7) // 8):
-                byte = 0
-                for b in range(8):
-                    byte |= keep[8 * j + b] << b
-                bits[start // 8 + j] = byte
+            if bits.size:
+                _pack_bits(rs, t32, drop_all, keep, bits[start // 8 : (stop + 7) // 8])
 
 
 @nb.njit(parallel=True, **_JIT)
@@ -154,6 +144,7 @@ def _bits_kernel(out, seed, offset, nthreads):
 
 
 _HALF = (torch.float16, torch.bfloat16)
+_NO_BITS = np.empty(0, dtype=np.uint8)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -183,14 +174,14 @@ def _apply(kernel, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Te
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
     """Spec dropout of contiguous x, into `out` (may be x itself) or a new tensor."""
-    return _apply(_dropout_kernel, x, out, np.uint64(seed), np.uint64(offset),
+    return _apply(_dropout_kernel, x, out, _NO_BITS, np.uint64(seed), np.uint64(offset),
                   np.uint64(rng.threshold(p)), nb.get_num_threads(), rng.scale(p))
 
 
 def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
     """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8)
-    y = _apply(_dropout_packed_kernel, x, None, _np(bits), np.uint64(seed), np.uint64(offset),
+    y = _apply(_dropout_kernel, x, None, _np(bits), np.uint64(seed), np.uint64(offset),
                np.uint64(rng.threshold(p)), nb.get_num_threads(), rng.scale(p))
     return y, bits
 
