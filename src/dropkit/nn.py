@@ -14,6 +14,7 @@ from torch import Tensor
 
 from . import _validate
 from . import functional as F
+from .fused import ACTIVATIONS as _FUSED_ACTIVATIONS
 
 __all__ = [
     "Dropout",
@@ -35,6 +36,7 @@ __all__ = [
     "ConcreteDropout",
     "DROPOUT_KINDS",
     "make_dropout",
+    "BiasDropoutAdd",
 ]
 
 
@@ -582,3 +584,56 @@ def make_dropout(kind: str, p: float) -> torch.nn.Module:
         DropPath(p=0.1, scale_by_keep=True)
     """
     return _KINDS[_validate.choice(kind, DROPOUT_KINDS, "kind")](p)
+
+
+class BiasDropoutAdd(DropoutBase):
+    """residual + dropout(activation(x + bias)) in one fused pass; the layer holds the bias.
+
+    The end of a transformer sublayer (Megatron-LM's bias_dropout_add): follow a
+    bias-free projection with it, nn.Linear(d, H, bias=False) then BiasDropoutAdd(H),
+    and the bias add, activation, dropout and residual add cost one pass over
+    memory instead of four. Backward recomputes the mask (no mask is stored).
+    To pass a bias from elsewhere, call dropkit.functional.bias_dropout_add.
+
+    Args:
+        features: size H of the last dimension (and of the bias).
+        p: probability of an element being zeroed. Default: 0.5
+        activation: None, "relu" or "gelu" (exact erf form). Default: None
+        bias: hold a learnable bias of shape (H,), initialised to zeros. Default: True
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+
+    Shape:
+        x, residual, output: (..., H).
+
+    Example:
+        >>> m = BiasDropoutAdd(64, p=0.1, activation="gelu")
+        >>> m
+        BiasDropoutAdd(64, p=0.1, activation='gelu', bias=True)
+        >>> y = m(torch.randn(8, 64), torch.randn(8, 64))
+    """
+
+    def __init__(
+        self,
+        features: int,
+        p: float = 0.5,
+        activation: str | None = None,
+        *,
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.features = _validate.positive_int(features, "features")
+        self.p = _validate.p(p)
+        self.activation = _validate.choice(activation, _FUSED_ACTIVATIONS, "activation")
+        self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype)) if bias else None
+        self.generator = generator
+
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return F.bias_dropout_add(
+            x, self.bias, residual, self.p, self.training, activation=self.activation, generator=self.generator
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.features}, p={self.p}, activation={self.activation!r}, bias={self.bias is not None}"

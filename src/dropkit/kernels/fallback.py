@@ -10,7 +10,14 @@ import torch
 
 from .. import rng
 
-__all__ = ["dropout_fwd", "dropout_fwd_packed", "dropout_bwd_packed", "random_bits"]
+__all__ = [
+    "dropout_fwd",
+    "dropout_fwd_packed",
+    "dropout_bwd_packed",
+    "random_bits",
+    "bias_dropout_add_fwd",
+    "bias_dropout_add_bwd",
+]
 
 _U32 = 0xFFFFFFFF
 _BIT_WEIGHTS = [1 << b for b in range(8)]
@@ -67,3 +74,57 @@ def dropout_bwd_packed(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torc
     weights = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=bits.device)
     keep = (bits.view(-1, 1) & weights).ne(0).view(-1)[: grad.numel()]
     return _scaled(grad, keep, p)
+
+
+def _compute(t: torch.Tensor) -> torch.Tensor:
+    """t in the compute type: float32 for half types, else its own."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def _activation(h: torch.Tensor, activation) -> torch.Tensor:
+    """relu(h) = 0 where h < 0 (NaN and -0.0 pass through); gelu(h) = h/2 * (1 + erf(h / sqrt 2))."""
+    if activation == "relu":
+        return torch.where(h < 0, torch.zeros((), dtype=h.dtype, device=h.device), h)
+    if activation == "gelu":
+        return (h * 0.5) * (1.0 + torch.special.erf(h * 0.7071067811865476))
+    return h
+
+
+def _activation_grad(d: torch.Tensor, h: torch.Tensor, activation) -> torch.Tensor:
+    """d * activation'(h), as torch writes the relu and exact-gelu backward."""
+    if activation == "relu":
+        return torch.where(h > 0, d, torch.zeros((), dtype=d.dtype, device=d.device))
+    if activation == "gelu":
+        cdf = 0.5 * (1.0 + torch.special.erf(h * 0.7071067811865476))
+        pdf = torch.exp(-0.5 * h * h) * 0.3989422804014327
+        return d * (cdf + h * pdf)
+    return d
+
+
+def _pre_activation(x: torch.Tensor, bias) -> torch.Tensor:
+    h = _compute(x)
+    return h if bias is None else h + _compute(bias)
+
+
+def _dropped(v: torch.Tensor, seed: int, offset: int, p: float) -> torch.Tensor:
+    return _scaled(v, _keep(v.numel(), seed, offset, p, v.device), p) if p > 0.0 else v
+
+
+def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+    """residual + dropout(activation(x + bias)) for x and residual of one shape; bias of x's last dim or None.
+
+    Half types compute in float32 and round once at the end; float32 and float64 in their own type.
+    """
+    a = _dropped(_activation(_pre_activation(x, bias), activation), seed, offset, p)
+    return (_compute(residual) + a).to(x.dtype)
+
+
+def bias_dropout_add_bwd(grad, x, bias, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+    """Gradient of bias_dropout_add_fwd with respect to x + bias (the mask recomputed from seed and offset).
+
+    x and bias are read only to recompute h = x + bias for relu and gelu; with no activation they may be None.
+    """
+    d = _dropped(_compute(grad), seed, offset, p)
+    if activation is not None:
+        d = _activation_grad(d, _pre_activation(x, bias), activation)
+    return d.to(grad.dtype)

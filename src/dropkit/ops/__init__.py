@@ -15,6 +15,9 @@ from .dropout import dropout_ as dropout_
 from .dropout import dropout_bitpacked as dropout_bitpacked
 from .dropout import dropout_from_bits as dropout_from_bits
 from .dropout import keep_mask as keep_mask
+from .fused import apply_bias_dropout_add as apply_bias_dropout_add
+from .fused import bias_dropout_add as bias_dropout_add
+from .fused import bias_dropout_add_backward as bias_dropout_add_backward
 from .concrete import concrete_dropout as concrete_dropout
 from .noise import apply_noise as apply_noise
 from .noise import noise as noise
@@ -29,6 +32,9 @@ __all__ = [
     "dropout_bitpacked",
     "dropout_from_bits",
     "keep_mask",
+    "apply_bias_dropout_add",
+    "bias_dropout_add",
+    "bias_dropout_add_backward",
     "draw_seed",
     "seed_tensor",
     "seed_value",

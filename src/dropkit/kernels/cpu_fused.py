@@ -1,0 +1,118 @@
+"""Fused bias + activation + dropout + residual on CPU (numba): one pass per direction.
+
+Same chunked layout as cpu.py, whose Philox helpers it reuses: per chunk,
+Philox fills a buffer of words, then one loop reads x, bias and residual and
+writes the output. Half types run the float32 kernel and round once at the end.
+
+Example:
+    >>> x, r = torch.ones(2, 4), torch.zeros(2, 4)
+    >>> bias_dropout_add_fwd(x, torch.ones(4), r, seed=7, offset=0, p=0.5, activation="relu")
+    tensor([[4., 4., 0., 0.],
+            [0., 4., 0., 4.]])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+import torch
+
+from .. import rng
+from . import ACTIVATION_CODES
+from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _chunk_bits, _np
+
+__all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]
+
+
+@nb.njit(inline="always", **_JIT)
+def _activation(h, act):
+    """relu(h) = 0 where h < 0 (NaN and -0.0 pass through); gelu(h) = h/2 * (1 + erf(h / sqrt 2))."""
+    T = type(h)
+    if act == 1:
+        return T(0) if h < T(0) else h
+    if act == 2:
+        return (h * T(0.5)) * (T(1) + T(math.erf(h * T(0.7071067811865476))))
+    return h
+
+
+@nb.njit(inline="always", **_JIT)
+def _activation_grad(d, h, act):
+    """d * activation'(h), as torch writes the relu and exact-gelu backward."""
+    T = type(h)
+    if act == 1:
+        return d if h > T(0) else T(0)
+    if act == 2:
+        cdf = T(0.5) * (T(1) + T(math.erf(h * T(0.7071067811865476))))
+        pdf = T(math.exp(T(-0.5) * h * h)) * T(0.3989422804014327)
+        return d * (cdf + h * pdf)
+    return d
+
+
+@nb.njit(parallel=True, **_JIT)
+def _fused_kernel(a, bias, b, y, forward, act, seed, offset, t, drop, nthreads, scale):
+    """forward: y = b + dropout(act(a + bias)) with a = x, b = residual.
+    backward: y = act'(b + bias) * dropout(a) with a = grad, b = x.
+    An empty bias means no bias.
+    """
+    n = a.size
+    H = bias.size
+    nchunks = (n + CHUNK - 1) // CHUNK
+    nthreads = min(nthreads, nchunks)
+    k0 = seed & _U32
+    k1 = seed >> _S32
+    zero = a.dtype.type(0)
+    for tid in nb.prange(nthreads):
+        buf = np.empty(CHUNK + 8, dtype=np.uint32)
+        for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
+            start = c * CHUNK
+            stop = min(start + CHUNK, n)
+            s = np.int64(0)
+            if drop:
+                s = np.int64(_chunk_bits(buf, offset, start, stop, k0, k1))
+            col = start % H if H else 0
+            for i in range(stop - start):
+                h = a[start + i] if forward else b[start + i]
+                if H:
+                    h = h + bias[col]
+                    col = col + 1 if col + 1 < H else 0
+                v = _activation(h, act) if forward else a[start + i]
+                if drop:
+                    v = v * scale if np.uint64(buf[s + i]) >= t else zero
+                y[start + i] = b[start + i] + v if forward else _activation_grad(v, h, act)
+
+
+def _compute(t: torch.Tensor | None) -> np.ndarray:
+    """A flat numpy view in the compute type: float32 for half types, else the tensor's own."""
+    if t is None:
+        return np.zeros(0, dtype=np.float32)
+    return _np((t.float() if t.dtype in _HALF else t).contiguous())
+
+
+def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, p: float, activation) -> torch.Tensor:
+    an = _compute(a)
+    y = np.empty(like.shape, an.dtype)  # numpy's allocation: see cpu._apply
+    if like.numel():
+        _fused_kernel(an, _compute(bias).astype(an.dtype, copy=False), an if b is None else _compute(b),
+                      y.reshape(-1), forward, ACTIVATION_CODES[activation], np.uint64(seed), np.uint64(offset),
+                      np.uint64(rng.threshold(p)), p > 0.0, nb.get_num_threads(), an.dtype.type(rng.scale(p)))
+    return torch.from_numpy(y).to(like.dtype)
+
+
+def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+    """residual + dropout(activation(x + bias)) for x and residual of one shape; bias of x's last dim or None.
+
+    Half types compute in float32 and round once at the end; float32 and float64 in their own type.
+    """
+    return _run(x, x, bias, residual, True, seed, offset, p, activation)
+
+
+def bias_dropout_add_bwd(grad, x, bias, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+    """Gradient of bias_dropout_add_fwd with respect to x + bias (the mask recomputed from seed and offset).
+
+    x and bias are read only to recompute h = x + bias for relu and gelu; with no activation they may be None.
+    """
+    if activation is None:
+        x, bias = None, None
+    return _run(grad, grad, bias, x, False, seed, offset, p, activation)

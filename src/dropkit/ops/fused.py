@@ -1,0 +1,134 @@
+"""Custom ops for fused bias + activation + dropout + residual: dropkit::bias_dropout_add.
+
+out = residual + dropout(activation(x + bias)), one kernel pass forward and one
+backward. Backward recomputes the mask from (seed, offset). What it keeps for
+backward: the seed (a scalar); with relu or gelu also x and bias themselves
+(references to the inputs, no new memory), to recompute h = x + bias. With no
+activation nothing of x's size is kept.
+
+Example:
+    >>> x, r = torch.ones(2, 4), torch.zeros(2, 4)
+    >>> torch.ops.dropkit.bias_dropout_add(x, torch.ones(4), r, torch.tensor(7), 0, 0.5, "relu")
+    tensor([[4., 4., 0., 0.],
+            [0., 4., 0., 4.]])
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import kernels, rng
+from .dropout import _like
+from .seed import seed_tensor, seed_value
+
+__all__ = ["apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward"]
+
+
+def _contiguous(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def forward_impl(x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float, activation) -> Tensor:
+    """residual + dropout(activation(x + bias)) (seed and offset as uint64); the output keeps x's memory format."""
+    k = kernels.fused_for_tensor(x)
+    y = k.bias_dropout_add_fwd(x.contiguous(), _contiguous(bias), residual.contiguous(), seed, offset, p, activation)
+    return _like(x, y)
+
+
+def backward_impl(grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation) -> Tensor:
+    """Gradient with respect to x + bias: activation'(x + bias) * dropout(grad), the mask recomputed."""
+    k = kernels.fused_for_tensor(grad)
+    g = k.bias_dropout_add_bwd(grad.contiguous(), _contiguous(x), _contiguous(bias), seed, offset, p, activation)
+    return _like(grad, g)
+
+
+def _grads(ctx, grad: Tensor, grad_h: Tensor) -> tuple:
+    """Gradients of all seven op inputs from the gradient of x + bias; bias sums over the leading dims."""
+    needs_bias = ctx.bias_size is not None and ctx.needs_input_grad[1]
+    grad_bias = grad_h.reshape(-1, ctx.bias_size).sum(0) if needs_bias else None
+    return grad_h, grad_bias, grad, None, None, None, None
+
+
+@torch.library.custom_op("dropkit::bias_dropout_add", mutates_args=())
+def bias_dropout_add(
+    x: Tensor, bias: Optional[Tensor], residual: Tensor, seed: Tensor, offset: int, p: float, activation: Optional[str]
+) -> Tensor:
+    """residual + dropout(activation(x + bias)); the output keeps x's memory format."""
+    return forward_impl(x, bias, residual, seed_value(seed), rng.to_uint64(offset), p, activation)
+
+
+@bias_dropout_add.register_fake
+def _(x, bias, residual, seed, offset, p, activation):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("dropkit::bias_dropout_add_backward", mutates_args=())
+def bias_dropout_add_backward(
+    grad: Tensor, x: Optional[Tensor], bias: Optional[Tensor], seed: Tensor, offset: int, p: float,
+    activation: Optional[str],
+) -> Tensor:
+    """Gradient of dropkit::bias_dropout_add with respect to x + bias."""
+    return backward_impl(grad, x, bias, seed_value(seed), rng.to_uint64(offset), p, activation)
+
+
+@bias_dropout_add_backward.register_fake
+def _(grad, x, bias, seed, offset, p, activation):
+    return torch.empty_like(grad)
+
+
+def _setup(ctx, inputs, output):
+    x, bias, _, seed, offset, p, activation = inputs
+    needs_h = activation is not None
+    ctx.save_for_backward(seed, x if needs_h else None, bias if needs_h else None)
+    ctx.bias_size = None if bias is None else bias.shape[0]
+    ctx.offset, ctx.p, ctx.activation = offset, p, activation
+
+
+def _backward(ctx, grad):
+    seed, x, bias = ctx.saved_tensors
+    grad_h = bias_dropout_add_backward(grad, x, bias, seed, ctx.offset, ctx.p, ctx.activation)
+    return _grads(ctx, grad, grad_h)
+
+
+bias_dropout_add.register_autograd(_backward, setup_context=_setup)
+
+
+class _EagerBiasDropoutAdd(torch.autograd.Function):
+    """dropkit::bias_dropout_add's autograd without the custom-op dispatch."""
+
+    @staticmethod
+    def forward(ctx, x, bias, residual, seed, offset, p, activation):
+        needs_h = activation is not None
+        ctx.save_for_backward(x if needs_h else None, bias if needs_h else None)
+        ctx.bias_size = None if bias is None else bias.shape[0]
+        ctx.args = (seed, offset, p, activation)
+        return forward_impl(x, bias, residual, seed, offset, p, activation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, bias = ctx.saved_tensors
+        grad_h = backward_impl(grad, x, bias, *ctx.args)
+        return _grads(ctx, grad, grad_h)
+
+
+def apply_bias_dropout_add(
+    x: Tensor, bias: Tensor | None, residual: Tensor, p: float, seed: int | None, offset: int,
+    generator: torch.Generator | None, activation,
+) -> Tensor:
+    """Run the fused op on validated arguments, drawing the seed if none is given (and p > 0).
+
+    As apply_dropout: compiled code goes through the custom ops, eager code
+    reaches the same *_impl functions through an autograd.Function.
+    """
+    if p == 0.0:
+        seed = 0  # no mask: draw nothing, as dropout at p = 0 draws nothing
+    if torch.compiler.is_compiling():
+        return bias_dropout_add(x, bias, residual, seed_tensor(seed, generator), rng.to_int64(offset), p, activation)
+    if seed is None:
+        seed = rng.draw_seed(generator)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
+        return _EagerBiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
+    return forward_impl(x, bias, residual, seed, offset, p, activation)
