@@ -11,7 +11,9 @@ from . import nn as nn
 from . import rng as rng
 from .functional import dropout as dropout
 from .functional import keep_mask as keep_mask
+from .functional import bias_dropout_add as bias_dropout_add
 from .nn import Dropout as Dropout
+from .nn import BiasDropoutAdd as BiasDropoutAdd
 from .nn import Dropout1d as Dropout1d
 from .nn import Dropout2d as Dropout2d
 from .nn import Dropout3d as Dropout3d
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "functional", "nn", "rng", "dropout", "keep_mask", "Dropout", "__version__",
+    "bias_dropout_add", "BiasDropoutAdd",
     "metrics", "uncertainty", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
