@@ -158,7 +158,7 @@ def module_type(value, types, name: str):
     """A module of one of `types`."""
     if not isinstance(value, types):
         names = ", ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise TypeError(f"{name} must be a {names}, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an instance of {names}, got {type(value).__name__}")
     return value
 
 
