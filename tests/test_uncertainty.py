@@ -356,3 +356,64 @@ def test_docstring_examples():
     for module in (uncertainty, dropkit.metrics):
         result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
+
+
+# --- dropkit's dropout family -------------------------------------------------
+
+DN = dropkit.nn
+
+
+def family():
+    """(layer, input) for every dropkit variant; fresh modules each call."""
+    torch.manual_seed(0)
+    return [
+        (DN.Dropout1d(0.5), torch.randn(4, 8, 16)),
+        (DN.Dropout2d(0.5), torch.randn(4, 8, 4, 4)),
+        (DN.Dropout3d(0.5), torch.randn(4, 8, 2, 3, 3)),
+        (DN.AlphaDropout(0.5), torch.randn(4, 32)),
+        (DN.FeatureAlphaDropout(0.5), torch.randn(4, 8, 4, 4)),
+        (DN.GaussianDropout(0.5), torch.randn(4, 32)),
+        (DN.GaussianNoise(0.5), torch.randn(4, 32)),
+        (DN.DropPath(0.5), torch.randn(16, 32)),
+        (DN.DropBlock2d(0.3, 3), torch.randn(4, 8, 8, 8)),
+        (DN.LockedDropout(0.5, batch_first=True), torch.randn(4, 6, 8)),
+        (DN.DropConnectLinear(32, 16, p=0.5), torch.randn(4, 32)),
+        (dropkit.weight_dropout(nn.Linear(32, 16), "weight", 0.5), torch.randn(4, 32)),
+        (DN.EmbeddingDropout(nn.Embedding(20, 8), 0.5), torch.randint(0, 20, (4, 6))),
+        (DN.ConcreteDropout(nn.Linear(32, 16), 0.5), torch.randn(4, 32)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(family())), ids=[type(m).__name__ for m, _ in family()])
+def test_every_dropkit_variant_is_sampled_and_restored(index):
+    layer, x = family()[index]
+    layer.eval()
+    assert any(is_dropout(m) for m in layer.modules())
+    before = modes(layer)
+    with mc_dropout(layer):
+        a, b = layer(x), layer(x)
+    assert not torch.equal(a, b)
+    assert modes(layer) == before
+    assert torch.equal(layer(x), layer(x))
+
+
+@pytest.mark.parametrize("index", range(len(family())), ids=[type(m).__name__ for m, _ in family()])
+def test_every_dropkit_variant_gives_distinct_samples(index):
+    layer, x = family()[index]
+    calls = []
+    layer.register_forward_pre_hook(lambda m, i: calls.append(i[0].shape[0]))
+    r = mc_predict(layer.eval(), x, samples=4, seed=0, task="regression")
+    assert len({tuple(s.flatten().tolist()) for s in r.samples}) == 4
+    # One mask per batch (weights, embedding rows) would make copies in one forward equal: one copy per forward then.
+    shared = any(uncertainty.shares_mask_across_batch(m) for m in layer.modules())
+    assert calls == ([x.shape[0]] * 4 if shared else [4 * x.shape[0]])
+
+
+def test_batch_shared_variants_are_detected():
+    shared = [DN.DropConnectLinear(4, 4), DN.WeightDropout(0.5), DN.EmbeddingDropout(nn.Embedding(3, 2), 0.5), DN.DropBlock2d(0.1, 3, batchwise=True)]
+    assert all(uncertainty.shares_mask_across_batch(m) for m in shared)
+    assert not any(uncertainty.shares_mask_across_batch(m) for m in (DN.DropBlock2d(0.1, 3), DN.DropPath(0.1), nn.Dropout()))
+    with pytest.warns(UserWarning, match="samples are correlated"), pytest.warns(UserWarning, match="identical"):
+        mc_predict(DN.DropConnectLinear(8, 3), torch.randn(2, 8), samples=4, chunk=4, seed=0)
+
+

@@ -4,6 +4,7 @@
     dropkit train --hidden 1024 1024 --dropout 0.5 --input-dropout 0.2 --max-norm 3
     dropkit sweep --rates 0 0.2 0.5 0.8 --seeds 0 1 2
     dropkit bench --quick
+    dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on
 stderr and exit with status 2; Ctrl-C saves a checkpoint and exits with 130.
@@ -28,7 +29,7 @@ from .lab.models import SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, bench.",
+    help="Dropout experiments on real data: demo, train, sweep, bench, uncertainty.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -70,7 +71,7 @@ _TRAINING_OPTIONS = {
 }
 
 # `--hidden 1024 1024` is joined into `--hidden 1024,1024` before parsing: click options take one value.
-_LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds")
+_LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds", "--samples")
 _NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
 
 
@@ -247,6 +248,24 @@ def bench(
     if out is not None:
         benchmark.save(result, out)
     typer.echo(json.dumps(result, indent=2) if as_json else benchmark.format_table(result))
+
+
+@app.command()
+@known_errors
+def uncertainty(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by dropkit demo or train.")],
+    run: Annotated[str, typer.Option("--run", help="Which run of the folder.")] = "dropout",
+    samples: Annotated[str, typer.Option(help="MC sample counts T, e.g. --samples 1 10 50.")] = "1,2,5,10,20,50,100",
+    seed: Annotated[int, typer.Option(help="Seed of the MC dropout masks.")] = 0,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Weight scaling vs MC dropout on a trained run: accuracy, NLL, ECE, Brier per T, error AUROC; uncertainty.json."""
+    from .lab import uncertainty as mc
+
+    with mc.progress_bar(quiet) as progress:
+        result = mc.run(run_dir, run_name=run, samples=_numbers(samples, int, "samples"), seed=seed, progress=progress)
+    _show(result, mc.table(result), quiet, as_json, f"wrote {', '.join(mc.FILES)} in {run_dir}")
 
 
 def main() -> None:

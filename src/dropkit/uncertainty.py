@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from . import _mode, _validate
+from .nn import is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS"]
 
@@ -34,24 +35,6 @@ TASKS = ("classification", "regression")
 # large enough that T = 50 copies of a typical test batch run in one forward,
 # small enough that 224x224 images still fit a few copies per pass.
 CHUNK_ELEMENTS = 2**24
-
-
-def is_dropout(module: torch.nn.Module) -> bool:
-    """True for dropout-family modules: torch's `_DropoutNd` subclasses and dropkit's layers.
-
-    Example:
-        >>> is_dropout(torch.nn.Dropout2d()), is_dropout(torch.nn.BatchNorm1d(3))
-        (True, False)
-    """
-    from . import nn as dnn
-
-    family = getattr(dnn, "is_dropout", None)
-    if family is not None:
-        return bool(family(module))
-    # dropkit's own layers live in dropkit.nn; torch's all derive from _DropoutNd.
-    return isinstance(module, torch.nn.modules.dropout._DropoutNd) or (
-        type(module).__module__ == dnn.__name__ and hasattr(module, "p")
-    )
 
 
 def shares_mask_across_batch(module: torch.nn.Module) -> bool:
@@ -64,6 +47,7 @@ def shares_mask_across_batch(module: torch.nn.Module) -> bool:
         >>> shares_mask_across_batch(torch.nn.Dropout())
         False
     """
+    # By class name, so fastai's WeightDropout and EmbeddingDropout, which draw the same way, are caught too.
     name = type(module).__name__
     return name in ("DropConnectLinear", "EmbeddingDropout", "WeightDropout") or (
         name.startswith("DropBlock") and bool(getattr(module, "batchwise", False))

@@ -1,0 +1,218 @@
+"""`dropkit uncertainty RUN_DIR`: weight scaling against Monte-Carlo dropout on a trained run's test split.
+
+Weight scaling is the seed's inference rule (eval mode: dropout off, inverted
+dropout already scaled the weights); MC dropout averages the softmax of T
+stochastic passes (Gal and Ghahramani 2016). For each T the report gives
+accuracy, NLL, ECE (15 bins) and Brier, and the time of its passes; at the
+reference T (50, or the largest T asked for without 50) it ranks test points
+by predictive entropy and mutual information and measures how well each finds
+the misclassified ones (AUROC). It writes into the run folder:
+
+- uncertainty.json: {"weight_scaling": {"acc", "nll", "ece", "brier"},
+  "mc": {"<T>": {"acc", "nll", "ece", "brier", "seconds"}},
+  "auroc": {"entropy", "mutual_information"}, "plain_forward_seconds": ...}
+  (accuracies as fractions; plain_forward_seconds: 50 eval passes over the
+  test split in the same batches, the baseline for mc["50"]["seconds"]);
+- reliability.png, uncertainty_hist.png (entropy and MI for right and wrong
+  predictions) and mc_samples.png (accuracy and NLL against T).
+
+Example:
+    >>> result = run("runs/demo", samples=(1, 10, 50))  # doctest: +SKIP
+    >>> result["mc"]["50"]["acc"] - result["weight_scaling"]["acc"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from .. import metrics
+from ..uncertainty import mc_predict
+from . import data, report, train
+from .models import SettingsError
+
+__all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "table", "progress_bar"]
+
+SAMPLES = (1, 2, 5, 10, 20, 50, 100)  # T values of the report (Srivastava et al. 2014 section 7.5)
+PLAIN_FORWARDS = 50  # eval passes timed as the baseline of MC dropout's cost
+FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): units are single-input forward passes
+
+
+def reference_samples(samples: Sequence[int]) -> int:
+    """The T whose predictions feed the AUROC and the plots: 50 if asked for, else the largest.
+
+    Example:
+        >>> reference_samples((1, 10, 50, 100)), reference_samples((1, 10))
+        (50, 10)
+    """
+    return 50 if 50 in samples else max(samples)
+
+
+def _check_samples(samples: Sequence[int]) -> tuple[int, ...]:
+    samples = tuple(samples)
+    if not samples or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in samples):
+        raise SettingsError(f"samples must be a non-empty list of ints >= 1, got {', '.join(map(str, samples)) or 'nothing'}")
+    return tuple(sorted(set(samples)))
+
+
+def _scores(probs: torch.Tensor, y: torch.Tensor) -> dict:
+    return {"acc": float((probs.argmax(1) == y).double().mean()), "nll": metrics.nll(probs, y), "ece": metrics.ece(probs, y), "brier": metrics.brier(probs, y)}
+
+
+def run(
+    run_dir,
+    *,
+    run_name: str = "dropout",
+    samples: Sequence[int] = SAMPLES,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict:
+    """Compute the uncertainty report of one run of a run folder, write its files there, return uncertainty.json's dict.
+
+    Args:
+        run_dir: a run folder written by `dropkit demo` or `dropkit train`.
+        run_name: which of its runs (default "dropout").
+        samples: the T values to compare with weight scaling.
+        batch_size: test inputs per mc_predict call (each replicated T times in chunks).
+        seed: seed of the MC masks; the same seed gives the same report figures (times aside).
+        progress: called as progress(stage, done, total) after each batch.
+
+    Raises:
+        train.RunFolderError: no such run folder, run or checkpoint; data.DataError: test data missing.
+        SettingsError: bad samples or batch_size.
+    """
+    samples = _check_samples(samples)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SettingsError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    run_dir = Path(run_dir)
+    model, settings = train.load_model(run_dir, run_name)
+    x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+    batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    n = len(x)
+    total = n * (1 + sum(samples) + PLAIN_FORWARDS)
+    done = 0
+
+    def advance(stage: str, units: int) -> None:
+        nonlocal done
+        done += units
+        if progress is not None:
+            progress(stage, done, total)
+
+    model.eval()
+    with torch.no_grad():
+        eval_probs = torch.cat([torch.softmax(model(xb), 1) for xb, _ in batches])
+    advance("weight scaling", n)
+    result = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
+
+    seeds = torch.Generator().manual_seed(seed)
+    ref = reference_samples(samples)
+    curves = {"weight scaling": metrics.reliability(eval_probs, y)}
+    for t in samples:
+        stage = f"MC dropout T={t}"
+        parts, entropy, mi, seconds = [], [], [], 0.0
+        for xb, _ in batches:
+            call_seed = int(torch.randint(2**63 - 1, (), generator=seeds))
+            start = time.perf_counter()
+            r = mc_predict(model, xb, t, seed=call_seed)
+            seconds += time.perf_counter() - start
+            parts.append(r.mean_probs)
+            if t == ref:
+                entropy.append(r.predictive_entropy)
+                mi.append(r.mutual_information)
+            advance(stage, t * len(xb))
+        probs = torch.cat(parts)
+        result["mc"][str(t)] = {**_scores(probs, y), "seconds": seconds}
+        if t == ref:
+            correct = probs.argmax(1) == y
+            scores = {"predictive entropy": torch.cat(entropy), "mutual information": torch.cat(mi)}
+            curves[f"MC dropout T={t}"] = metrics.reliability(probs, y)
+
+    result["auroc"] = {
+        "entropy": metrics.misclassification_auroc(scores["predictive entropy"], correct),
+        "mutual_information": metrics.misclassification_auroc(scores["mutual information"], correct),
+    }
+    result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
+
+    report.write_json(run_dir / "uncertainty.json", result)
+    metrics.plot_reliability(curves, run_dir / "reliability.png")
+    metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
+    _plot_against_samples(result, run_dir / "mc_samples.png")
+    return result
+
+
+def _time_plain(model: torch.nn.Module, batches, advance: Callable[[int], None]) -> float:
+    """Seconds of PLAIN_FORWARDS eval passes over the batches: what T = 50 costs without MC batching."""
+    seconds = 0.0
+    with torch.no_grad():
+        for xb, _ in batches:
+            start = time.perf_counter()
+            for _ in range(PLAIN_FORWARDS):
+                model(xb)
+            seconds += time.perf_counter() - start
+            advance(PLAIN_FORWARDS * len(xb))
+    return seconds
+
+
+def _plot_against_samples(result: dict, path) -> None:
+    from matplotlib.figure import Figure
+
+    ts = [int(t) for t in result["mc"]]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    for ax, key, label in zip(fig.subplots(1, 2), ("acc", "nll"), ("test accuracy", "test NLL (nats)")):
+        ax.plot(ts, [result["mc"][str(t)][key] for t in ts], marker="o", label="MC dropout")
+        ax.axhline(result["weight_scaling"][key], color="tab:red", linestyle="--", label="weight scaling")
+        ax.set(xscale="log", xlabel="MC samples T", ylabel=label)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def table(result: dict):
+    """A rich Table of the report: one row for weight scaling, one per T."""
+    from rich.table import Table
+
+    t = Table(title="Weight scaling vs MC dropout (test split)")
+    for col in ("inference", "accuracy", "NLL", "ECE", "Brier", "seconds"):
+        t.add_column(col, justify="left" if col == "inference" else "right")
+
+    def row(name: str, r: dict, seconds: str) -> None:
+        t.add_row(name, f"{100 * r['acc']:.2f}%", f"{r['nll']:.4f}", f"{r['ece']:.4f}", f"{r['brier']:.4f}", seconds)
+
+    row("weight scaling", result["weight_scaling"], "")
+    for name, r in result["mc"].items():
+        row(f"MC T={name}", r, f"{r['seconds']:.2f}")
+    t.caption = (
+        f"misclassification AUROC: predictive entropy {result['auroc']['entropy']:.4f}, "
+        f"mutual information {result['auroc']['mutual_information']:.4f}; "
+        f"{PLAIN_FORWARDS} plain eval forwards: {result['plain_forward_seconds']:.2f} s"
+    )
+    return t
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool = False):
+    """A rich progress bar on stderr as a `progress` callback for run(); None when quiet.
+
+    Example:
+        >>> with progress_bar() as progress:  # doctest: +SKIP
+        ...     run("runs/demo", progress=progress)
+    """
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(), console=Console(stderr=True),
+    )
+    with bar:
+        task = bar.add_task("loading", total=None)
+        yield lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total)

@@ -1,0 +1,163 @@
+"""`dropkit uncertainty`: the report on a tiny trained run of the bundled digits."""
+
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+from dropkit.lab import LabError, train  # noqa: E402
+from dropkit.lab import uncertainty as U  # noqa: E402
+from dropkit.lab.models import SettingsError  # noqa: E402
+
+SAMPLES = (1, 3, 8)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    settings = train.Settings(dataset="digits", hidden=(32, 16), epochs=2, batch_size=64, threads=1)
+    train.run_experiment({"dropout": settings}, out, command="train")
+    return out
+
+
+@pytest.fixture(scope="module")
+def result(run_dir):
+    calls = []
+    res = U.run(run_dir, samples=SAMPLES, batch_size=100, progress=lambda *a: calls.append(a))
+    return res, calls
+
+
+def test_schema_is_exactly_the_documented_one(run_dir, result):
+    res, _ = result
+    assert json.loads((run_dir / "uncertainty.json").read_text()) == res
+    assert set(res) == {"weight_scaling", "mc", "auroc", "plain_forward_seconds"}
+    assert set(res["weight_scaling"]) == {"acc", "nll", "ece", "brier"}
+    assert list(res["mc"]) == ["1", "3", "8"]
+    for r in res["mc"].values():
+        assert set(r) == {"acc", "nll", "ece", "brier", "seconds"}
+        assert 0 <= r["acc"] <= 1 and 0 <= r["ece"] <= 1 and r["seconds"] > 0
+    assert set(res["auroc"]) == {"entropy", "mutual_information"}
+    assert all(0 <= v <= 1 for v in res["auroc"].values())
+    assert res["plain_forward_seconds"] > 0
+    for name in U.FILES:
+        assert (run_dir / name).stat().st_size > 0, name
+
+
+def test_weight_scaling_matches_training_evaluation(run_dir, result):
+    model, settings = train.load_model(run_dir)
+    from dropkit.lab import data
+
+    x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+    loss, acc = train.evaluate(model, x, y)
+    assert result[0]["weight_scaling"]["acc"] == acc
+    assert result[0]["weight_scaling"]["nll"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_learned_and_uncertainty_ranks_errors(result):
+    res, _ = result
+    assert res["mc"]["8"]["acc"] > 0.5  # 10 classes: chance is 0.1
+    assert res["auroc"]["entropy"] > 0.6
+
+
+def test_progress_reaches_total(result):
+    _, calls = result
+    stages = [c[0] for c in calls]
+    assert stages[0] == "weight scaling" and stages[-1] == "plain eval forwards"
+    assert "MC dropout T=8" in stages
+    done = [c[1] for c in calls]
+    assert done == sorted(done) and done[-1] == calls[-1][2]
+
+
+def test_seed_makes_the_figures_reproducible(run_dir, result):
+    again = U.run(run_dir, samples=SAMPLES, batch_size=100)
+    other = U.run(run_dir, samples=SAMPLES, batch_size=100, seed=1)
+
+    def figures(r):
+        return {t: {k: v for k, v in m.items() if k != "seconds"} for t, m in r["mc"].items()}, r["auroc"]
+
+    assert figures(again) == figures(result[0])
+    assert figures(other) != figures(result[0])
+
+
+def test_single_sample_has_no_epistemic_part(run_dir):
+    res = U.run(run_dir, samples=(1,), batch_size=1000)
+    # With T = 1 mutual information is 0 everywhere: a constant score ranks at chance.
+    assert res["auroc"]["mutual_information"] == 0.5
+    assert not math.isnan(res["auroc"]["entropy"])
+
+
+def test_reference_samples():
+    assert U.reference_samples(U.SAMPLES) == 50
+    assert U.reference_samples((3, 7)) == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        ({"samples": ()}, "samples must be a non-empty list of ints >= 1, got nothing"),
+        ({"samples": (0, 5)}, "samples must be a non-empty list of ints >= 1, got 0, 5"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+    ],
+)
+def test_bad_options(run_dir, kwargs, msg):
+    with pytest.raises(SettingsError, match=msg):
+        U.run(run_dir, **kwargs)
+
+
+def test_missing_run(run_dir, tmp_path):
+    with pytest.raises(LabError, match="is not a run folder"):
+        U.run(tmp_path)
+    with pytest.raises(LabError, match="has no run 'l2'"):
+        U.run(run_dir, run_name="l2")
+
+
+def test_mc_samples_of_one_batch_differ(run_dir):
+    from dropkit import mc_predict
+
+    model, _ = train.load_model(run_dir)
+    r = mc_predict(model, torch.randn(4, 64), samples=4, seed=0)
+    assert not torch.equal(r.samples[0], r.samples[1])
+
+
+def test_cli_json(run_dir):
+    from typer.testing import CliRunner
+
+    from dropkit.cli import app, join_list_options
+
+    args = join_list_options(["uncertainty", str(run_dir), "--samples", "1", "4", "--seed", "2", "--json"])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert list(report["mc"]) == ["1", "4"]
+    assert report == json.loads((run_dir / "uncertainty.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--samples", "1,x"], "error: samples must be a list of ints like 1,2,3, got '1,x'"),
+        (["--samples", "0"], "error: samples must be a non-empty list of ints >= 1, got 0"),
+        (["--run", "nope"], "has no run 'nope'"),
+    ],
+)
+def test_cli_errors_are_one_line(run_dir, args, msg):
+    from typer.testing import CliRunner
+
+    from dropkit.cli import app
+
+    result = CliRunner().invoke(app, ["uncertainty", str(run_dir), "--quiet", *args])
+    assert result.exit_code == 2
+    assert msg in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_help():
+    from typer.testing import CliRunner
+
+    from dropkit.cli import app
+
+    result = CliRunner().invoke(app, ["uncertainty", "--help"])
+    assert result.exit_code == 0 and "--samples" in result.stdout
