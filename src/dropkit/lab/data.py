@@ -8,7 +8,7 @@ directly in it. `download=True` fetches the official files and checks their sha2
 Example:
     >>> ds = load("digits")
     >>> ds.x_train.shape, ds.n_classes
-    (torch.Size([1437, 64]), 10)
+    (torch.Size([1438, 64]), 10)
 """
 
 from __future__ import annotations
@@ -290,7 +290,8 @@ def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> D
     if name == "digits":
         return _load_digits()
     wanted = "fashion-mnist" if name == "auto" else name
-    directory = find_idx_dir(wanted, data_dir)
+    creatable = download_missing and data_dir is not None and not Path(data_dir).expanduser().exists()
+    directory = None if creatable else find_idx_dir(wanted, data_dir)
     if directory is None and download_missing:
         directory = download(wanted, data_dir)
     if directory is not None:

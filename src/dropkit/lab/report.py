@@ -85,20 +85,21 @@ def _pct(x: float) -> str:
 
 
 def summary_table(summary: dict):
-    """A rich Table of a summary: one row per run.
+    """A rich Table of a summary: one row per run; dropout reads "input | hidden rates".
 
     Example:
         >>> rich.print(summary_table(summary))  # doctest: +SKIP
     """
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs")
-    for column in ("run", "dropout", "final test", "best test", "train", "gap", "epoch s", "wall s"):
-        table.add_column(column, justify="left" if column in ("run", "dropout") else "right")
+    table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
+    for column in ("run", "dropout", "test", "best", "train", "gap", "s/epoch", "wall s"):
+        table.add_column(column, justify="left" if column in ("run", "dropout") else "right", no_wrap=True)
     for name, r in summary["runs"].items():
-        rates = ", ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
+        rates = " ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
         if r.get("input_dropout"):
-            rates = f"in {r['input_dropout']:g}; {rates}"
+            rates = f"{r['input_dropout']:g} | {rates}"
         table.add_row(
             name,
             rates,
@@ -141,9 +142,10 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
 
 def sweep_table(sweep: dict):
     """A rich Table of a sweep: test error against dropout rate."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
+    table = Table(box=box.SIMPLE, title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
     for column in ("rate", "mean", "std", "min", "max"):
         table.add_column(column, justify="right")
     for r in sweep["results"]:
@@ -235,18 +237,27 @@ class RichProgress:
         )
         self._tasks: dict[str, int] = {}
         self._loss: dict[str, float] = {}
+        self._started = False
 
+    # The live display starts with the first run, so an early error leaves stderr with its one line only.
     def __enter__(self):
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self._progress.__exit__(*exc)
+        if self._started:
+            self._progress.stop()
+        return False
+
+    def _start(self):
+        if not self._started:
+            self._progress.start()
+            self._started = True
 
     def log(self, message: str) -> None:
-        self._progress.console.print(message, markup=False, highlight=False)
+        self.console.print(message, markup=False, highlight=False)
 
     def run_started(self, name: str, total_steps: int, done_steps: int) -> None:
+        self._start()
         self._tasks[name] = self._progress.add_task(name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-")
 
     def step(self, name: str, loss: float) -> None:

@@ -1,0 +1,188 @@
+"""dropkit.lab.train: learning, determinism, exact resume after Ctrl-C, run folders, reports."""
+
+import dataclasses
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from dropkit.lab import data, report, train
+from dropkit.lab.models import SettingsError
+from dropkit.lab.train import Interrupted, RunFolderError, Settings
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits")
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    """600 training images of digits: enough to learn, quick to train."""
+    return dataclasses.replace(digits, x_train=digits.x_train[:600], y_train=digits.y_train[:600])
+
+
+TINY = Settings(dataset="digits", hidden=(64, 32), dropout=(0.5, 0.3), epochs=2, batch_size=50, lr=0.1)
+
+
+class InterruptAt(train.Progress):
+    """Sends a real SIGINT (as Ctrl-C does) once `at` training steps have run."""
+
+    def __init__(self, at):
+        self.at, self.steps = at, 0
+
+    def step(self, name, loss):
+        self.steps += 1
+        if self.steps == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_short_run_learns(small, tmp_path):
+    s = dataclasses.replace(TINY, epochs=4)
+    state = train.fit(s, small, tmp_path / "run.pt")
+    h = state["history"]
+    assert [r["epoch"] for r in h] == [1, 2, 3, 4]
+    assert h[-1]["train_loss"] < h[0]["train_loss"] < 2.31  # ln(10): a net that guesses
+    assert h[-1]["test_acc"] > 0.8, "10 classes: chance is 0.1"
+    assert state["done"] and state["stopped"] == "epochs"
+
+
+def test_same_settings_same_numbers(small, tmp_path):
+    a = train.fit(TINY, small, tmp_path / "a.pt")
+    b = train.fit(TINY, small, tmp_path / "b.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert [r["test_loss"] for r in a["history"]] == [r["test_loss"] for r in b["history"]]
+    c = train.fit(dataclasses.replace(TINY, seed=1), small, tmp_path / "c.pt")
+    assert not torch.equal(a["model"]["0.weight"], c["model"]["0.weight"])
+
+
+@pytest.mark.parametrize("at", [5, 12, 19], ids=["mid-epoch-1", "end-of-epoch-1", "mid-epoch-2"])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path, at):
+    # 600 / 50 = 12 steps per epoch; dropout, momentum and the cosine schedule all carry state.
+    whole = train.fit(TINY, small, tmp_path / "whole.pt")
+    with pytest.raises(Interrupted, match="interrupted: run 'r' saved"):
+        train.fit(TINY, small, tmp_path / "cut.pt", name="r", progress=InterruptAt(at))
+    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
+    assert not saved["done"] and (saved["epoch"], saved["step"]) in {(0, at), (1, at - 12), (1, 0)}
+    resumed = train.fit(TINY, small, tmp_path / "cut.pt")
+    assert resumed["done"]
+    for key, value in whole["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    assert [r["test_acc"] for r in resumed["history"]] == [r["test_acc"] for r in whole["history"]]
+
+
+def test_resume_without_the_rng_state_would_differ(small, tmp_path):
+    """Guards the resume test: dropout masks really depend on the saved RNG state."""
+    whole = train.fit(TINY, small, tmp_path / "whole.pt")
+    with pytest.raises(Interrupted):
+        train.fit(TINY, small, tmp_path / "cut.pt", progress=InterruptAt(5))
+    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
+    saved["rng"] = torch.manual_seed(12345).get_state()
+    torch.save(saved, tmp_path / "cut.pt")
+    resumed = train.fit(TINY, small, tmp_path / "cut.pt")
+    assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
+
+
+def test_time_budget_stops_after_the_epoch_that_crosses_it(small, tmp_path):
+    state = train.fit(dataclasses.replace(TINY, epochs=5, time_budget=1e-6), small, tmp_path / "t.pt")
+    assert len(state["history"]) == 1 and state["done"] and state["stopped"] == "time budget"
+
+
+def test_max_norm_and_penalties_train(small, tmp_path):
+    s = dataclasses.replace(TINY, max_norm=0.5, l1=1e-4, l2=1e-3, optimizer="adam", lr=None, schedule="step", val_split=0.2)
+    state = train.fit(s, small, tmp_path / "m.pt")
+    for key in ("0.weight", "3.weight", "6.weight"):
+        assert (state["model"][key].norm(dim=1) <= 0.5 + 1e-5).all(), key
+    assert "val_acc" in state["history"][-1]
+
+
+def test_run_experiment_writes_the_run_folder(tmp_path):
+    runs = train.demo_runs(dataclasses.replace(TINY, epochs=2))
+    summary = train.run_experiment(runs, tmp_path / "demo", command="demo")
+    assert set(os.listdir(tmp_path / "demo")) == {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints"}
+    assert summary == json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["dataset"] == "digits" and summary["epochs"] == 2
+    assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
+    r = summary["runs"]["dropout"]
+    assert r["dropout"] == [0.5, 0.3] and summary["runs"]["no_dropout"]["dropout"] is None
+    assert r["gap"] == pytest.approx(r["final_train_acc"] - r["final_test_acc"])
+    assert r["best_test_acc"] >= r["final_test_acc"] and r["wall_seconds"] > 0
+    lines = [json.loads(l) for l in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
+    assert [(l["run"], l["epoch"]) for l in lines] == [(n, e) for n in ("dropout", "no_dropout", "l2") for e in (1, 2)]
+    config = json.loads((tmp_path / "demo" / "config.json").read_text())
+    assert config["runs"]["l2"]["l2"] == 5e-4 and config["runs"]["no_dropout"]["dropout"] == [0.0, 0.0]
+    assert (tmp_path / "demo" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_twins_share_initial_weights_and_batches(small, tmp_path):
+    """With every rate 0, the dropout twin is the no-dropout twin: same start, same batches, same result."""
+    runs = train.demo_runs(dataclasses.replace(TINY, dropout=(0.0,), epochs=1))
+    summary = train.run_experiment(runs, tmp_path / "twins")
+    assert summary["runs"]["dropout"]["final_test_acc"] == summary["runs"]["no_dropout"]["final_test_acc"]
+
+
+def test_run_folder_is_never_overwritten_silently(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    s = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    with pytest.raises(RunFolderError, match=f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it"):
+        train.run_experiment(s, out)
+    train.run_experiment(s, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes only what a run writes
+    with pytest.raises(RunFolderError, match="nothing to resume in .*: no config.json"):
+        train.run_experiment(s, tmp_path / "empty", resume=True)
+    with pytest.raises(RunFolderError, match="--resume and --overwrite exclude each other"):
+        train.run_experiment(s, out, resume=True, overwrite=True)
+
+
+def test_resume_of_a_finished_experiment_changes_nothing(tmp_path):
+    s = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    first = train.run_experiment(s, tmp_path / "r")
+    again = train.run_experiment({"ignored": Settings()}, tmp_path / "r", resume=True)
+    assert again == first
+
+
+def test_load_model_gives_the_trained_model(tmp_path):
+    s = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    summary = train.run_experiment(s, tmp_path / "r")
+    model, settings = train.load_model(tmp_path / "r")
+    assert not model.training and settings.dataset == "digits" and settings.hidden == (64, 32)
+    x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+    _, acc = train.evaluate(model, x, y)
+    assert acc == summary["runs"]["dropout"]["final_test_acc"]
+    with pytest.raises(RunFolderError, match="has no run 'l2'; its runs: dropout"):
+        train.load_model(tmp_path / "r", "l2")
+    with pytest.raises(RunFolderError, match="is not a run folder: no config.json"):
+        train.load_model(tmp_path)
+
+
+def test_settings_validation():
+    with pytest.raises(SettingsError, match="optimizer must be one of sgd, adam, got 'rmsprop'"):
+        Settings(optimizer="rmsprop")
+    with pytest.raises(SettingsError, match=r"val_split must be in \[0, 1\), got 1.0"):
+        Settings(val_split=1.0)
+    with pytest.raises(SettingsError, match="epochs must be at least 1, got 0"):
+        Settings(epochs=0)
+    assert Settings(hidden=(8, 8, 8), dropout=0.5).dropout == (0.5, 0.5, 0.5)
+    assert Settings.from_dict(Settings(max_norm=3.0).to_dict()) == Settings(max_norm=3.0)
+
+
+def test_parse_duration():
+    assert [train.parse_duration(t) for t in ("90", "90s", "45m", "1.5h")] == [90, 90, 2700, 5400]
+    with pytest.raises(SettingsError, match="time budget must look like 90s, 45m or 1.5h, got '10 minutes'"):
+        train.parse_duration("10 minutes")
+
+
+def test_sweep_summary_statistics():
+    runs = train.sweep_runs(Settings(), [0.0, 0.5], [0, 1])
+    assert list(runs) == ["p0_s0", "p0_s1", "p0.5_s0", "p0.5_s1"]
+    accs = {"p0_s0": 0.8, "p0_s1": 0.9, "p0.5_s0": 0.7, "p0.5_s1": 0.7}
+    summary = {"dataset": "x", "epochs": 1, "runs": {n: {"final_test_acc": a} for n, a in accs.items()}}
+    sweep = report.sweep_summary(runs, summary)
+    assert [r["rate"] for r in sweep["results"]] == [0.0, 0.5] and sweep["seeds"] == [0, 1]
+    assert sweep["results"][0]["test_error_mean"] == pytest.approx(0.15)
+    assert sweep["results"][0]["test_error_std"] == pytest.approx(0.0707107, rel=1e-5)
+    assert sweep["results"][1]["test_error_std"] == pytest.approx(0.0, abs=1e-12)

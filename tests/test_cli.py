@@ -1,0 +1,185 @@
+"""The `dropkit` command through typer's CliRunner: every command end to end, --help, errors, Ctrl-C."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dropkit import cli
+from dropkit.lab import report
+from lab.idx_files import STEMS, make_idx_dir, write_idx
+
+runner = CliRunner()
+TINY = ["--dataset", "digits", "--hidden", "32", "--epochs", "1", "--batch-size", "100", "--quiet"]
+
+
+def invoke(*args):
+    return runner.invoke(cli.app, cli.join_list_options([str(a) for a in args]))
+
+
+def assert_one_line_error(result, message):
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"error: {message}"] or message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["sweep"], ["bench"]])
+def test_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage: dropkit" in result.output
+
+
+def test_no_command_shows_help():
+    result = invoke()
+    assert "demo" in result.output and "sweep" in result.output
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--out", out)
+    assert result.exit_code == 0, result.output
+    for column in ("test", "best", "train", "gap", "s/epoch", "wall s"):
+        assert column in result.stdout
+    assert "dropout" in result.stdout and "no_dropout" in result.stdout and "l2" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
+    assert (out / "curves.png").exists() and len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    again = invoke("demo", "--dataset", "digits", "--epochs", "1", "--out", out)
+    assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+
+
+def test_train_json_and_list_options(tmp_path):
+    out = tmp_path / "t"
+    result = invoke("train", *TINY[:2], "--hidden", "32", "16", "--dropout", "0.4", "0.2", "--input-dropout", "0.1",
+                    "--max-norm", "3", "--optimizer", "adam", "--schedule", "step", "--epochs", "1", "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["runs"]["dropout"]["dropout"] == [0.4, 0.2] and summary["runs"]["dropout"]["input_dropout"] == 0.1
+    config = json.loads((out / "config.json").read_text())["runs"]["dropout"]
+    assert config["hidden"] == [32, 16] and config["max_norm"] == 3.0 and config["optimizer"] == "adam"
+
+
+def test_train_without_dropout_is_named_so(tmp_path):
+    result = invoke("train", *TINY, "--dropout", "0", "--out", tmp_path / "t")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert list(json.loads((tmp_path / "t" / "summary.json").read_text())["runs"]) == ["no_dropout"]
+
+
+def test_sweep_end_to_end(tmp_path):
+    out = tmp_path / "s"
+    result = invoke("sweep", *TINY[:-1], "--rates", "0", "0.5", "--seeds", "0", "1", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    sweep = json.loads(result.stdout)
+    assert [r["rate"] for r in sweep["results"]] == [0.0, 0.5] and sweep["seeds"] == [0, 1]
+    assert sweep == json.loads((out / "sweep.json").read_text()) and (out / "sweep.png").exists()
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+
+    def interrupt_once(self, name, loss):
+        monkeypatch.undo()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(report.RichProgress, "step", interrupt_once)
+    args = ["train", "--dataset", "digits", "--hidden", "32", "--epochs", "2", "--out", out]
+    result = invoke(*args)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"interrupted: run 'dropout' saved at epoch 1, step 1; resume with: dropkit train --out {out} --resume"
+    )
+    result = invoke("train", "--out", out, "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["runs"]["dropout"]["epochs_run"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dropout", "1.5"], "dropout must be between 0 and 1, got 1.5"),
+        (["--hidden", "abc"], "hidden must be a list of ints like 1,2,3, got 'abc'"),
+        (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, got 'rmsprop'"),
+        (["--time-budget", "soon"], "time budget must look like 90s, 45m or 1.5h, got 'soon'"),
+        (["--dataset", "cifar"], "dataset must be one of auto, fashion-mnist, mnist, digits, got 'cifar'"),
+    ],
+)
+def test_bad_settings_are_one_line(tmp_path, args, message):
+    assert_one_line_error(invoke("train", *TINY, "--out", tmp_path / "x", *args), message)
+
+
+def _corrupt(directory, kind):
+    if kind == "wrong magic":
+        write_idx(directory / (STEMS["train_labels"] + ".gz"), np.zeros(60, np.uint8), magic=0x803)
+    elif kind == "truncated":
+        path = directory / (STEMS["test_images"] + ".gz")
+        path.write_bytes(path.read_bytes()[:-20])
+    elif kind == "mismatched counts":
+        write_idx(directory / (STEMS["train_labels"] + ".gz"), np.zeros(59, np.uint8))
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("wrong magic", "magic number 0x00000803, expected 0x00000801"),
+        ("truncated", "cannot read"),
+        ("mismatched counts", "train images and labels disagree: 60 images, 59 labels"),
+    ],
+)
+def test_data_errors_are_one_line(tmp_path, kind, message):
+    directory = make_idx_dir(tmp_path / "mnist")
+    _corrupt(directory, kind)
+    result = invoke("train", "--dataset", "mnist", "--data-dir", directory, "--out", tmp_path / "run", "--quiet")
+    assert_one_line_error(result, message)
+
+
+def test_missing_data_directory_is_one_line(tmp_path):
+    result = invoke("demo", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "nope", "--out", tmp_path / "run")
+    assert_one_line_error(result, f"data directory not found: {tmp_path / 'nope'}")
+
+
+def test_mnist_from_idx_files(tmp_path):
+    directory = make_idx_dir(tmp_path / "idx", n_train=200, n_test=50)
+    result = invoke("train", "--dataset", "mnist", "--data-dir", tmp_path / "idx", "--hidden", "16", "--epochs", "1",
+                    "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dataset"] == "mnist"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["source"] == str(directory)
+
+
+def test_join_list_options():
+    assert cli.join_list_options(["train", "--hidden", "1024", "1024", "1024", "--dropout", "0.5", "--epochs", "3"]) == [
+        "train", "--hidden", "1024,1024,1024", "--dropout", "0.5", "--epochs", "3"]
+    assert cli.join_list_options(["uncertainty", "runs/demo", "--hidden"]) == ["uncertainty", "runs/demo", "--hidden"]
+
+
+def _bench_result():
+    """A result with the shape of dropkit.lab.bench.run's, for the wiring test."""
+    rows = [dict(n=1024, impl=i, forward_ms=1.0, forward_backward_ms=2.0, saved_bytes_per_element=0.0)
+            for i in ("dropkit (recompute)", "torch eager", "x.clone()")]
+    return dict(machine=dict(cpu="x", cores=2, torch_threads=2, torch="t", python="p", platform="l"), p=0.5,
+                elementwise=rows, training_step=[dict(batch=16, impl="torch.nn.Dropout", step_ms=1.0)],
+                jit=dict(first_process_call_s=1.0, import_s=0.1, first_call_warm_cache_s=0.5))
+
+
+def test_bench_wiring(tmp_path, monkeypatch):
+    from dropkit.lab import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda **kw: calls.append(kw) or _bench_result())
+    result = invoke("bench", "--quick", "--out", tmp_path / "b.json")
+    assert result.exit_code == 0 and calls[0]["quick"] is True and callable(calls[0]["progress"])
+    assert "| 2^10 | dropkit (recompute) |" in result.stdout
+    assert json.loads((tmp_path / "b.json").read_text()) == _bench_result()
+    result = invoke("bench", "--json")
+    assert json.loads(result.stdout) == _bench_result() and calls[1] == {"quick": False, "progress": None}
+
+
+@pytest.mark.skipif(not os.environ.get("DROPKIT_BENCH_TEST"), reason="bench --quick takes about 30 s on 2 cores; set DROPKIT_BENCH_TEST=1")
+def test_bench_quick_for_real(tmp_path):
+    result = invoke("bench", "--quick", "--json", "--out", tmp_path / "b.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((tmp_path / "b.json").read_text())
