@@ -25,7 +25,8 @@ def test_known_answer():
     assert words == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
 
 
-@pytest.mark.parametrize("seed,offset", CASES)
+# ints in [2^31, 2^32) reach an interpreted kernel as 4-byte data typed int64
+@pytest.mark.parametrize("seed,offset", CASES + [(2**31, 2**31 + 3), (2**32 - 1, 2**32 - 1)])
 def test_random_bits_equal_reference(seed, offset):
     got = triton_kernels.random_bits(4099, seed, offset, DEV).cpu().numpy()
     assert np.array_equal(got, rng.random_bits(4099, seed, offset).astype(np.int64))

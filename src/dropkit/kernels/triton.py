@@ -7,6 +7,9 @@ block it needs and places the four words of each block on their elements. The
 shift (offset & 3) is a compile-time constant, so the placement folds to
 register moves. A row of 8 also keeps bf16 loads 16 bytes wide.
 
+Philox is tl.randint4x(seed, b) with b a uint64: since Triton 3.4 (PR 6832) it
+runs 32-bit Philox on counter (b mod 2^32, b >> 32, 0, 0), the spec's counter.
+
 Floating-point contraction is switched off (enable_fp_fusion=False): a fused
 multiply-add would round once where the spec rounds twice.
 
@@ -79,8 +82,10 @@ def _words(seed, offset, rows, cols, BLOCK: tl.constexpr, SHIFT: tl.constexpr):
     Element i has stream index g = offset + i; with offset = 4q + SHIFT the row
     starting at element 8j reads blocks q + 2j + d for d < 2 (+1 when SHIFT > 0).
     """
-    seed = seed.to(tl.int64).to(tl.uint64, bitcast=True)
-    quad = (offset.to(tl.int64).to(tl.uint64, bitcast=True) >> 2) + tl.program_id(0).to(tl.uint64) * (BLOCK // 4)
+    # int -> uint64 keeps the bits (i64) or the value (positive i32); a bitcast would
+    # break under the interpreter, which holds ints in [2^31, 2^32) as 4-byte data
+    seed = seed.to(tl.uint64)
+    quad = (offset.to(tl.uint64) >> 2) + tl.program_id(0).to(tl.uint64) * (BLOCK // 4)
     pos = cols + SHIFT  # stream position inside the row's first block, in words
     words = tl.zeros((BLOCK // 8, 8), dtype=tl.uint32)
     for d in tl.static_range(2 + (SHIFT > 0)):
