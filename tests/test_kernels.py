@@ -53,6 +53,13 @@ def test_bitpacked_forward_and_backward(name, dtype):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_a_stream_that_wraps_past_2_to_the_64(name):
+    x = torch.randn(4111)
+    offset = 2**64 - 4099  # offset + index wraps inside the tensor, mid-chunk and mid-block
+    assert torch.equal(BACKENDS[name].dropout_fwd(x, 9, offset, 0.5), reference(x, 9, offset, 0.5))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_in_place_into_the_input(name):
     x = torch.randn(5000)
     expected = reference(x, 5, 0, 0.5)

@@ -8,7 +8,7 @@ docs/mask-spec.md.
 Example:
     >>> import torch, dropkit.functional as DF
     >>> DF.dropout(torch.ones(6), 0.5, seed=7)
-    tensor([2., 0., 2., 2., 0., 0.])
+    tensor([2., 2., 0., 0., 0., 2.])
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Te
 
     Example:
         >>> keep_mask((2, 3), 0.5, seed=7)
-        tensor([[ True, False,  True],
-                [ True, False, False]])
+        tensor([[ True,  True, False],
+                [False, False,  True]])
     """
     p = _validate.p(p)
     seed = _validate.seed(seed)

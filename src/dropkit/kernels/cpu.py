@@ -22,6 +22,7 @@ _U32 = np.uint64(0xFFFFFFFF)
 _M0, _M1 = np.uint64(rng.M0), np.uint64(rng.M1)
 _W0, _W1 = np.uint64(rng.W0), np.uint64(rng.W1)
 _S32 = np.uint64(32)
+_B62 = np.uint64(2**62 - 1)
 _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
@@ -29,7 +30,7 @@ _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 def _fill_bits(buf, b0, nblocks, k0, k1):
     """buf[4j + lane] = philox(ctr=(b0+j), key)[lane] for j < nblocks."""
     for j in range(nblocks):
-        b = b0 + np.uint64(j)
+        b = (b0 + np.uint64(j)) & _B62  # block of g mod 2^64: a stream may wrap past 2^64
         c0 = b & _U32
         c1 = b >> _S32
         c2 = np.uint64(0)
@@ -57,11 +58,9 @@ def _fill_bits(buf, b0, nblocks, k0, k1):
 def _chunk_bits(buf, offset, start, stop, k0, k1):
     """Fill buf with random words and return where element `start` reads in it."""
     g0 = offset + np.uint64(start)
-    b0 = g0 >> np.uint64(2)
-    g1 = offset + np.uint64(stop - 1)
-    nblocks = int((g1 >> np.uint64(2)) - b0) + 1
-    _fill_bits(buf, b0, nblocks, k0, k1)
-    return int(g0 & np.uint64(3))
+    s = int(g0 & np.uint64(3))
+    _fill_bits(buf, g0 >> np.uint64(2), (s + stop - start + 3) // 4, k0, k1)
+    return s
 
 
 @nb.njit(**_JIT)

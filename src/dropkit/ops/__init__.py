@@ -5,6 +5,7 @@ Seeds travel as int64 scalar tensors (ops.seed), offsets as int64, both
 holding uint64 bits (rng.to_int64).
 
 Example:
+    >>> import torch, dropkit
     >>> torch.ops.dropkit.dropout(torch.ones(4), torch.tensor(7), 0, 0.5)
     tensor([2., 2., 0., 0.])
 """
