@@ -31,10 +31,11 @@ __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_ac
 
 TASKS = ("classification", "regression")
 
-# Default size of one replicated batch, in input elements (64 MiB of float32):
-# large enough that T = 50 copies of a typical test batch run in one forward,
-# small enough that 224x224 images still fit a few copies per pass.
-CHUNK_ELEMENTS = 2**24
+# Default size of one replicated batch, in input elements (4 MiB of float32).
+# Measured on the seed MLP (benchmarks/bench_mc.py, one thread): past about a
+# thousand rows per forward a larger replica only spills the caches: T = 50 x
+# 256 rows in one forward cost 1.4x fifty plain forwards, in chunks of 5 copies 1.1x.
+CHUNK_ELEMENTS = 2**20
 
 
 def shares_mask_across_batch(module: torch.nn.Module) -> bool:
@@ -168,8 +169,10 @@ class MCResult:
 
 
 def _default_chunk(samples: int, x: Tensor) -> int:
-    per_copy = max(1, x.numel())
-    return max(1, min(samples, CHUNK_ELEMENTS // per_copy))
+    """Copies per forward: as few forwards as CHUNK_ELEMENTS allows, with the samples spread evenly over them."""
+    most = max(1, min(samples, CHUNK_ELEMENTS // max(1, x.numel())))
+    forwards = -(-samples // most)
+    return -(-samples // forwards)
 
 
 def _forward_copies(model: torch.nn.Module, x: Tensor, copies: int) -> Tensor:
@@ -222,8 +225,9 @@ def mc_predict(
             (B, L) token ids alike. Models whose input or output is not batch-first
             (a sequence-first RNN) need a wrapper that transposes.
         samples: T, the number of stochastic passes (>= 1).
-        chunk: copies per forward. Default: as many as fit CHUNK_ELEMENTS input
-            elements, at most T (1 for batch-shared-mask models).
+        chunk: copies per forward. Default: the fewest forwards whose replicated
+            input fits CHUNK_ELEMENTS elements, T spread evenly over them (1 copy
+            per forward for batch-shared-mask models).
         seed: makes the result reproducible: dropout masks come from torch's
             generators seeded with it inside torch.random.fork_rng, so the
             caller's global RNG state is left untouched. The same (seed, chunk)
