@@ -34,7 +34,7 @@ TASKS = ("classification", "regression")
 # Default size of one replicated batch, in input elements (4 MiB of float32).
 # Measured on the seed MLP (benchmarks/bench_mc.py, one thread): past about a
 # thousand rows per forward a larger replica only spills the caches: T = 50 x
-# 256 rows in one forward cost 1.4x fifty plain forwards, in chunks of 5 copies 1.1x.
+# 256 rows in one forward cost 1.4x fifty plain forwards, in chunks of 5 copies 1.1-1.2x.
 CHUNK_ELEMENTS = 2**20
 
 
@@ -186,13 +186,14 @@ def _forward_copies(model: torch.nn.Module, x: Tensor, copies: int) -> Tensor:
             f"mc_predict needs an output with the batch dimension first: input batch {copies} x {batch} = "
             f"{copies * batch} rows gave an output of shape {tuple(out.shape)}"
         )
-    return out.view(copies, batch, *out.shape[1:])
+    return out.reshape(copies, batch, *out.shape[1:])
 
 
 def _rng_scope(seed: int | None, device: torch.device):
     if seed is None:
         return contextlib.nullcontext()
     # fork_rng restores the global generators on exit: a seeded call leaves the user's RNG where it was.
+    # manual_seed also seeds the CUDA generators, so a CPU input forks those ("cuda" is fork_rng's default).
     stack = contextlib.ExitStack()
     stack.enter_context(torch.random.fork_rng(device_type=device.type if device.type != "cpu" else "cuda"))
     torch.manual_seed(seed)
