@@ -52,6 +52,18 @@ def test_bitpacked_forward_and_backward(name, dtype):
     assert torch.equal(k.dropout_bwd_packed(g, bits, 0.4), reference(g, 11, 3, 0.4))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_thread_pool_path_equals_reference(dtype):
+    # Inputs from cpu.PARALLEL_MIN elements on run on numba's thread pool; smaller ones serially.
+    n = cpu.PARALLEL_MIN + 4099
+    x = torch.randn(n, dtype=dtype)
+    ref = reference(x, 2**63 + 1, 2**34 + 3, 0.3)
+    assert torch.equal(cpu.dropout_fwd(x, 2**63 + 1, 2**34 + 3, 0.3), ref)
+    y, bits = cpu.dropout_fwd_packed(x, 2**63 + 1, 2**34 + 3, 0.3)
+    assert torch.equal(y, ref) and torch.equal(cpu.dropout_bwd_packed(x, bits, 0.3), ref)
+    assert np.array_equal(cpu.random_bits(n, 5, 3).numpy(), rng.random_bits(n, 5, 3).astype(np.int64))
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_a_stream_that_wraps_past_2_to_the_64(name):
     x = torch.randn(4111)

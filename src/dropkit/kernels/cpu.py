@@ -92,34 +92,39 @@ def _pack_bits(rs, t32, drop_all, keep, out):
         out[j] = byte
 
 
-@nb.njit(parallel=True, **_JIT)
-def _dropout_kernel(x, y, bits, seed, offset, t, nthreads, scale):
-    """y = spec dropout of x; also the packed keep mask into `bits` unless bits is empty."""
+@nb.njit(**_JIT)
+def _dropout_chunks(x, y, bits, seed, offset, t, scale, c0, c1):
+    """Chunks c0 .. c1-1 of y = spec dropout of x, and of the packed keep mask unless bits is empty."""
     n = x.size
-    nchunks = (n + CHUNK - 1) // CHUNK
-    nthreads = min(nthreads, nchunks)
     k0 = seed & _U32
     k1 = seed >> _S32
     drop_all = t > _U32
     t32 = np.uint32(t & _U32)
-    for tid in nb.prange(nthreads):
-        buf = np.empty(CHUNK + 8, dtype=np.uint32)
-        keep = np.empty(CHUNK, dtype=np.uint8)
-        for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
-            start = c * CHUNK
-            stop = min(start + CHUNK, n)
-            s = _chunk_bits(buf, offset, start, stop, k0, k1)
-            rs = buf[s : s + stop - start]
-            _keep_apply(x[start:stop], y[start:stop], rs, t32, drop_all, scale)
-            if bits.size:
-                _pack_bits(rs, t32, drop_all, keep, bits[start // 8 : (stop + 7) // 8])
+    buf = np.empty(CHUNK + 8, dtype=np.uint32)
+    keep = np.empty(CHUNK, dtype=np.uint8)
+    for c in range(c0, c1):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        s = _chunk_bits(buf, offset, start, stop, k0, k1)
+        rs = buf[s : s + stop - start]
+        _keep_apply(x[start:stop], y[start:stop], rs, t32, drop_all, scale)
+        if bits.size:
+            _pack_bits(rs, t32, drop_all, keep, bits[start // 8 : (stop + 7) // 8])
 
 
 @nb.njit(parallel=True, **_JIT)
-def _unpack_kernel(g, y, bits, scale):
+def _dropout_parallel(x, y, bits, seed, offset, t, scale, nthreads):
+    nchunks = (x.size + CHUNK - 1) // CHUNK
+    for tid in nb.prange(nthreads):
+        _dropout_chunks(x, y, bits, seed, offset, t, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
+
+
+@nb.njit(**_JIT)
+def _unpack_chunks(g, y, bits, scale, c0, c1):
+    """Chunks c0 .. c1-1 of y = g * scale where the packed keep bit is set, else 0."""
     n = g.size
     zero = g.dtype.type(0)
-    for j in nb.prange((n + 7) // 8):
+    for j in range(c0 * CHUNK // 8, min(c1 * CHUNK // 8, (n + 7) // 8)):
         byte = bits[j]
         for b in range(min(8, n - 8 * j)):
             i = 8 * j + b
@@ -127,31 +132,60 @@ def _unpack_kernel(g, y, bits, scale):
 
 
 @nb.njit(parallel=True, **_JIT)
-def _bits_kernel(out, seed, offset, nthreads):
+def _unpack_parallel(g, y, bits, scale, nthreads):
+    nchunks = (g.size + CHUNK - 1) // CHUNK
+    for tid in nb.prange(nthreads):
+        _unpack_chunks(g, y, bits, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
+
+
+@nb.njit(**_JIT)
+def _bits_chunks(out, seed, offset, c0, c1):
+    """Chunks c0 .. c1-1 of the spec's random words."""
     n = out.size
-    nchunks = (n + CHUNK - 1) // CHUNK
-    nthreads = min(nthreads, nchunks)
     k0 = seed & _U32
     k1 = seed >> _S32
+    buf = np.empty(CHUNK + 8, dtype=np.uint32)
+    for c in range(c0, c1):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        s = _chunk_bits(buf, offset, start, stop, k0, k1)
+        out[start:stop] = buf[s : s + stop - start]
+
+
+@nb.njit(parallel=True, **_JIT)
+def _bits_parallel(out, seed, offset, nthreads):
+    nchunks = (out.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
-        buf = np.empty(CHUNK + 8, dtype=np.uint32)
-        for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
-            start = c * CHUNK
-            stop = min(start + CHUNK, n)
-            s = _chunk_bits(buf, offset, start, stop, k0, k1)
-            out[start:stop] = buf[s : s + stop - start]
+        _bits_chunks(out, seed, offset, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
+
+
+# Below this many elements the calling thread does the work alone. Waking numba's
+# OpenMP pool costs little by itself, but its threads and torch's spin-wait against
+# each other on a small machine; small tensors then wait milliseconds, not microseconds.
+PARALLEL_MIN = 2**18
+
+
+def _launch(chunks, parallel, n: int, *args) -> None:
+    """Run a kernel serially on small inputs, on numba's thread pool on large ones."""
+    threads = min(nb.get_num_threads(), (n + CHUNK - 1) // CHUNK)
+    if n < PARALLEL_MIN or threads <= 1:
+        chunks(*args, 0, (n + CHUNK - 1) // CHUNK)
+    else:
+        parallel(*args, threads)
 
 
 _HALF = (torch.float16, torch.bfloat16)
 _NO_BITS = np.empty(0, dtype=np.uint8)
+_DROPOUT = (_dropout_chunks, _dropout_parallel)
+_UNPACK = (_unpack_chunks, _unpack_parallel)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy().reshape(-1)
 
 
-def _apply(kernel, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Tensor:
-    """Run an elementwise kernel (x, y, *args[:-1], scale) on contiguous x.
+def _apply(kernels, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Tensor:
+    """Run an elementwise kernel pair (chunks, parallel) on contiguous x: kernel(x, y, *args, ...).
 
     The output is allocated by numpy, which asks the OS for transparent huge
     pages on large arrays; a fresh torch allocation takes a page fault per
@@ -160,39 +194,37 @@ def _apply(kernel, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Te
     round(float32(x) * float32(scale)), exactly a float32 pass and one cast.
     """
     if x.dtype in _HALF:
-        y = _apply(kernel, x.float(), None, *args).to(x.dtype)
+        y = _apply(kernels, x.float(), None, *args).to(x.dtype)
         return y if out is None else out.copy_(y)
     xn = _np(x)
+    scale = xn.dtype.type(args[-1])
     if out is not None:
-        kernel(xn, _np(out), *args[:-1], xn.dtype.type(args[-1]))
+        _launch(*kernels, xn.size, xn, _np(out), *args[:-1], scale)
         return out
     y = np.empty(x.shape, xn.dtype)  # shaped by numpy: torch's .view costs 2 us a call
-    kernel(xn, y.reshape(-1), *args[:-1], xn.dtype.type(args[-1]))
+    _launch(*kernels, xn.size, xn, y.reshape(-1), *args[:-1], scale)
     return torch.from_numpy(y)
 
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
     """Spec dropout of contiguous x, into `out` (may be x itself) or a new tensor."""
-    return _apply(_dropout_kernel, x, out, _NO_BITS, np.uint64(seed), np.uint64(offset),
-                  np.uint64(rng.threshold(p)), nb.get_num_threads(), rng.scale(p))
+    return _apply(_DROPOUT, x, out, _NO_BITS, np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), rng.scale(p))
 
 
 def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
     """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8)
-    y = _apply(_dropout_kernel, x, None, _np(bits), np.uint64(seed), np.uint64(offset),
-               np.uint64(rng.threshold(p)), nb.get_num_threads(), rng.scale(p))
+    y = _apply(_DROPOUT, x, None, _np(bits), np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), rng.scale(p))
     return y, bits
 
 
 def dropout_bwd_packed(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Tensor:
     """grad * scale where the packed keep bit is set, else 0 (grad contiguous)."""
-    return _apply(_unpack_kernel, grad, None, _np(bits), rng.scale(p))
+    return _apply(_UNPACK, grad, None, _np(bits), rng.scale(p))
 
 
 def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
     """The spec's random words for stream indices offset .. offset+n-1, as int64."""
     out = np.empty(n, dtype=np.uint32)
-    if n:
-        _bits_kernel(out, np.uint64(seed), np.uint64(offset), nb.get_num_threads())
+    _launch(_bits_chunks, _bits_parallel, n, out, np.uint64(seed), np.uint64(offset))
     return torch.from_numpy(out.astype(np.int64))
