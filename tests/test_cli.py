@@ -101,6 +101,8 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
     "args, message",
     [
         (["--dropout", "1.5"], "dropout must be between 0 and 1, got 1.5"),
+        (["--input-dropout", "2"], "input_dropout must be between 0 and 1, got 2.0"),
+        (["--dropout", "0.5", "0.3"], "dropout needs one rate or one per hidden layer (1), got 2: (0.5, 0.3)"),
         (["--hidden", "abc"], "hidden must be a list of ints like 1,2,3, got 'abc'"),
         (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, got 'rmsprop'"),
         (["--time-budget", "soon"], "time budget must look like 90s, 45m or 1.5h, got 'soon'"),

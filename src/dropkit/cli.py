@@ -13,7 +13,6 @@ To add a command, write a function with a one-line docstring and decorate it wit
 `@app.command()` and then `@known_errors` (see `demo`).
 """
 
-import contextlib
 import functools
 import inspect
 import json
@@ -118,7 +117,7 @@ def _settings(options: dict):
 
 
 def training_options(exclude: tuple[str, ...] = ()):
-    """Add the shared training options to a command, which receives them as `settings` (a train.Settings)."""
+    """Add the shared training options to a command; it receives them as `settings`, a dict (None = not given)."""
 
     def decorate(fn):
         names = [n for n in _TRAINING_OPTIONS if n not in exclude]
@@ -163,7 +162,7 @@ def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resum
     out = out or Path("runs") / command
     progress = train.Progress() if quiet else report.RichProgress()
     try:
-        with progress if not quiet else contextlib.nullcontext():
+        with progress:
             summary = train.run_experiment(runs, out, command=command, resume=resume, overwrite=overwrite, progress=progress)
     except train.Interrupted as e:
         raise train.Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None

@@ -24,7 +24,7 @@ from .. import _validate
 from ..nn import Dropout
 from . import LabError
 
-__all__ = ["SettingsError", "dropout_rates", "build_mlp", "apply_max_norm", "weights"]
+__all__ = ["SettingsError", "dropout_rates", "rate", "hidden_widths", "build_mlp", "apply_max_norm", "weights"]
 
 
 class SettingsError(LabError):
@@ -45,10 +45,22 @@ def dropout_rates(dropout: float | Sequence[float] | None, n_hidden: int) -> tup
         rates = rates * n_hidden
     if len(rates) != n_hidden:
         raise SettingsError(f"dropout needs one rate or one per hidden layer ({n_hidden}), got {len(rates)}: {rates}")
+    return tuple(rate(r, "dropout") for r in rates)
+
+
+def rate(value, name: str) -> float:
+    """A dropout rate in [0, 1], checked by dropkit's own validator; SettingsError otherwise."""
     try:
-        return tuple(_validate.p(r, "dropout") for r in rates)
+        return _validate.p(value, name)
     except (TypeError, ValueError) as e:
         raise SettingsError(str(e)) from None
+
+
+def hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
+    """Hidden layer widths as a tuple of positive ints; SettingsError otherwise."""
+    if not hidden or any(int(h) < 1 for h in hidden):
+        raise SettingsError(f"hidden must list one or more positive layer widths, got {tuple(hidden)}")
+    return tuple(int(h) for h in hidden)
 
 
 def build_mlp(
@@ -70,20 +82,16 @@ def build_mlp(
     Example:
         >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2)
     """
-    if not hidden or any(int(h) < 1 for h in hidden):
-        raise SettingsError(f"hidden must list one or more positive layer widths, got {tuple(hidden)}")
+    hidden = hidden_widths(hidden)
     rates = dropout_rates(dropout, len(hidden))
-    try:
-        input_dropout = _validate.p(input_dropout, "input_dropout")
-    except (TypeError, ValueError) as e:
-        raise SettingsError(str(e)) from None
+    input_dropout = rate(input_dropout, "input_dropout")
     layers: list[nn.Module] = [Dropout(input_dropout)] if input_dropout > 0 else []
     width = n_in
     for h, p in zip(hidden, rates):
-        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+        layers += [nn.Linear(width, h), nn.ReLU()]
         if p > 0:
             layers.append(Dropout(p))
-        width = int(h)
+        width = h
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
+    "write_atomic",
     "write_text",
     "write_json",
     "write_metrics",
@@ -29,16 +31,24 @@ __all__ = [
 ]
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+def write_atomic(path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
+
+    Example:
+        >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> None:
     """Write a text file atomically."""
-    path = Path(path)
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path, obj) -> None:
@@ -157,10 +167,7 @@ def sweep_table(sweep: dict):
 
 
 def _save_figure(fig, path) -> None:
-    path = Path(path)
-    tmp = _tmp(path)
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
 
 
 def plot_curves(histories: dict[str, list[dict]], path) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import signal
 import threading
@@ -96,8 +95,9 @@ class Settings:
     eval_batch_size: int = 10000  # evaluation is forward-only, so large batches are cheap
 
     def __post_init__(self):
-        self.hidden = tuple(int(h) for h in self.hidden)
+        self.hidden = models.hidden_widths(self.hidden)
         self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
+        self.input_dropout = models.rate(self.input_dropout, "input_dropout")
         checks = [
             (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
@@ -117,7 +117,6 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
-        models.build_mlp(1, self.hidden, 1, self.dropout, self.input_dropout)  # validates input_dropout
 
     @property
     def learning_rate(self) -> float:
@@ -137,6 +136,12 @@ class Settings:
 
 class Progress:
     """What a training loop reports; subclass and override what you display (report.RichProgress does)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     def log(self, message: str) -> None: ...
 
@@ -210,12 +215,6 @@ def _split(ds: data.Dataset, s: Settings):
     return ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val]
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 class _StopOnSigint:
     """First Ctrl-C asks the loop to stop at the next step boundary (so the checkpoint is consistent);
     a second one interrupts at once."""
@@ -285,7 +284,7 @@ def fit(
     def save(done=False, stopped=None):
         state.update(done=done, stopped=stopped)
         blob = {"format": _FORMAT, "settings": s.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict()}
-        _atomic_save({**blob, **state, "rng": torch.get_rng_state()}, checkpoint)
+        report.write_atomic(checkpoint, lambda tmp: torch.save({**blob, **state, "rng": torch.get_rng_state()}, tmp))
         return {**blob, **state}
 
     progress.run_started(name, s.epochs * steps, state["epoch"] * steps + state["step"])
