@@ -61,7 +61,7 @@ _TRAINING_OPTIONS = {
     "lr": _opt(float, "Learning rate (default 0.05 for sgd, 0.001 for adam)."),
     "momentum": _opt(float, "SGD momentum (default 0.9)."),
     "schedule": _opt(str, "constant | cosine | step (default cosine)."),
-    "epochs": _opt(int, "Epochs per run (default 10)."),
+    "epochs": _opt(int, "Epochs per run (default 20)."),
     "batch_size": _opt(int, "Mini-batch size (default 128)."),
     "val_split": _opt(float, "Fraction of the training set held out for validation."),
     "seed": _opt(int, "Seed of initialisation, batch order and dropout masks (default 0)."),
