@@ -52,6 +52,18 @@ def test_demo_end_to_end(tmp_path):
     assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
 
 
+def test_auto_without_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
+    from dropkit.lab import data
+
+    monkeypatch.setattr(data, "SYSTEM_ROOT", tmp_path / "system")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DROPKIT_DATA", raising=False)
+    result = invoke("train", "--hidden", "16", "--epochs", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "Fashion-MNIST not found, using scikit-learn's digits (8x8); to use Fashion-MNIST: apt-get install" in result.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["dataset"] == "digits"
+
+
 def test_train_json_and_list_options(tmp_path):
     out = tmp_path / "t"
     result = invoke("train", *TINY[:2], "--hidden", "32", "16", "--dropout", "0.4", "0.2", "--input-dropout", "0.1",

@@ -261,7 +261,7 @@ class RichProgress:
             self._started = True
 
     def log(self, message: str) -> None:
-        self.console.print(message, markup=False, highlight=False)
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)  # one line, never wrapped
 
     def run_started(self, name: str, total_steps: int, done_steps: int) -> None:
         self._start()

@@ -368,10 +368,9 @@ def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out / "config.json").is_file():
             raise RunFolderError(f"nothing to resume in {out}: no config.json")
-        return
-    if out.exists() and not out.is_dir():
+    elif out.exists() and not out.is_dir():
         raise RunFolderError(f"run folder {out} is a file")
-    if out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
         # Remove only what a run writes: --overwrite on the wrong folder must not wipe a user's files.
