@@ -23,6 +23,8 @@ _M0, _M1 = np.uint64(rng.M0), np.uint64(rng.M1)
 _W0, _W1 = np.uint64(rng.W0), np.uint64(rng.W1)
 _S32 = np.uint64(32)
 _B62 = np.uint64(2**62 - 1)
+# _SPREAD[b] holds bit k of b in its byte k (little-endian, as .view(np.uint8) reads it).
+_SPREAD = np.array([sum(((b >> k) & 1) << (8 * k) for k in range(8)) for b in range(256)], dtype=np.uint64)
 _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
@@ -121,14 +123,24 @@ def _dropout_parallel(x, y, bits, seed, offset, t, scale, nthreads):
 
 @nb.njit(**_JIT)
 def _unpack_chunks(g, y, bits, scale, c0, c1):
-    """Chunks c0 .. c1-1 of y = g * scale where the packed keep bit is set, else 0."""
+    """Chunks c0 .. c1-1 of y = g * scale where the packed keep bit is set, else 0.
+
+    Bits are first spread to one byte each through a 256-entry table, so the
+    select loop vectorizes like _keep_apply's; a shift per element did not.
+    """
     n = g.size
     zero = g.dtype.type(0)
-    for j in range(c0 * CHUNK // 8, min(c1 * CHUNK // 8, (n + 7) // 8)):
-        byte = bits[j]
-        for b in range(min(8, n - 8 * j)):
-            i = 8 * j + b
-            y[i] = g[i] * scale if (byte >> b) & 1 else zero
+    spread = np.empty(CHUNK // 8, dtype=np.uint64)
+    keep = spread.view(np.uint8)
+    for c in range(c0, c1):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        for j in range((stop - start + 7) // 8):
+            spread[j] = _SPREAD[bits[start // 8 + j]]
+        gs = g[start:stop]
+        ys = y[start:stop]
+        for i in range(stop - start):
+            ys[i] = gs[i] * scale if keep[i] else zero
 
 
 @nb.njit(parallel=True, **_JIT)
