@@ -125,12 +125,23 @@ def _first_call_seconds() -> dict:
     return dict(first_process_call_s=cold_call, import_s=warm_import, first_call_warm_cache_s=warm_call)
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _machine() -> dict:
+    import numba
+
     return dict(
-        cpu=platform.processor() or platform.machine(),
+        cpu=_cpu_name(),
         cores=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
         torch=torch.__version__,
+        numba=numba.__version__,
         python=platform.python_version(),
         platform=platform.platform(),
     )
@@ -182,7 +193,7 @@ def format_table(result: dict) -> str:
         "",
         f"first call in a fresh process: {jit['first_call_warm_cache_s']:.3f} s with numba's cache warm "
         f"({jit['first_process_call_s']:.3f} s in the process before it); import dropkit {jit['import_s']:.3f} s",
-        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), numba {m['numba']}, "
         f"Python {m['python']}, {m['platform']}",
     ]
     return "\n".join(lines)
