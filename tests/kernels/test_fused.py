@@ -191,3 +191,14 @@ def test_errors():
         bias_dropout_add(x, None, x, 1.5)
     with pytest.raises(ValueError, match=r"features must be >= 1, got 0"):
         BiasDropoutAdd(0)
+
+
+def test_double_backward_raises_instead_of_returning_zeros():
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(4, 6, dtype=torch.float64)
+    for activation in (None, "relu", "gelu"):
+        out = bias_dropout_add(x, b, r, 0.3, activation=activation, seed=3)
+        (gx,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError, match="does not require grad|once_differentiable"):
+            torch.autograd.grad(gx.sum(), x)

@@ -193,7 +193,7 @@ def format_table(result: dict) -> str:
         "",
         f"first call in a fresh process: {jit['first_call_warm_cache_s']:.3f} s with numba's cache warm "
         f"({jit['first_process_call_s']:.3f} s in the process before it); import dropkit {jit['import_s']:.3f} s",
-        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), numba {m['numba']}, "
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), numba {m.get('numba', 'n/a')}, "
         f"Python {m['python']}, {m['platform']}",
     ]
     return "\n".join(lines)

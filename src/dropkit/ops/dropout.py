@@ -222,6 +222,6 @@ def apply_dropout(
         if inplace:
             dropout_inplace_impl(x, seed, offset, p)
             return x
-        return dropout_bitpacked_impl(x, seed, offset, p)[0] if bitpacked else dropout_impl(x, seed, offset, p)
+        return dropout_impl(x, seed, offset, p)  # no backward, so no packed mask either
     y = (_EagerBitpacked if bitpacked else _EagerDropout).apply(x, seed, offset, p)
     return x.copy_(y) if inplace else y

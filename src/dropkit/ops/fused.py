@@ -108,6 +108,7 @@ class _EagerBiasDropoutAdd(torch.autograd.Function):
         return forward_impl(x, bias, residual, seed, offset, p, activation)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no double backward: raise, never return zeros
     def backward(ctx, grad):
         x, bias = ctx.saved_tensors
         grad_h = backward_impl(grad, x, bias, *ctx.args)
