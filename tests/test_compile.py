@@ -114,3 +114,10 @@ def test_saving_and_restoring_rng_state_reproduces_the_mask():
     a = m(x)
     torch.set_rng_state(state)
     assert torch.equal(m(x), a)
+
+
+def test_a_generator_under_compile_raises_a_clear_error():
+    g = torch.Generator().manual_seed(0)
+    f = torch.compile(lambda x: DF.dropout(x, 0.5, generator=g), fullgraph=True)
+    with pytest.raises(Exception, match="generator=.* cannot be used under torch.compile; pass seed="):
+        f(torch.randn(8))

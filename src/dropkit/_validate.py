@@ -12,7 +12,7 @@ import numbers
 import torch
 
 __all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "rank", "min_rank", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
-    "module_type", "parameter_name", "schedule_spec"]
+    "module_type", "parameter_name", "schedule_spec", "bias_for", "same_as", "eager_generator"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -246,4 +246,14 @@ def same_as(value, x: torch.Tensor, name: str) -> torch.Tensor:
     _matching(value, x, name)
     if value.shape != x.shape:
         raise ValueError(f"{name} must have x's shape {tuple(x.shape)}, got {tuple(value.shape)}")
+    return value
+
+
+def eager_generator(value: torch.Generator | None, name: str = "generator") -> torch.Generator | None:
+    """A generator, outside torch.compile: Dynamo cannot trace a draw from a torch.Generator."""
+    if value is not None and torch.compiler.is_compiling():
+        raise TypeError(
+            f"{name}={value!r} cannot be used under torch.compile; pass seed=, or leave {name}=None "
+            "to draw from torch's default generator (compiled code then draws as eager code does)"
+        )
     return value

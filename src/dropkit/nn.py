@@ -55,7 +55,7 @@ class Dropout(torch.nn.Dropout, DropoutBase):
         p: probability of an element being zeroed. Default: 0.5
         inplace: overwrite the input. Default: False
         backward: "recompute" (0 bytes saved per element) or "bitpacked" (1 bit).
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: any shape. Output: same shape and memory format.
@@ -119,7 +119,7 @@ class Dropout1d(torch.nn.Dropout1d, DropoutBase):
     Args:
         p: probability of a channel being zeroed. Default: 0.5
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, C, L) or (C, L); any other rank raises ValueError. Output: same shape.
@@ -145,7 +145,7 @@ class Dropout2d(torch.nn.Dropout2d, DropoutBase):
     Args:
         p: probability of a channel being zeroed. Default: 0.5
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, C, H, W) or (C, H, W); any other rank raises ValueError. Output: same shape.
@@ -168,7 +168,7 @@ class Dropout3d(torch.nn.Dropout3d, DropoutBase):
     Args:
         p: probability of a channel being zeroed. Default: 0.5
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, C, D, H, W) or (C, D, H, W); any other rank raises ValueError. Output: same shape.
@@ -193,7 +193,7 @@ class AlphaDropout(torch.nn.AlphaDropout, DropoutBase):
     Args:
         p: probability of an element being dropped. Default: 0.5
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: any shape. Output: same shape.
@@ -216,7 +216,7 @@ class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, DropoutBase):
     Args:
         p: probability of a channel being dropped. Default: 0.5
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, C, *), one draw per (n, c). Output: same shape.
@@ -238,7 +238,7 @@ class GaussianDropout(DropoutBase):
 
     Args:
         p: rate; the noise has the variance Bernoulli dropout at rate p has. p = 1 gives zeros.
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: any shape. Output: same shape.
@@ -265,7 +265,7 @@ class GaussianNoise(DropoutBase):
 
     Args:
         stddev: standard deviation of the noise (finite, >= 0).
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: any shape. Output: same shape.
@@ -293,7 +293,7 @@ class DropConnectLinear(torch.nn.Linear, DropoutBase):
     Args:
         in_features, out_features, bias, device, dtype: as torch.nn.Linear.
         p: probability of a weight being zeroed. Default: 0.5
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (*, in_features). Output: (*, out_features).
@@ -330,7 +330,7 @@ class WeightDropout(DropoutBase):
 
     Args:
         p: probability of a weight being zeroed. Default: 0.5
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Example:
         >>> import torch.nn.utils.parametrize as P
@@ -357,7 +357,7 @@ class DropPath(DropoutBase):
     Args:
         p: probability of a sample being zeroed. Default: 0.0 (as timm)
         scale_by_keep: scale kept samples by 1/(1-p). Default: True
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, *). Output: same shape.
@@ -387,7 +387,7 @@ class DropBlock2d(DropoutBase):
         p: target fraction of dropped units. Default: 0.1
         block_size: side of the square blocks, clipped to the map. Default: 7
         batchwise: one mask shared by the whole batch. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (N, C, H, W) or (C, H, W). Output: same shape.
@@ -422,7 +422,7 @@ class LockedDropout(DropoutBase):
         p: probability of a unit being zeroed. Default: 0.5
         batch_first: input is (N, T, *) rather than (T, N, *). Default: False
         inplace: overwrite the input. Default: False
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: (T, N, *) or (N, T, *) if batch_first. Output: same shape.
@@ -454,7 +454,7 @@ class EmbeddingDropout(DropoutBase):
     Args:
         embedding: the nn.Embedding to wrap (its options are honoured).
         p: probability of a row being dropped.
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: indices of any shape. Output: (*, embedding_dim).
@@ -495,7 +495,7 @@ class ConcreteDropout(DropoutBase):
         weight_regularizer: the paper's l^2/N. Default: 1e-6
         dropout_regularizer: the paper's 2/(tau N). Default: 1e-5
         temperature: concrete relaxation temperature. Default: 0.1
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         Input: what `layer` takes. Output: what `layer` returns.
@@ -600,7 +600,7 @@ class BiasDropoutAdd(DropoutBase):
         p: probability of an element being zeroed. Default: 0.5
         activation: None, "relu" or "gelu" (exact erf form). Default: None
         bias: hold a learnable bias of shape (H,), initialised to zeros. Default: True
-        generator: torch.Generator the per-call seeds are drawn from (default: torch's).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
         x, residual, output: (..., H).

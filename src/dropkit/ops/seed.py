@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import rng
+from .. import _validate, rng
 
 __all__ = ["draw_seed", "seed_tensor", "seed_value"]
 
@@ -48,7 +48,7 @@ def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> T
     if seed is None and generator is None:
         return draw_seed(_DRAWS)
     if seed is None:
-        seed = rng.draw_seed(generator)
+        seed = rng.draw_seed(_validate.eager_generator(generator))
     return torch.tensor(rng.to_int64(seed), dtype=torch.int64)
 
 
