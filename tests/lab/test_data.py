@@ -65,6 +65,15 @@ def test_truncated_gzip_stream(tmp_path):
         data.read_idx(path, 0x803)
 
 
+def test_corrupt_gzip_stream(tmp_path):
+    path = tmp_path / "images.gz"
+    packed = bytearray(gzip.compress(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()))
+    packed[12:16] = bytes(4)  # header intact, deflate block broken: zlib.error, not OSError
+    path.write_bytes(bytes(packed))
+    with pytest.raises(DataError, match=f"cannot read {re.escape(str(path))}"):
+        data.read_idx(path, 0x803)
+
+
 def test_mismatched_counts(tmp_path):
     directory = make_idx_dir(tmp_path / "d")
     write_idx(directory / (STEMS["test_labels"] + ".gz"), np.zeros(19, np.uint8))

@@ -10,13 +10,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -201,9 +199,7 @@ def format_table(result: dict) -> str:
 
 def save(result: dict, path: Path) -> None:
     """Write the result as JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
+    from .report import write_json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)

@@ -19,6 +19,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,7 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
     try:
         with _open(path) as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # gzip raises these for a truncated or corrupt stream
+    except (OSError, EOFError, zlib.error) as e:  # gzip's errors for a truncated or corrupt stream
         raise DataError(f"cannot read {path}: {e}") from None
     if len(raw) < 4:
         raise DataError(f"{path} is truncated: {len(raw)} bytes, an IDX header needs at least 4")
