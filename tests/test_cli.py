@@ -40,8 +40,9 @@ def test_no_command_shows_help():
 
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--out", out)
+    result = invoke("demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--dropout-type", "alpha", "--out", out)
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["runs"]["dropout"]["dropout_type"] == "alpha"
     for column in ("test", "best", "train", "gap", "s/epoch", "wall s"):
         assert column in result.stdout
     assert "dropout" in result.stdout and "no_dropout" in result.stdout and "l2" in result.stdout
@@ -73,6 +74,18 @@ def test_train_json_and_list_options(tmp_path):
     assert summary["runs"]["dropout"]["dropout"] == [0.4, 0.2] and summary["runs"]["dropout"]["input_dropout"] == 0.1
     config = json.loads((out / "config.json").read_text())["runs"]["dropout"]
     assert config["hidden"] == [32, 16] and config["max_norm"] == 3.0 and config["optimizer"] == "adam"
+    assert (config["dropout_type"], config["dropout_schedule"]) == ("dropout", "constant")  # the defaults
+
+
+def test_train_dropout_type_and_schedule(tmp_path):
+    out = tmp_path / "t"
+    result = invoke("train", *TINY, "--dropout", "0.4", "--epochs", "2", "--dropout-type", "gaussian",
+                    "--dropout-schedule", "linear:2", "--out", out)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())["runs"]["dropout"]
+    assert (config["dropout_type"], config["dropout_schedule"]) == ("gaussian", "linear:2")
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["dropout_rates"] for line in lines] == [[0.0], [0.2]]  # warm-up over 2 epochs toward 0.4
 
 
 def test_train_without_dropout_is_named_so(tmp_path):
@@ -83,8 +96,10 @@ def test_train_without_dropout_is_named_so(tmp_path):
 
 def test_sweep_end_to_end(tmp_path):
     out = tmp_path / "s"
-    result = invoke("sweep", *TINY[:-1], "--rates", "0", "0.5", "--seeds", "0", "1", "--out", out, "--json")
+    result = invoke("sweep", *TINY[:-1], "--rates", "0", "0.5", "--seeds", "0", "1", "--dropout-schedule", "late:1",
+                    "--out", out, "--json")
     assert result.exit_code == 0, result.output
+    assert {d["dropout_schedule"] for d in json.loads((out / "config.json").read_text())["runs"].values()} == {"late:1"}
     sweep = json.loads(result.stdout)
     assert [r["rate"] for r in sweep["results"]] == [0.0, 0.5] and sweep["seeds"] == [0, 1]
     assert sweep == json.loads((out / "sweep.json").read_text()) and (out / "sweep.png").exists()
@@ -123,6 +138,28 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
 )
 def test_bad_settings_are_one_line(tmp_path, args, message):
     assert_one_line_error(invoke("train", *TINY, "--out", tmp_path / "x", *args), message)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dropout-type", "dropconnect"], "dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'dropconnect'"),
+        (["--dropout-type", "gaussian_noise"], "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
+         "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian"),
+        (["--dropout-type", "locked"], "dropout_type 'locked' shares one mask over the time steps of a sequence, and an "
+         "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian"),
+        (["--dropout-schedule", "early:two"], "dropout_schedule 'early:two': schedule must look like NAME or NAME:STEPS "
+         "with STEPS a non-negative int, got 'early:two'"),
+        (["--dropout-schedule", "warmup:5"],
+         "dropout_schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "demo", "sweep"])
+def test_bad_dropout_type_or_schedule_is_exactly_one_line(tmp_path, command, args, message):
+    result = invoke(command, *TINY, "--out", tmp_path / "x", *args)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr == f"error: {message}\n"
+    assert not (tmp_path / "x").exists()  # refused before anything is written
 
 
 def _corrupt(directory, kind):
@@ -174,7 +211,7 @@ def _bench_result():
     """A result with the shape of dropkit.lab.bench.run's, for the wiring test."""
     rows = [dict(n=1024, impl=i, forward_ms=1.0, forward_backward_ms=2.0, saved_bytes_per_element=0.0)
             for i in ("dropkit (recompute)", "torch eager", "x.clone()")]
-    return dict(machine=dict(cpu="x", cores=2, torch_threads=2, torch="t", python="p", platform="l"), p=0.5,
+    return dict(machine=dict(cpu="x", cores=2, torch_threads=2, torch="t", numba="n", python="p", platform="l"), p=0.5,
                 elementwise=rows, training_step=[dict(batch=16, impl="torch.nn.Dropout", step_ms=1.0)],
                 jit=dict(first_process_call_s=1.0, import_s=0.1, first_call_warm_cache_s=0.5))
 

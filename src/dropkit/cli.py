@@ -53,6 +53,8 @@ _TRAINING_OPTIONS = {
     "download": Annotated[bool, typer.Option("--download", help="Fetch MNIST/Fashion-MNIST if missing; sha256 checked.")],
     "hidden": _opt(str, "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024). Default 256 128."),
     "dropout": _opt(str, "Hidden dropout: one rate or one per layer. Default 0.5 0.3, or 0.5 each with --hidden."),
+    "dropout_type": _opt(str, "Hidden dropout kind: dropout | alpha | gaussian (default dropout); input dropout stays dropout."),
+    "dropout_schedule": _opt(str, "Rates over epochs: constant | linear:N | early:N | late:N (N epochs; Liu et al. 2023)."),
     "input_dropout": _opt(float, "Dropout rate on the inputs (Srivastava et al.: 0.2)."),
     "max_norm": _opt(float, "Max L2 norm of each unit's incoming weights (Srivastava et al.: 3-4)."),
     "l1": _opt(float, "L1 penalty on weights."),

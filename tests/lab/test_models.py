@@ -68,3 +68,70 @@ def test_max_norm_caps_each_unit_and_leaves_small_ones():
     assert (norms <= 2.0 * (1 + 1e-6)).all()
     assert torch.allclose(norms[1:], torch.full((5,), 2.0))
     assert torch.equal(net[0].weight[0], torch.tensor([0.1, 0, 0, 0, 0]))
+
+
+def test_every_dropout_kind_is_usable_or_refused_with_its_reason():
+    """A kind added to dropkit.nn must be sorted here, or the lab would build it blindly."""
+    refused = set(models._NOT_FOR_MLP)
+    assert refused.isdisjoint(models.MLP_DROPOUT_KINDS)
+    assert refused | set(models.MLP_DROPOUT_KINDS) == set(dropkit.nn.DROPOUT_KINDS)
+
+
+@pytest.mark.parametrize("kind", models.MLP_DROPOUT_KINDS)
+def test_usable_kinds_train_on_mlp_activations(kind):
+    torch.manual_seed(0)
+    net = models.build_mlp(12, (32, 16), 3, dropout=(0.5, 1.0), input_dropout=0.2, kind=kind)
+    assert type(net[0]) is dropkit.nn.Dropout  # input dropout stays plain dropout
+    assert type(net[3]) is type(net[6]) is type(dropkit.nn.make_dropout(kind, 0.5))
+    assert (net[3].p, net[6].p) == (0.5, 1.0)
+    x = torch.randn(8, 12)
+    net.train()(x).sum().backward()
+    assert all(torch.isfinite(w.grad).all() for w in models.weights(net))
+    assert not torch.equal(net[:4](x), net[:4](x)), "train mode draws new noise each pass"
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("foo", "dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'foo'"),
+        ("gaussian_noise", "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
+         "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian"),
+        ("dropout2d", "dropout_type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
+         "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian"),
+        ("drop_path", "dropout_type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
+         "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian"),
+    ],
+)
+def test_unusable_kinds_say_why(kind, message):
+    with pytest.raises(SettingsError) as e:
+        models.build_mlp(4, (3,), 2, dropout=0.5, kind=kind)
+    assert str(e.value) == message
+
+
+def test_one_schedule_per_dropout_layer_toward_its_own_rate():
+    net = models.build_mlp(6, (8, 8), 2, dropout=(0.5, 0.3), input_dropout=0.2)
+    schedules = models.schedule_dropout(net, "late:2")
+    assert [s.target for s in schedules] == [0.2, 0.5, 0.3]
+    assert [net[i].p for i in (0, 3, 6)] == [0.0, 0.0, 0.0]  # late dropout: off until step 2
+    for s in schedules:
+        s.step()
+        s.step()
+    assert [net[i].p for i in (0, 3, 6)] == [0.2, 0.5, 0.3]
+    assert models.schedule_dropout(models.build_mlp(6, (8,), 2, dropout=0.0), "early:1") == []
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cosine", "dropout_schedule 'cosine': schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'"),
+        ("early:x", "dropout_schedule 'early:x': schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, "
+         "got 'early:x'"),
+        ("late", "dropout_schedule 'late': steps must be >= 1, got 0"),
+    ],
+)
+def test_bad_dropout_schedules(spec, message):
+    with pytest.raises(SettingsError) as e:
+        models.dropout_schedule(spec)
+    assert str(e.value) == message

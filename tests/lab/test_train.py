@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dropkit.lab import data, report, train
+from dropkit.lab import uncertainty as U
 from dropkit.lab.models import SettingsError
 from dropkit.lab.train import Interrupted, RunFolderError, Settings
 
@@ -25,6 +26,7 @@ def small(digits):
 
 
 TINY = Settings(dataset="digits", hidden=(64, 32), dropout=(0.5, 0.3), epochs=2, batch_size=50, lr=0.1)
+EARLY = dataclasses.replace(TINY, dropout_schedule="early:1")  # dropout in epoch 1 only: the schedule's state matters
 
 
 class InterruptAt(train.Progress):
@@ -58,15 +60,17 @@ def test_same_settings_same_numbers(small, tmp_path):
     assert not torch.equal(a["model"]["0.weight"], c["model"]["0.weight"])
 
 
+@pytest.mark.parametrize("s", [TINY, EARLY], ids=["constant", "early-dropout"])
 @pytest.mark.parametrize("at", [5, 12, 19], ids=["mid-epoch-1", "end-of-epoch-1", "mid-epoch-2"])
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path, at):
-    # 600 / 50 = 12 steps per epoch; dropout, momentum and the cosine schedule all carry state.
-    whole = train.fit(TINY, small, tmp_path / "whole.pt")
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path, at, s):
+    # 600 / 50 = 12 steps per epoch; dropout, momentum, the cosine and the dropout schedules all carry state.
+    whole = train.fit(s, small, tmp_path / "whole.pt")
     with pytest.raises(Interrupted, match="interrupted: run 'r' saved"):
-        train.fit(TINY, small, tmp_path / "cut.pt", name="r", progress=InterruptAt(at))
+        train.fit(s, small, tmp_path / "cut.pt", name="r", progress=InterruptAt(at))
     saved = torch.load(tmp_path / "cut.pt", weights_only=False)
     assert not saved["done"] and (saved["epoch"], saved["step"]) in {(0, at), (1, at - 12), (1, 0)}
-    resumed = train.fit(TINY, small, tmp_path / "cut.pt")
+    assert [d["last_step"] for d in saved["dropout_schedules"]] == [saved["epoch"]] * 2
+    resumed = train.fit(s, small, tmp_path / "cut.pt")
     assert resumed["done"]
     for key, value in whole["model"].items():
         assert torch.equal(resumed["model"][key], value), key
@@ -83,6 +87,27 @@ def test_resume_without_the_rng_state_would_differ(small, tmp_path):
     torch.save(saved, tmp_path / "cut.pt")
     resumed = train.fit(TINY, small, tmp_path / "cut.pt")
     assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
+
+
+def test_resume_without_the_dropout_schedule_state_would_differ(small, tmp_path):
+    """Guards the resume test: a resumed early-dropout run must not start its schedule over."""
+    whole = train.fit(EARLY, small, tmp_path / "whole.pt")
+    with pytest.raises(Interrupted):
+        train.fit(EARLY, small, tmp_path / "cut.pt", progress=InterruptAt(19))
+    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
+    saved["dropout_schedules"] = [{**d, "last_step": 0} for d in saved["dropout_schedules"]]
+    torch.save(saved, tmp_path / "cut.pt")
+    resumed = train.fit(EARLY, small, tmp_path / "cut.pt")
+    assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
+
+
+def test_dropout_schedule_and_type_drive_the_run(small, tmp_path):
+    s = dataclasses.replace(EARLY, dropout_type="gaussian", input_dropout=0.2)
+    state = train.fit(s, small, tmp_path / "g.pt")
+    assert [r["dropout_rates"] for r in state["history"]] == [[0.2, 0.5, 0.3], [0.0, 0.0, 0.0]]
+    plain = train.fit(dataclasses.replace(s, dropout_type="dropout"), small, tmp_path / "p.pt")
+    assert not torch.equal(state["model"]["1.weight"], plain["model"]["1.weight"])
+    assert [r["dropout_rates"] for r in train.fit(TINY, small, tmp_path / "c.pt")["history"]] == [[0.5, 0.3]] * 2
 
 
 def test_time_budget_stops_after_the_epoch_that_crosses_it(small, tmp_path):
@@ -132,6 +157,10 @@ def test_run_folder_is_never_overwritten_silently(tmp_path):
         train.run_experiment(s, out)
     train.run_experiment(s, out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes only what a run writes
+    for name in U.FILES:  # the uncertainty report of the run being replaced would be stale
+        (out / name).write_text("stale")
+    train.run_experiment(s, out, overwrite=True)
+    assert sorted(os.listdir(out)) == ["checkpoints", "config.json", "curves.png", "metrics.jsonl", "notes.txt", "summary.json"]
     with pytest.raises(RunFolderError, match="nothing to resume in .*: no config.json"):
         train.run_experiment(s, tmp_path / "empty", resume=True)
     with pytest.raises(RunFolderError, match="--resume and --overwrite exclude each other"):
@@ -146,10 +175,12 @@ def test_resume_of_a_finished_experiment_changes_nothing(tmp_path):
 
 
 def test_load_model_gives_the_trained_model(tmp_path):
-    s = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    s = {"dropout": dataclasses.replace(EARLY, epochs=1, dropout_type="alpha")}
     summary = train.run_experiment(s, tmp_path / "r")
     model, settings = train.load_model(tmp_path / "r")
     assert not model.training and settings.dataset == "digits" and settings.hidden == (64, 32)
+    # the kind it trained with, at the rates the early-dropout schedule left after its epoch
+    assert [(type(model[i]).__name__, model[i].p) for i in (2, 5)] == [("AlphaDropout", 0.0)] * 2
     x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
     _, acc = train.evaluate(model, x, y)
     assert acc == summary["runs"]["dropout"]["final_test_acc"]
@@ -166,8 +197,14 @@ def test_settings_validation():
         Settings(val_split=1.0)
     with pytest.raises(SettingsError, match="epochs must be at least 1, got 0"):
         Settings(epochs=0)
+    with pytest.raises(SettingsError, match="^dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'drop'$"):
+        Settings(dropout_type="drop")
+    with pytest.raises(SettingsError, match="^dropout_schedule 'early:0': steps must be >= 1, got 0$"):
+        Settings(dropout_schedule="early:0")
     assert Settings(hidden=(8, 8, 8), dropout=0.5).dropout == (0.5, 0.5, 0.5)
     assert Settings.from_dict(Settings(max_norm=3.0).to_dict()) == Settings(max_norm=3.0)
+    old = {k: v for k, v in Settings().to_dict().items() if not k.startswith("dropout_")}  # a config.json from before
+    assert Settings.from_dict(old) == Settings()
 
 
 def test_parse_duration():

@@ -21,10 +21,39 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..nn import Dropout
+from ..nn import Dropout, is_dropout, make_dropout
+from ..schedule import DropoutSchedule
 from . import LabError
 
-__all__ = ["SettingsError", "dropout_rates", "rate", "hidden_widths", "build_mlp", "apply_max_norm", "weights"]
+__all__ = [
+    "SettingsError",
+    "MLP_DROPOUT_KINDS",
+    "dropout_rates",
+    "rate",
+    "dropout_kind",
+    "dropout_schedule",
+    "hidden_widths",
+    "build_mlp",
+    "schedule_dropout",
+    "apply_max_norm",
+    "weights",
+]
+
+# The kinds of dropkit.nn.make_dropout that act on an MLP's (batch, features) activations unit by unit.
+MLP_DROPOUT_KINDS = ("dropout", "alpha", "gaussian")
+# Why each other kind is refused: each would fail on 2-D input mid-training, silently reinterpret it,
+# or take a number that is not a rate. tests/lab/test_models.py checks that every kind is in one list or the other.
+_CHANNELS = "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
+_NOT_FOR_MLP = {
+    "dropout1d": _CHANNELS,
+    "dropout2d": _CHANNELS,
+    "dropout3d": _CHANNELS,
+    "feature_alpha": _CHANNELS,
+    "drop_block": _CHANNELS,
+    "gaussian_noise": "has no rate (it adds noise of a given stddev), so --dropout and --dropout-schedule cannot set it",
+    "drop_path": "drops whole samples (stochastic depth), which needs a residual branch that the MLP does not have",
+    "locked": "shares one mask over the time steps of a sequence, and an MLP's activations have no time axis",
+}
 
 
 class SettingsError(LabError):
@@ -56,6 +85,37 @@ def rate(value, name: str) -> float:
         raise SettingsError(str(e)) from None
 
 
+def dropout_kind(kind: str) -> str:
+    """A hidden dropout kind the MLP can use (one of MLP_DROPOUT_KINDS); SettingsError saying why otherwise.
+
+    Example:
+        >>> dropout_kind("gaussian")
+        'gaussian'
+    """
+    if kind in _NOT_FOR_MLP:
+        raise SettingsError(f"dropout_type {kind!r} {_NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(MLP_DROPOUT_KINDS)}")
+    try:
+        return _validate.choice(kind, MLP_DROPOUT_KINDS, "dropout_type")
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+
+
+def dropout_schedule(spec: str) -> str:
+    """A dropout schedule spec ("constant", "linear:N", "early:N", "late:N"); SettingsError otherwise.
+
+    Checked by building the schedule on a module without dropout, so the rules are DropoutSchedule's own.
+
+    Example:
+        >>> dropout_schedule("early:5")
+        'early:5'
+    """
+    try:
+        DropoutSchedule.from_string(nn.Module(), 0.0, spec)
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"dropout_schedule {spec!r}: {e}") from None
+    return spec
+
+
 def hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
     """Hidden layer widths as a tuple of positive ints; SettingsError otherwise."""
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -69,31 +129,50 @@ def build_mlp(
     n_out: int,
     dropout: float | Sequence[float] | None = None,
     input_dropout: float = 0.0,
+    kind: str = "dropout",
 ) -> nn.Sequential:
-    """Linear-ReLU blocks with dropkit Dropout after each hidden activation (and optionally on the input).
+    """Linear-ReLU blocks with dropout of `kind` after each hidden activation (and plain dropout on the input).
 
     A rate of 0 adds no layer, so a net with and a net without dropout built after the
-    same torch.manual_seed start from identical weights.
+    same torch.manual_seed start from identical weights. Input dropout stays plain
+    (Bernoulli) dropout whatever `kind` is: it is Srivastava et al.'s pixel dropout,
+    and the other kinds are built for hidden activations (alpha dropout for SELU units).
 
     Args:
         n_in: input features. hidden: widths of the hidden layers. n_out: classes.
         dropout: one rate, or one per hidden layer. input_dropout: rate on the input.
+        kind: the hidden dropout layers' kind, one of MLP_DROPOUT_KINDS (dropkit.nn.make_dropout).
 
     Example:
-        >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2)
+        >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2, kind="gaussian")
     """
     hidden = hidden_widths(hidden)
     rates = dropout_rates(dropout, len(hidden))
     input_dropout = rate(input_dropout, "input_dropout")
+    kind = dropout_kind(kind)
     layers: list[nn.Module] = [Dropout(input_dropout)] if input_dropout > 0 else []
     width = n_in
     for h, p in zip(hidden, rates):
         layers += [nn.Linear(width, h), nn.ReLU()]
         if p > 0:
-            layers.append(Dropout(p))
+            layers.append(make_dropout(kind, p))
         width = h
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
+
+
+def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
+    """One DropoutSchedule per dropout layer of `model` (input dropout included), each toward the layer's own rate.
+
+    One per layer because a DropoutSchedule drives all the modules it is given to a single
+    rate, and the layers of an MLP have their own (the seed network's 0.5 and 0.3).
+
+    Example:
+        >>> [s.target for s in schedule_dropout(build_mlp(4, (8, 8), 2, dropout=(0.5, 0.3)), "late:3")]
+        [0.5, 0.3]
+    """
+    spec = dropout_schedule(spec)
+    return [DropoutSchedule.from_string(m, m.p, spec) for m in model.modules() if is_dropout(m)]
 
 
 def weights(model: nn.Module) -> list[torch.Tensor]:

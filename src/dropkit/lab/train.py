@@ -11,7 +11,7 @@ Run folder layout:
     metrics.jsonl        one line per epoch per run
     summary.json         the result (see report.summarize)
     curves.png           accuracy and loss per epoch
-    checkpoints/<run>.pt model, optimizer, RNG state and history, rewritten atomically
+    checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
 
 Example:
     >>> s = Settings(dataset="digits", epochs=2)
@@ -78,6 +78,10 @@ class Settings:
     download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
     hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
     dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
+    dropout_type: str = "dropout"  # hidden dropout kind: dropout | alpha | gaussian (models.MLP_DROPOUT_KINDS)
+    # constant | linear:N | early:N | late:N, N in epochs (Liu et al. 2023): each dropout layer's rate
+    # over time, toward its own rate; constant = the rates above throughout
+    dropout_schedule: str = "constant"
     input_dropout: float = 0.0  # rate on the input pixels (Srivastava et al. use 0.2)
     max_norm: float | None = None  # bound on each unit's incoming weight norm (Srivastava et al.: 3 to 4)
     l1: float = 0.0  # L1 penalty on weights, added to the loss
@@ -98,6 +102,8 @@ class Settings:
         self.hidden = models.hidden_widths(self.hidden)
         self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
         self.input_dropout = models.rate(self.input_dropout, "input_dropout")
+        self.dropout_type = models.dropout_kind(self.dropout_type)
+        self.dropout_schedule = models.dropout_schedule(self.dropout_schedule)
         checks = [
             (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
@@ -238,9 +244,22 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _mlp(s: Settings, n_features: int, n_classes: int) -> torch.nn.Module:
+    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type)
+
+
 def _build(s: Settings, n_features: int, n_classes: int) -> torch.nn.Module:
     torch.manual_seed(s.seed)  # same seed, same initial weights for dropout and no-dropout twins
-    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout)
+    return _mlp(s, n_features, n_classes)
+
+
+def _load_schedules(schedules: list, saved: dict) -> None:
+    """Set each dropout layer's schedule (and so its rate) to where the checkpoint left it."""
+    states = saved.get("dropout_schedules")
+    if states is None:  # written before dropout schedules existed: those runs were constant, nothing to restore
+        return
+    for schedule, state in zip(schedules, states, strict=True):
+        schedule.load_state_dict(state)
 
 
 def fit(
@@ -269,6 +288,8 @@ def fit(
         torch.set_num_threads(s.threads)
     x, y, x_val, y_val = _split(ds, s)
     model = _build(s, ds.n_features, ds.n_classes)
+    # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
+    schedules = models.schedule_dropout(model, s.dropout_schedule)
     opt = _optimizer(model, s)
     steps = math.ceil(len(x) / s.batch_size)
     state = {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
@@ -277,6 +298,7 @@ def fit(
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
+        _load_schedules(schedules, saved)
         state = {k: saved[k] for k in state}
         if state["done"]:
             return saved
@@ -284,6 +306,7 @@ def fit(
     def save(done=False, stopped=None):
         state.update(done=done, stopped=stopped)
         blob = {"format": _FORMAT, "settings": s.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict()}
+        blob["dropout_schedules"] = [schedule.state_dict() for schedule in schedules]
         report.write_atomic(checkpoint, lambda tmp: torch.save({**blob, **state, "rng": torch.get_rng_state()}, tmp))
         return {**blob, **state}
 
@@ -313,7 +336,9 @@ def fit(
                     save()
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
             train_seconds = time.perf_counter() - t0
+            # the rates this epoch trained with, input layer first; a schedule changes them between epochs
             record = {"run": name, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+            record["dropout_rates"] = [schedule.p for schedule in schedules]
             record["train_loss"], record["train_acc"] = evaluate(model, x, y, s.eval_batch_size)
             if x_val is not None:
                 record["val_loss"], record["val_acc"] = evaluate(model, x_val, y_val, s.eval_batch_size)
@@ -321,6 +346,8 @@ def fit(
             record["epoch_seconds"] = train_seconds
             record["eval_seconds"] = time.perf_counter() - t0 - train_seconds
             state["history"].append(record)
+            for schedule in schedules:
+                schedule.step()  # before the save, so the checkpoint's schedule state matches its epoch
             state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
             over_budget = s.time_budget is not None and state["elapsed"] >= s.time_budget
             finished = epoch + 1 == s.epochs or over_budget
@@ -362,6 +389,14 @@ def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
 _OURS = ("config.json", "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints")
 
 
+def _run_files() -> tuple[str, ...]:
+    """Every file the lab writes into a run folder: a run's own, and the uncertainty report's made from it."""
+    # Imported here, not at the top: lab.uncertainty imports this module (for load_model).
+    from .uncertainty import FILES
+
+    return _OURS + FILES
+
+
 def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other")
@@ -373,8 +408,9 @@ def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
-        # Remove only what a run writes: --overwrite on the wrong folder must not wipe a user's files.
-        for entry in _OURS:
+        # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
+        # and a report made from the replaced run (uncertainty.json ...) would describe a model that is gone.
+        for entry in _run_files():
             path = out / entry
             if path.is_dir():
                 for f in path.iterdir():
@@ -450,7 +486,7 @@ def run_experiment(
 
 
 def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
-    """The trained model of one run of a run folder (in eval() mode) and its settings.
+    """The trained model of one run of a run folder (in eval() mode, dropout rates as training left them) and its settings.
 
     Pair it with data.load_test_tensors(settings.dataset, settings.data_dir) to get the
     test split it was evaluated on.
@@ -472,6 +508,9 @@ def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Set
     if not checkpoint.is_file():
         raise RunFolderError(f"run {run_name!r} of {run_dir} has no checkpoint yet: {checkpoint}")
     settings = Settings.from_dict(config["runs"][run_name])
-    model = models.build_mlp(config["n_features"], settings.hidden, config["n_classes"], settings.dropout, settings.input_dropout)
-    model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+    model = _mlp(settings, config["n_features"], config["n_classes"])
+    saved = torch.load(checkpoint, weights_only=False)
+    model.load_state_dict(saved["model"])
+    # The rates the run ended with (an early-dropout run ends at 0), so MC dropout samples the trained model.
+    _load_schedules(models.schedule_dropout(model, settings.dropout_schedule), saved)
     return model.eval(), settings
