@@ -62,6 +62,16 @@ def test_set_dropout_changes_every_rate_and_honours_types():
         dropkit.set_dropout(model, 1.5)
 
 
+def test_set_dropout_leaves_a_learned_concrete_rate_alone():
+    model = nn.Sequential(dnn.ConcreteDropout(nn.Linear(4, 4), 0.2), nn.ReLU(), nn.Dropout(0.5))
+    logit = model[0].p_logit.detach().clone()
+    for p in (0.0, 1.0, 0.3):  # 0 and 1 are no valid concrete rate; 0.3 would overwrite the learned one
+        assert dropkit.set_dropout(model, p) == ["2"] and model[2].p == p
+        assert torch.equal(model[0].p_logit.detach(), logit)
+    assert dropkit.set_dropout(model, 0.4, types=dnn.ConcreteDropout) == []
+    assert torch.equal(model[0].p_logit.detach(), logit)
+
+
 def test_replace_dropout_keeps_options_and_mode_and_counts():
     shared = nn.Dropout(0.4, inplace=True)
     model = nn.Sequential(

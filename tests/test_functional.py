@@ -7,7 +7,7 @@ import torch
 
 import dropkit.functional as DF
 from conftest import FLOAT_DTYPES, four_sigma
-from test_kernels import reference
+from kernels_reference import dropout as reference
 
 
 @pytest.mark.parametrize("seed,offset", [(0, 0), (7, 3), (2**64 - 1, 2**33 + 1), (2**63, 2**40 + 2)])

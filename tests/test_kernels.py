@@ -9,18 +9,9 @@ from hypothesis import strategies as st
 from dropkit import rng
 from dropkit.kernels import cpu, fallback
 from conftest import FLOAT_DTYPES
+from kernels_reference import dropout as reference
 
 BACKENDS = {"cpu": cpu, "torch": fallback}
-
-
-def reference(x: torch.Tensor, seed: int, offset: int, p: float) -> torch.Tensor:
-    """The spec's output, built from the numpy keep mask and the spec's rounding rule."""
-    keep = torch.from_numpy(rng.keep_mask(tuple(x.shape), p, seed, offset))
-    if x.dtype == torch.float64:
-        y = x * rng.scale(p)
-    else:
-        y = (x.float() * torch.tensor(rng.scale(p), dtype=torch.float32)).to(x.dtype)
-    return torch.where(keep, y, torch.zeros((), dtype=x.dtype))
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -40,6 +40,29 @@ def test_state_dict_resumes_where_it_stopped():
     assert b.step() == a.step()
 
 
+def test_state_dict_with_no_steps_is_rejected_as_the_constructor_rejects_it():
+    m = model()
+    sched = dropkit.DropoutSchedule(m, 0.4, "linear", steps=10)
+    sched.step()
+    before = sched.state_dict()
+    with pytest.raises(ValueError, match=r"^steps must be >= 1, got 0$"):
+        sched.load_state_dict({**before, "steps": 0})
+    assert sched.state_dict() == before and sched.rate_at(2) == pytest.approx(0.08)
+    constant = dropkit.DropoutSchedule(model(), 0.1, "constant")
+    constant.load_state_dict({"p": 0.3, "schedule": "constant", "steps": 0, "last_step": 5})
+    assert constant.p == 0.3
+
+
+@pytest.mark.parametrize("schedule, steps", [("late", 3), ("early", 2), ("linear", 2)])
+def test_schedule_drives_a_model_with_concrete_dropout_and_leaves_its_learned_rate(schedule, steps):
+    m = nn.Sequential(dnn.ConcreteDropout(nn.Linear(2, 2), 0.2), nn.Dropout(0.5))
+    logit = m[0].p_logit.detach().clone()
+    sched = dropkit.DropoutSchedule(m, 0.5, schedule, steps=steps)  # sets 0.0 at step 0 for "late" and "linear"
+    rates = [sched.p] + [sched.step() for _ in range(3)]
+    assert m[1].p == rates[-1] == 0.5 - (schedule == "early") * 0.5
+    assert torch.equal(m[0].p_logit.detach(), logit)
+
+
 def test_types_and_from_string():
     m = model()
     sched = dropkit.DropoutSchedule.from_string(m, 0.3, "late:2", types=nn.Dropout2d)

@@ -101,7 +101,9 @@ def insert_dropout(
 def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | None = None) -> list[str]:
     """Set the rate of every dropout-family module (dropkit's and torch's) in `model`, in place.
 
-    Modules without a rate (GaussianNoise, which has a stddev) are left alone.
+    Modules without a rate (GaussianNoise, which has a stddev) and modules whose rate is
+    learned (ConcreteDropout, whose rate is a trained parameter strictly between 0 and 1)
+    are left alone, also when `types` names them.
 
     Args:
         model: any module.
@@ -118,7 +120,12 @@ def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | 
     p = _validate.p(p)
     changed = []
     for name, module in model.named_modules():
-        if dnn.is_dropout(module) and hasattr(module, "p") and (types is None or isinstance(module, types)):
+        if (
+            dnn.is_dropout(module)
+            and hasattr(module, "p")
+            and not isinstance(module, dnn.ConcreteDropout)  # a learned rate: set_dropout must not overwrite it
+            and (types is None or isinstance(module, types))
+        ):
             module.p = p
             changed.append(name)
     return changed

@@ -3,8 +3,9 @@
 Probabilities are (N, C) or (N, C, d1, ...) with the class dimension at 1 and
 labels (N,) or (N, d1, ...), as torch.nn.CrossEntropyLoss takes them; every
 position counts as one prediction. Scalars come back as Python floats,
-computed in float64. Plots need matplotlib (the [lab] extra), imported only
-when a plot is drawn.
+computed in float64, on the device of the probabilities. Plots need
+matplotlib (the [lab] extra), imported only when a plot is drawn, and are
+written atomically.
 
 Example:
     >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
@@ -122,10 +123,10 @@ def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
     # ceil puts a confidence that sits exactly on an edge into the bin below it: bins are (lo, hi].
     idx = (conf * bins).ceil().long().sub(1).clamp(0, bins - 1)
     counts = torch.bincount(idx, minlength=bins)
-    sums = torch.zeros(bins, dtype=torch.float64)
+    sums = torch.zeros(bins, dtype=torch.float64, device=p.device)
     acc = sums.index_add(0, idx, correct) / counts
     mean_conf = sums.index_add(0, idx, conf) / counts
-    return Reliability(torch.linspace(0, 1, bins + 1, dtype=torch.float64), counts, acc, mean_conf)
+    return Reliability(torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=p.device), counts, acc, mean_conf)
 
 
 def ece(probs, labels, bins: int = ECE_BINS) -> float:
@@ -179,6 +180,13 @@ def _figure(ncols: int = 1):
     return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
+def _save(fig, path) -> None:
+    """Write a plot atomically (dropkit.lab.report.save_figure; imported here, as dropkit.lab.report needs only the stdlib)."""
+    from .lab.report import save_figure
+
+    save_figure(fig, path, dpi=120)
+
+
 def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
     """Reliability diagram: accuracy against confidence per bin for each named curve, with the diagonal.
 
@@ -189,10 +197,10 @@ def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
     for name, r in curves.items():
         filled = r.counts > 0
-        ax.plot(r.confidence[filled].numpy(), r.accuracy[filled].numpy(), marker="o", markersize=4, label=f"{name} (ECE {r.ece:.4f})")
+        ax.plot(r.confidence[filled].cpu().numpy(), r.accuracy[filled].cpu().numpy(), marker="o", markersize=4, label=f"{name} (ECE {r.ece:.4f})")
     ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability diagram")
     ax.legend(loc="upper left", fontsize=8)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
 
 
 def plot_histograms(scores: Mapping[str, Tensor], correct, path, bins: int = 40) -> None:
@@ -201,17 +209,18 @@ def plot_histograms(scores: Mapping[str, Tensor], correct, path, bins: int = 40)
     Example:
         >>> plot_histograms({"predictive entropy": h}, correct, "uncertainty_hist.png")  # doctest: +SKIP
     """
-    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
+    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1).cpu()
     fig, axes = _figure(len(scores))
     for ax, (name, s) in zip(axes, scores.items()):
-        s = torch.as_tensor(s).reshape(-1).double()
+        s = torch.as_tensor(s).reshape(-1).double().cpu()
         hi = float(s.max()) if s.numel() else 1.0
         edges = torch.linspace(0, max(hi, 1e-12), bins + 1).numpy()
         for mask, label, colour in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
-            ax.hist(s[mask].numpy(), bins=edges, density=True, alpha=0.55, color=colour, label=f"{label} ({int(mask.sum())})")
+            # no density for an empty group (all right or all wrong): it would divide by 0
+            ax.hist(s[mask].numpy(), bins=edges, density=bool(mask.any()), alpha=0.55, color=colour, label=f"{label} ({int(mask.sum())})")
         ax.set(xlabel=f"{name} (nats)", ylabel="density", title=f"{name}: AUROC {_safe_auroc(s, correct)}")
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+    _save(fig, path)
 
 
 def _safe_auroc(score: Tensor, correct: Tensor) -> str:

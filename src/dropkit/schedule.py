@@ -31,6 +31,11 @@ __all__ = ["SCHEDULES", "DropoutSchedule"]
 SCHEDULES = ("constant", "linear", "early", "late")
 
 
+def _steps(schedule: str, steps) -> int:
+    """steps for `schedule`: "constant" ignores it (>= 0); the others divide by it or cut at it (>= 1)."""
+    return _validate.non_negative_int(steps, "steps") if schedule == "constant" else _validate.positive_int(steps, "steps")
+
+
 class DropoutSchedule:
     """Sets the rate of every dropout-family module of `model` (via dropkit.set_dropout) at each step.
 
@@ -59,8 +64,7 @@ class DropoutSchedule:
         self.model = model
         self.target = _validate.p(p, "p")
         self.schedule = _validate.choice(schedule, SCHEDULES, "schedule")
-        # "constant" ignores steps; the others divide by it or cut at it
-        self.steps = _validate.non_negative_int(steps, "steps") if schedule == "constant" else _validate.positive_int(steps, "steps")
+        self.steps = _steps(schedule, steps)
         self.types = types
         self.last_step = 0
         self.p = self._apply()
@@ -104,10 +108,12 @@ class DropoutSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from state_dict() output and set the model's rates accordingly."""
-        self.target = _validate.p(state["p"], "p")
-        self.schedule = _validate.choice(state["schedule"], SCHEDULES, "schedule")
-        self.steps = _validate.non_negative_int(state["steps"], "steps")  # checked against the schedule at save
-        self.last_step = _validate.non_negative_int(state["last_step"], "last_step")
+        target = _validate.p(state["p"], "p")
+        schedule = _validate.choice(state["schedule"], SCHEDULES, "schedule")
+        steps = _steps(schedule, state["steps"])
+        last_step = _validate.non_negative_int(state["last_step"], "last_step")
+        # validated before anything is set, so a bad state leaves the schedule as it was
+        self.target, self.schedule, self.steps, self.last_step = target, schedule, steps, last_step
         self.p = self._apply()
 
     def __repr__(self) -> str:

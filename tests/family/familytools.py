@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from conftest import four_sigma
 from dropkit import rng
-
-
-def four_sigma(p: float, n: int) -> float:
-    return 4 * (p * (1 - p) / n) ** 0.5
 
 
 def assert_rate(kept: torch.Tensor, p: float) -> None:

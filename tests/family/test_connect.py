@@ -67,3 +67,10 @@ def test_weight_dropout_errors():
         dropkit.weight_dropout(torch.nn.Linear(2, 2), "kernel")
     with pytest.raises(ValueError, match="p must be between 0 and 1, got 2.0"):
         dropkit.weight_dropout(torch.nn.Linear(2, 2), "weight", 2.0)
+
+
+def test_integer_weight_error_names_the_weight():
+    with pytest.raises(TypeError, match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$"):
+        DF.drop_connect(torch.ones(2, 2, dtype=torch.int64), 0.5, seed=1)
+    with pytest.raises(TypeError, match=r"^weight must be a torch.Tensor, got list$"):
+        DF.drop_connect_linear(torch.ones(1, 2), [[1.0, 2.0]], None, 0.5, seed=1)

@@ -47,3 +47,8 @@ def test_p_one_and_errors():
         dropkit.EmbeddingDropout(torch.nn.Linear(2, 2), 0.1)
     with pytest.raises(ValueError, match=r"embedding_dropout expects 2-D \(num_embeddings, embedding_dim\) input, got shape \(5\) \(1-D\)"):
         DF.embedding_dropout(torch.tensor([1]), torch.ones(5), 0.1)
+
+
+def test_integer_weight_error_names_the_weight():
+    with pytest.raises(TypeError, match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$"):
+        DF.embedding_dropout(torch.tensor([0, 1]), torch.ones(5, 2, dtype=torch.int64), 0.1, seed=1)

@@ -161,3 +161,51 @@ def test_cli_help():
 
     result = CliRunner().invoke(app, ["uncertainty", "--help"])
     assert result.exit_code == 0 and "--samples" in result.stdout
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no density of an empty histogram (0 wrong predictions)
+def test_auroc_is_null_and_shown_as_n_a_when_every_prediction_is_right(run_dir, tmp_path, monkeypatch):
+    # A model without dropout gives the same prediction on every MC pass; label the test split with it.
+    from dropkit.lab import data
+
+    model, settings = train.load_model(run_dir)
+    x, _ = data.load_test_tensors(settings.dataset, settings.data_dir)
+    plain = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 10)).eval()
+    with torch.no_grad():
+        y = plain(x).argmax(1)
+    monkeypatch.setattr(U.train, "load_model", lambda *a, **k: (plain, settings))
+    monkeypatch.setattr(U.data, "load_test_tensors", lambda *a, **k: (x, y))
+    with pytest.warns(UserWarning, match="mc_predict: the first two samples are identical; no dropout is active"):
+        res = U.run(tmp_path, samples=(1, 2), batch_size=1000)  # the run folder is only read through load_model
+    assert res["mc"]["2"]["acc"] == res["weight_scaling"]["acc"] == 1.0
+    assert res["auroc"] == {"entropy": None, "mutual_information": None}
+    assert json.loads((tmp_path / "uncertainty.json").read_text())["auroc"] == {"entropy": None, "mutual_information": None}
+    for name in U.FILES:
+        assert (tmp_path / name).stat().st_size > 0, name
+    caption = U.table(res).caption
+    assert caption.startswith("misclassification AUROC: predictive entropy n/a, mutual information n/a; ")
+
+
+def test_aurocs_are_null_only_when_undefined():
+    scores = {"predictive entropy": torch.tensor([0.1, 0.9, 0.2]), "mutual information": torch.tensor([0.0, 0.3, 0.1])}
+    assert U._aurocs(scores, torch.tensor([True, False, True])) == {"entropy": 1.0, "mutual_information": 1.0}
+    assert U._aurocs(scores, torch.tensor([True, True, True])) == {"entropy": None, "mutual_information": None}
+    assert U._aurocs(scores, torch.tensor([False, False, False])) == {"entropy": None, "mutual_information": None}
+
+
+def test_mc_samples_plot_is_written_atomically(result, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    U._plot_against_samples(result[0], tmp_path / "mc_samples.png")
+    assert (tmp_path / "mc_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def interrupted(self, fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"half an image")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(OSError, match="^disk full$"):
+        U._plot_against_samples(result[0], tmp_path / "mc_samples.png")
+    assert (tmp_path / "mc_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["mc_samples.png"]

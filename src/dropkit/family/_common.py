@@ -15,9 +15,12 @@ def active(training: bool) -> bool:
     return bool(training) or _mode.mc_active()
 
 
-def check(input: Tensor, p: float, seed, offset) -> tuple[float, int | None, int]:
-    """Validate the arguments every variant takes; returns (p, seed, offset)."""
-    _validate.float_tensor(input)
+def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[float, int | None, int]:
+    """Validate the arguments every variant takes; returns (p, seed, offset).
+
+    `name` is the tensor's argument name in messages ("weight" for the variants that drop weights).
+    """
+    _validate.float_tensor(input, name)
     return _validate.p(p), _validate.seed(seed), _validate.offset(offset)
 
 

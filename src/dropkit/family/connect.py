@@ -35,7 +35,7 @@ def drop_connect(
         >>> drop_connect(torch.ones(2, 2), 0.5, seed=1).shape
         torch.Size([2, 2])
     """
-    p, seed, offset = check(weight, p, seed, offset)
+    p, seed, offset = check(weight, p, seed, offset, "weight")
     if not active(training) or p == 0.0:
         return weight
     return ops.apply_dropout(weight, p, seed, offset, generator, inplace=False, bitpacked=False)

@@ -49,7 +49,7 @@ def embedding_dropout(
         >>> embedding_dropout(torch.tensor([0, 0, 1]), torch.ones(2, 2), 0.5, seed=3).shape
         torch.Size([3, 2])
     """
-    p, seed, offset = check(weight, p, seed, offset)
+    p, seed, offset = check(weight, p, seed, offset, "weight")
     _validate.rank(weight, {2: "(num_embeddings, embedding_dim)"}, "embedding_dropout")
     if active(training) and p > 0.0:
         weight = weight * small_mask(weight, (weight.shape[0], 1), p, seed, offset, generator)

@@ -21,6 +21,7 @@ __all__ = [
     "write_text",
     "write_json",
     "write_metrics",
+    "save_figure",
     "summarize",
     "summary_table",
     "sweep_summary",
@@ -166,8 +167,20 @@ def sweep_table(sweep: dict):
     return table
 
 
+def save_figure(fig, path, **options) -> None:
+    """fig.savefig(path, **options), atomically: a reader never sees half an image.
+
+    The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
+
+    Example:
+        >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
+    """
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **options))
+
+
 def _save_figure(fig, path) -> None:
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_curves(histories: dict[str, list[dict]], path) -> None:

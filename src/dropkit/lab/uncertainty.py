@@ -11,8 +11,9 @@ the misclassified ones (AUROC). It writes into the run folder:
 - uncertainty.json: {"weight_scaling": {"acc", "nll", "ece", "brier"},
   "mc": {"<T>": {"acc", "nll", "ece", "brier", "seconds"}},
   "auroc": {"entropy", "mutual_information"}, "plain_forward_seconds": ...}
-  (accuracies as fractions; plain_forward_seconds: 50 eval passes over the
-  test split in the same batches, the baseline for mc["50"]["seconds"]);
+  (accuracies as fractions; an AUROC is null when it is undefined, every test
+  point right or every one wrong; plain_forward_seconds: 50 eval passes over
+  the test split in the same batches, the baseline for mc["50"]["seconds"]);
 - reliability.png, uncertainty_hist.png (entropy and MI for right and wrong
   predictions) and mc_samples.png (accuracy and NLL against T).
 
@@ -134,10 +135,7 @@ def run(
             scores = {"predictive entropy": torch.cat(entropy), "mutual information": torch.cat(mi)}
             curves[f"MC dropout T={t}"] = metrics.reliability(probs, y)
 
-    result["auroc"] = {
-        "entropy": metrics.misclassification_auroc(scores["predictive entropy"], correct),
-        "mutual_information": metrics.misclassification_auroc(scores["mutual information"], correct),
-    }
+    result["auroc"] = _aurocs(scores, correct)
     result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
 
     report.write_json(run_dir / "uncertainty.json", result)
@@ -145,6 +143,21 @@ def run(
     metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
     _plot_against_samples(result, run_dir / "mc_samples.png")
     return result
+
+
+def _aurocs(scores: dict[str, torch.Tensor], correct: torch.Tensor) -> dict:
+    """uncertainty.json's "auroc": each score's misclassification AUROC, None where it is undefined
+    (every prediction right, or every one wrong: no wrong or no right predictions to tell apart)."""
+    defined = bool(correct.any()) and not bool(correct.all())
+
+    def auroc(score: torch.Tensor) -> float | None:
+        return metrics.misclassification_auroc(score, correct) if defined else None
+
+    return {"entropy": auroc(scores["predictive entropy"]), "mutual_information": auroc(scores["mutual information"])}
+
+
+def _auroc_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _time_plain(model: torch.nn.Module, batches, advance: Callable[[int], None]) -> float:
@@ -170,7 +183,7 @@ def _plot_against_samples(result: dict, path) -> None:
         ax.axhline(result["weight_scaling"][key], color="tab:red", linestyle="--", label="weight scaling")
         ax.set(xscale="log", xlabel="MC samples T", ylabel=label)
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+    report.save_figure(fig, path, dpi=120)
 
 
 def table(result: dict):
@@ -188,8 +201,8 @@ def table(result: dict):
     for name, r in result["mc"].items():
         row(f"MC T={name}", r, f"{r['seconds']:.2f}")
     t.caption = (
-        f"misclassification AUROC: predictive entropy {result['auroc']['entropy']:.4f}, "
-        f"mutual information {result['auroc']['mutual_information']:.4f}; "
+        f"misclassification AUROC: predictive entropy {_auroc_text(result['auroc']['entropy'])}, "
+        f"mutual information {_auroc_text(result['auroc']['mutual_information'])}; "
         f"{PLAIN_FORWARDS} plain eval forwards: {result['plain_forward_seconds']:.2f} s"
     )
     return t

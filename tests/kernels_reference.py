@@ -1,4 +1,4 @@
-"""References for the kernel tests: the spec's dropout and the fused op, built from numpy masks and torch ops.
+"""References for the kernel and functional tests: the spec's dropout and the fused op, built from numpy masks and torch ops.
 
 Also the device and skip rule every Triton test shares: CUDA when present, else
 CPU tensors under TRITON_INTERPRET=1.
