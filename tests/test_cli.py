@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -88,6 +89,22 @@ def test_train_dropout_type_and_schedule(tmp_path):
     assert [line["dropout_rates"] for line in lines] == [[0.0], [0.2]]  # warm-up over 2 epochs toward 0.4
 
 
+def test_train_concrete_then_resume_from_a_truncated_checkpoint(tmp_path):
+    out = tmp_path / "c"
+    result = invoke("train", *TINY[:-1], "--dropout", "0.4", "--dropout-type", "concrete", "--json", "--out", out)
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"]["dropout"]
+    assert run["dropout"] == [0.4] and len(run["learned_dropout"]) == 1 and run["learned_dropout"] != [0.4]
+    (line,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert line["dropout_rates"] == run["learned_dropout"]
+    checkpoint = out / "checkpoints" / "dropout.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    result = invoke("train", "--out", out, "--resume", "--quiet")
+    assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.output, result.output
+    pattern = f"error: checkpoint {re.escape(str(checkpoint))} cannot be read \\(truncated or corrupt\\?\\): [^\\n]+\n"
+    assert re.fullmatch(pattern, result.stderr), result.stderr
+
+
 def test_train_without_dropout_is_named_so(tmp_path):
     result = invoke("train", *TINY, "--dropout", "0", "--out", tmp_path / "t")
     assert result.exit_code == 0 and result.stdout == ""
@@ -143,15 +160,17 @@ def test_bad_settings_are_one_line(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout-type", "dropconnect"], "dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'dropconnect'"),
+        (["--dropout-type", "dropconnect"], "dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
         (["--dropout-type", "gaussian_noise"], "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
-         "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian"),
+         "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
         (["--dropout-type", "locked"], "dropout_type 'locked' shares one mask over the time steps of a sequence, and an "
-         "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian"),
+         "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete"),
         (["--dropout-schedule", "early:two"], "dropout_schedule 'early:two': schedule must look like NAME or NAME:STEPS "
          "with STEPS a non-negative int, got 'early:two'"),
         (["--dropout-schedule", "warmup:5"],
          "dropout_schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
+        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "dropout_schedule 'early:2' cannot drive "
+         "dropout_type 'concrete': its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "demo", "sweep"])

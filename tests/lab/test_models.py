@@ -75,6 +75,7 @@ def test_every_dropout_kind_is_usable_or_refused_with_its_reason():
     refused = set(models._NOT_FOR_MLP)
     assert refused.isdisjoint(models.MLP_DROPOUT_KINDS)
     assert refused | set(models.MLP_DROPOUT_KINDS) == set(dropkit.nn.DROPOUT_KINDS)
+    assert set(models.DROPOUT_TYPES) - set(models.MLP_DROPOUT_KINDS) == {"concrete"}  # the lab builds it itself
 
 
 @pytest.mark.parametrize("kind", models.MLP_DROPOUT_KINDS)
@@ -95,19 +96,54 @@ def test_usable_kinds_train_on_mlp_activations(kind):
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("foo", "dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'foo'"),
+        ("foo", "dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'foo'"),
         ("gaussian_noise", "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
-         "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian"),
+         "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
         ("dropout2d", "dropout_type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
-         "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian"),
+         "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian, concrete"),
         ("drop_path", "dropout_type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
-         "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian"),
+         "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian, concrete"),
     ],
 )
 def test_unusable_kinds_say_why(kind, message):
     with pytest.raises(SettingsError) as e:
         models.build_mlp(4, (3,), 2, dropout=0.5, kind=kind)
     assert str(e.value) == message
+
+
+def test_concrete_dropout_wraps_the_next_linear_with_regularisers_from_n():
+    torch.manual_seed(0)
+    net = models.build_mlp(12, (32, 16, 8), 3, dropout=(0.5, 0.0, 0.2), input_dropout=0.1, kind="concrete", n_train=400)
+    kinds = [type(m) for m in net]
+    C = dropkit.nn.ConcreteDropout
+    assert kinds == [dropkit.nn.Dropout, nn.Linear, nn.ReLU, C, nn.ReLU, nn.Linear, nn.ReLU, C]  # rate 0: a plain Linear
+    assert (net[3].layer.in_features, net[7].layer.out_features) == (32, 3)
+    assert [net[3].p, net[7].p] == pytest.approx([0.5, 0.2])
+    # Gal et al. 2017: l^2 / N and 2 / N, l = 1e-4
+    assert (net[3].weight_regularizer, net[3].dropout_regularizer) == (1e-8 / 400, 2 / 400) == models.concrete_regularizers(400)
+    assert len(models.weights(net)) == 4  # max-norm, L1 and L2 still reach the wrapped layers
+    assert models.concrete_modules(net) == [net[3], net[7]]
+    assert models.dropout_modules(net) == [net[0], net[3], net[7]]
+    assert models.schedule_dropout(net, "constant")[0].model is net[0]  # learned rates get no schedule
+    assert len(models.schedule_dropout(net, "constant")) == 1
+    torch.manual_seed(0)
+    plain = models.build_mlp(12, (32, 16, 8), 3, dropout=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(models.weights(net), models.weights(plain)))  # twins: same start
+    x = torch.randn(16, 12)
+    loss = net.train()(x).pow(2).mean() + sum(m.regularization() for m in models.concrete_modules(net))
+    loss.backward()
+    assert net[3].p_logit.grad is not None and net[3].p_logit.grad != 0
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
+def test_concrete_dropout_errors():
+    with pytest.raises(SettingsError, match="^concrete dropout needs the training set size, a positive int, got None$"):
+        models.build_mlp(4, (3,), 2, dropout=0.5, kind="concrete")
+    with pytest.raises(SettingsError) as e:
+        models.build_mlp(4, (3,), 2, dropout=1.0, kind="concrete", n_train=10)
+    assert str(e.value) == "dropout with dropout_type 'concrete' must be below 1 (the rate is learned as a logit), got 1.0"
+    assert type(models.build_mlp(4, (3,), 2, dropout=0.0, kind="concrete")[-1]) is nn.Linear  # no layer, no N needed
 
 
 def test_one_schedule_per_dropout_layer_toward_its_own_rate():

@@ -3,12 +3,14 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 
 import pytest
 import torch
 
-from dropkit.lab import data, report, train
+import dropkit
+from dropkit.lab import data, models, report, train
 from dropkit.lab import uncertainty as U
 from dropkit.lab.models import SettingsError
 from dropkit.lab.train import Interrupted, RunFolderError, Settings
@@ -27,6 +29,7 @@ def small(digits):
 
 TINY = Settings(dataset="digits", hidden=(64, 32), dropout=(0.5, 0.3), epochs=2, batch_size=50, lr=0.1)
 EARLY = dataclasses.replace(TINY, dropout_schedule="early:1")  # dropout in epoch 1 only: the schedule's state matters
+CONCRETE = dataclasses.replace(TINY, dropout_type="concrete", input_dropout=0.2)  # learned rates: parameters carry them
 
 
 class InterruptAt(train.Progress):
@@ -60,7 +63,7 @@ def test_same_settings_same_numbers(small, tmp_path):
     assert not torch.equal(a["model"]["0.weight"], c["model"]["0.weight"])
 
 
-@pytest.mark.parametrize("s", [TINY, EARLY], ids=["constant", "early-dropout"])
+@pytest.mark.parametrize("s", [TINY, EARLY, CONCRETE], ids=["constant", "early-dropout", "concrete"])
 @pytest.mark.parametrize("at", [5, 12, 19], ids=["mid-epoch-1", "end-of-epoch-1", "mid-epoch-2"])
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path, at, s):
     # 600 / 50 = 12 steps per epoch; dropout, momentum, the cosine and the dropout schedules all carry state.
@@ -69,7 +72,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path,
         train.fit(s, small, tmp_path / "cut.pt", name="r", progress=InterruptAt(at))
     saved = torch.load(tmp_path / "cut.pt", weights_only=False)
     assert not saved["done"] and (saved["epoch"], saved["step"]) in {(0, at), (1, at - 12), (1, 0)}
-    assert [d["last_step"] for d in saved["dropout_schedules"]] == [saved["epoch"]] * 2
+    assert [d["last_step"] for d in saved["dropout_schedules"]] == [saved["epoch"]] * (1 if s is CONCRETE else 2)
     resumed = train.fit(s, small, tmp_path / "cut.pt")
     assert resumed["done"]
     for key, value in whole["model"].items():
@@ -99,6 +102,45 @@ def test_resume_without_the_dropout_schedule_state_would_differ(small, tmp_path)
     torch.save(saved, tmp_path / "cut.pt")
     resumed = train.fit(EARLY, small, tmp_path / "cut.pt")
     assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
+
+
+def test_resume_without_the_learned_rates_would_differ(small, tmp_path):
+    """Guards the concrete resume test: the learned rates (p_logit) are state that resume must restore."""
+    whole = train.fit(CONCRETE, small, tmp_path / "whole.pt")
+    with pytest.raises(Interrupted):
+        train.fit(CONCRETE, small, tmp_path / "cut.pt", progress=InterruptAt(19))
+    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
+    keys = [k for k in saved["model"] if k.endswith("p_logit")]
+    assert keys == ["3.p_logit", "5.p_logit"]
+    for k in keys:
+        saved["model"][k] = torch.zeros(())
+    torch.save(saved, tmp_path / "cut.pt")
+    resumed = train.fit(CONCRETE, small, tmp_path / "cut.pt")
+    assert not torch.equal(resumed["model"]["1.weight"], whole["model"]["1.weight"])
+
+
+def test_a_concrete_run_learns_its_rates(small, tmp_path, monkeypatch):
+    regularisers = []
+    original = dropkit.nn.ConcreteDropout.regularization
+
+    def recorded(self):
+        regularisers.append(original(self))
+        return regularisers[-1]
+
+    monkeypatch.setattr(dropkit.nn.ConcreteDropout, "regularization", recorded)
+    s = dataclasses.replace(TINY, dropout_type="concrete", epochs=4)
+    state = train.fit(s, small, tmp_path / "c.pt")
+    h = state["history"]
+    assert h[-1]["train_loss"] < h[0]["train_loss"] < 2.31  # ln(10): a net that guesses
+    assert h[-1]["test_acc"] > 0.8, "10 classes: chance is 0.1"
+    # each step adds both layers' regularisers to the loss, differentiably: 4 epochs x 12 steps x 2 layers
+    assert len(regularisers) == 96 and all(r.requires_grad and r.dim() == 0 for r in regularisers)
+    rates = [r["dropout_rates"] for r in h]
+    learned = [float(torch.sigmoid(state["model"][k])) for k in ("2.p_logit", "4.p_logit")]
+    assert rates[-1] == learned  # the record is the rates the epoch left, which the checkpoint holds
+    for layer, initial in enumerate((0.5, 0.3)):
+        assert abs(rates[-1][layer] - initial) > 0.05, rates  # learned, not held
+        assert len({r[layer] for r in rates}) == len(rates), rates  # and still moving every epoch
 
 
 def test_dropout_schedule_and_type_drive_the_run(small, tmp_path):
@@ -132,6 +174,7 @@ def test_run_experiment_writes_the_run_folder(tmp_path):
     assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
     r = summary["runs"]["dropout"]
     assert r["dropout"] == [0.5, 0.3] and summary["runs"]["no_dropout"]["dropout"] is None
+    assert "learned_dropout" not in r  # concrete runs only
     assert r["gap"] == pytest.approx(r["final_train_acc"] - r["final_test_acc"])
     assert r["best_test_acc"] >= r["final_test_acc"] and r["wall_seconds"] > 0
     lines = [json.loads(l) for l in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
@@ -190,6 +233,42 @@ def test_load_model_gives_the_trained_model(tmp_path):
         train.load_model(tmp_path)
 
 
+def test_a_concrete_run_folder_records_and_reloads_its_learned_rates(digits, tmp_path):
+    summary = train.run_experiment({"dropout": dataclasses.replace(CONCRETE, epochs=1)}, tmp_path / "r")
+    r = summary["runs"]["dropout"]
+    (line,) = [json.loads(l) for l in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert r["dropout"] == [0.5, 0.3]  # the initial rates, as given
+    assert line["dropout_rates"][0] == 0.2 and r["learned_dropout"] == line["dropout_rates"][1:]  # input dropout stays
+    assert all(abs(a - b) > 1e-3 for a, b in zip(r["learned_dropout"], [0.5, 0.3])), r["learned_dropout"]
+    model, settings = train.load_model(tmp_path / "r")
+    assert [m.p for m in models.dropout_modules(model)] == line["dropout_rates"]
+    assert model[3].dropout_regularizer == 2 / len(digits.x_train)  # N: the training set the run used
+    x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+    assert train.evaluate(model, x, y)[1] == r["final_test_acc"]
+
+
+def test_an_unreadable_checkpoint_is_a_run_folder_error(tmp_path):
+    s = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    train.run_experiment(s, tmp_path / "r")
+    ckpt = tmp_path / "r" / "checkpoints" / "dropout.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
+    unreadable = f"^checkpoint {re.escape(str(ckpt))} cannot be read \\(truncated or corrupt\\?\\): [^\\n]+$"
+    with pytest.raises(RunFolderError, match=unreadable):
+        train.run_experiment(s, tmp_path / "r", resume=True)
+    with pytest.raises(RunFolderError, match=unreadable):
+        train.load_model(tmp_path / "r")
+    ckpt.write_bytes(b"")
+    with pytest.raises(RunFolderError, match=unreadable):
+        train.load_model(tmp_path / "r")
+    torch.save({"model": {}}, ckpt)
+    with pytest.raises(RunFolderError, match="is not a dropkit run checkpoint: it lacks optimizer, rng, epoch, step, "
+                       "history, elapsed, done, stopped$"):
+        train.run_experiment(s, tmp_path / "r", resume=True)
+    with pytest.raises(RunFolderError, match=f"^checkpoint {re.escape(str(ckpt))}: its model does not fit the run's "
+                       "settings: Error\\(s\\) in loading state_dict for Sequential: Missing key\\(s\\) in state_dict: "):
+        train.load_model(tmp_path / "r")
+
+
 def test_settings_validation():
     with pytest.raises(SettingsError, match="optimizer must be one of sgd, adam, got 'rmsprop'"):
         Settings(optimizer="rmsprop")
@@ -197,8 +276,14 @@ def test_settings_validation():
         Settings(val_split=1.0)
     with pytest.raises(SettingsError, match="epochs must be at least 1, got 0"):
         Settings(epochs=0)
-    with pytest.raises(SettingsError, match="^dropout_type must be one of 'dropout', 'alpha', 'gaussian', got 'drop'$"):
+    with pytest.raises(SettingsError, match="^dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"):
         Settings(dropout_type="drop")
+    with pytest.raises(SettingsError, match="^dropout_schedule 'late:3' cannot drive dropout_type 'concrete': its rates are "
+                       "learned, so they cannot follow a schedule; use --dropout-schedule constant$"):
+        Settings(dropout_type="concrete", dropout_schedule="late:3")
+    with pytest.raises(SettingsError, match=r"^dropout with dropout_type 'concrete' must be below 1 .*, got 1.0$"):
+        Settings(dropout_type="concrete", dropout=(0.5, 1.0))
+    assert Settings(dropout_type="concrete", dropout=(0.5, 0.0)).dropout == (0.5, 0.0)
     with pytest.raises(SettingsError, match="^dropout_schedule 'early:0': steps must be >= 1, got 0$"):
         Settings(dropout_schedule="early:0")
     assert Settings(hidden=(8, 8, 8), dropout=0.5).dropout == (0.5, 0.5, 0.5)

@@ -21,13 +21,19 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..nn import Dropout, is_dropout, make_dropout
+from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..schedule import DropoutSchedule
 from . import LabError
 
 __all__ = [
     "SettingsError",
     "MLP_DROPOUT_KINDS",
+    "DROPOUT_TYPES",
+    "CONCRETE_LENGTH_SCALE",
+    "concrete_regularizers",
+    "concrete_rates",
+    "concrete_modules",
+    "dropout_modules",
     "dropout_rates",
     "rate",
     "dropout_kind",
@@ -41,6 +47,12 @@ __all__ = [
 
 # The kinds of dropkit.nn.make_dropout that act on an MLP's (batch, features) activations unit by unit.
 MLP_DROPOUT_KINDS = ("dropout", "alpha", "gaussian")
+# The lab's --dropout-type choices: those kinds, plus "concrete" (ConcreteDropout, Gal et al. 2017),
+# which make_dropout does not build because it wraps a layer and learns its rate.
+DROPOUT_TYPES = MLP_DROPOUT_KINDS + ("concrete",)
+# The prior length scale l of Gal, Hron and Kendall's concrete dropout code (their MNIST and UCI
+# experiments): weight_regularizer = l^2 / N, dropout_regularizer = 2 / N (tau = 1 for classification).
+CONCRETE_LENGTH_SCALE = 1e-4
 # Why each other kind is refused: each would fail on 2-D input mid-training, silently reinterpret it,
 # or take a number that is not a rate. tests/lab/test_models.py checks that every kind is in one list or the other.
 _CHANNELS = "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
@@ -86,16 +98,16 @@ def rate(value, name: str) -> float:
 
 
 def dropout_kind(kind: str) -> str:
-    """A hidden dropout kind the MLP can use (one of MLP_DROPOUT_KINDS); SettingsError saying why otherwise.
+    """A hidden dropout kind the MLP can use (one of DROPOUT_TYPES); SettingsError saying why otherwise.
 
     Example:
         >>> dropout_kind("gaussian")
         'gaussian'
     """
     if kind in _NOT_FOR_MLP:
-        raise SettingsError(f"dropout_type {kind!r} {_NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(MLP_DROPOUT_KINDS)}")
+        raise SettingsError(f"dropout_type {kind!r} {_NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(DROPOUT_TYPES)}")
     try:
-        return _validate.choice(kind, MLP_DROPOUT_KINDS, "dropout_type")
+        return _validate.choice(kind, DROPOUT_TYPES, "dropout_type")
     except ValueError as e:
         raise SettingsError(str(e)) from None
 
@@ -116,6 +128,30 @@ def dropout_schedule(spec: str) -> str:
     return spec
 
 
+def concrete_regularizers(n_train: int, length_scale: float = CONCRETE_LENGTH_SCALE) -> tuple[float, float]:
+    """(weight_regularizer, dropout_regularizer) of ConcreteDropout for a training set of n_train examples.
+
+    Gal, Hron and Kendall (2017)'s choices: l^2 / N and 2 / N, with l the prior length scale
+    (1e-4 in their code) and the model precision tau = 1 (a classifier has no output noise),
+    for a loss that is the mean over the batch, as the lab's cross-entropy is.
+
+    Example:
+        >>> concrete_regularizers(50000)
+        (2e-13, 4e-05)
+    """
+    if not isinstance(n_train, int) or n_train < 1:
+        raise SettingsError(f"concrete dropout needs the training set size, a positive int, got {n_train!r}")
+    return length_scale**2 / n_train, 2.0 / n_train
+
+
+def concrete_rates(rates: Sequence[float]) -> tuple[float, ...]:
+    """Initial ConcreteDropout rates: each 0 (no layer) or strictly between 0 and 1 (a rate stored as a logit)."""
+    for r in rates:
+        if r >= 1:
+            raise SettingsError(f"dropout with dropout_type 'concrete' must be below 1 (the rate is learned as a logit), got {r}")
+    return tuple(rates)
+
+
 def hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
     """Hidden layer widths as a tuple of positive ints; SettingsError otherwise."""
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -130,6 +166,7 @@ def build_mlp(
     dropout: float | Sequence[float] | None = None,
     input_dropout: float = 0.0,
     kind: str = "dropout",
+    n_train: int | None = None,
 ) -> nn.Sequential:
     """Linear-ReLU blocks with dropout of `kind` after each hidden activation (and plain dropout on the input).
 
@@ -138,27 +175,59 @@ def build_mlp(
     (Bernoulli) dropout whatever `kind` is: it is Srivastava et al.'s pixel dropout,
     and the other kinds are built for hidden activations (alpha dropout for SELU units).
 
+    With kind="concrete" the dropout after hidden layer i is a ConcreteDropout wrapping the
+    next Linear (it drops that layer's input), its rate learned from the initial `dropout`;
+    its regularisers are concrete_regularizers(n_train). Building it draws no random
+    numbers, so the twins above still start from the same weights.
+
     Args:
         n_in: input features. hidden: widths of the hidden layers. n_out: classes.
-        dropout: one rate, or one per hidden layer. input_dropout: rate on the input.
-        kind: the hidden dropout layers' kind, one of MLP_DROPOUT_KINDS (dropkit.nn.make_dropout).
+        dropout: one rate, or one per hidden layer (initial rates for "concrete").
+        input_dropout: rate on the input.
+        kind: the hidden dropout layers' kind, one of DROPOUT_TYPES (dropkit.nn.make_dropout, or "concrete").
+        n_train: training set size N; needed by "concrete" only.
 
     Example:
         >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2, kind="gaussian")
+        >>> build_mlp(64, (32,), 10, dropout=0.2, kind="concrete", n_train=50000)[2]
+        ConcreteDropout(
+          p=0.2, temperature=0.1, weight_regularizer=2e-13, dropout_regularizer=4e-05
+          (layer): Linear(in_features=32, out_features=10, bias=True)
+        )
     """
     hidden = hidden_widths(hidden)
     rates = dropout_rates(dropout, len(hidden))
     input_dropout = rate(input_dropout, "input_dropout")
     kind = dropout_kind(kind)
+    if kind == "concrete":
+        rates = concrete_rates(rates)
+        if any(rates):
+            weight_reg, dropout_reg = concrete_regularizers(n_train)
     layers: list[nn.Module] = [Dropout(input_dropout)] if input_dropout > 0 else []
     width = n_in
-    for h, p in zip(hidden, rates):
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        if p > 0:
+    for i, (h, p) in enumerate(zip(hidden, rates)):
+        linear = nn.Linear(width, h)
+        if kind == "concrete" and i > 0 and rates[i - 1] > 0:
+            linear = ConcreteDropout(linear, rates[i - 1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
+        layers += [linear, nn.ReLU()]
+        if p > 0 and kind != "concrete":
             layers.append(make_dropout(kind, p))
         width = h
-    layers.append(nn.Linear(width, n_out))
+    out = nn.Linear(width, n_out)
+    if kind == "concrete" and rates[-1] > 0:
+        out = ConcreteDropout(out, rates[-1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
+    layers.append(out)
     return nn.Sequential(*layers)
+
+
+def concrete_modules(model: nn.Module) -> list[ConcreteDropout]:
+    """The model's ConcreteDropout layers, in order: add the sum of their .regularization() to the loss."""
+    return [m for m in model.modules() if isinstance(m, ConcreteDropout)]
+
+
+def dropout_modules(model: nn.Module) -> list[nn.Module]:
+    """Every dropout layer of the model in order (input dropout first), learned-rate ones included: whose .p are its rates."""
+    return [m for m in model.modules() if is_dropout(m)]
 
 
 def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
@@ -166,13 +235,18 @@ def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
 
     One per layer because a DropoutSchedule drives all the modules it is given to a single
     rate, and the layers of an MLP have their own (the seed network's 0.5 and 0.3).
+    ConcreteDropout layers get none: their rates are learned, not scheduled.
 
     Example:
         >>> [s.target for s in schedule_dropout(build_mlp(4, (8, 8), 2, dropout=(0.5, 0.3)), "late:3")]
         [0.5, 0.3]
     """
     spec = dropout_schedule(spec)
-    return [DropoutSchedule.from_string(m, m.p, spec) for m in model.modules() if is_dropout(m)]
+    return [
+        DropoutSchedule.from_string(m, m.p, spec)
+        for m in model.modules()
+        if is_dropout(m) and not isinstance(m, ConcreteDropout)
+    ]
 
 
 def weights(model: nn.Module) -> list[torch.Tensor]:

@@ -13,6 +13,12 @@ Run folder layout:
     curves.png           accuracy and loss per epoch
     checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
 
+With dropout_type="concrete" each hidden dropout layer is a ConcreteDropout (Gal et al. 2017)
+wrapping the next Linear: its rate is a parameter (in the model and optimizer state, so
+resume stays exact), the loss adds every layer's .regularization(), with regularisers
+derived from the training set size (models.concrete_regularizers), and each epoch's
+record holds the learned rates.
+
 Example:
     >>> s = Settings(dataset="digits", epochs=2)
     >>> summary = run_experiment({"dropout": s}, "runs/digits")  # doctest: +SKIP
@@ -57,7 +63,7 @@ _FORMAT = 1  # checkpoint format version
 
 
 class RunFolderError(LabError):
-    """The run folder cannot be used as asked (not empty, no run to resume, unknown run)."""
+    """The run folder cannot be used as asked (not empty, no run to resume, unknown run, unreadable checkpoint)."""
 
 
 class Interrupted(LabError):
@@ -78,7 +84,9 @@ class Settings:
     download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
     hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
     dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
-    dropout_type: str = "dropout"  # hidden dropout kind: dropout | alpha | gaussian (models.MLP_DROPOUT_KINDS)
+    # hidden dropout kind: dropout | alpha | gaussian | concrete (models.DROPOUT_TYPES); concrete learns
+    # each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule
+    dropout_type: str = "dropout"
     # constant | linear:N | early:N | late:N, N in epochs (Liu et al. 2023): each dropout layer's rate
     # over time, toward its own rate; constant = the rates above throughout
     dropout_schedule: str = "constant"
@@ -104,6 +112,13 @@ class Settings:
         self.input_dropout = models.rate(self.input_dropout, "input_dropout")
         self.dropout_type = models.dropout_kind(self.dropout_type)
         self.dropout_schedule = models.dropout_schedule(self.dropout_schedule)
+        if self.dropout_type == "concrete":
+            models.concrete_rates(self.dropout)
+            if self.dropout_schedule.split(":")[0] != "constant":
+                raise SettingsError(
+                    f"dropout_schedule {self.dropout_schedule!r} cannot drive dropout_type 'concrete': "
+                    "its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"
+                )
         checks = [
             (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
@@ -244,13 +259,44 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _mlp(s: Settings, n_features: int, n_classes: int) -> torch.nn.Module:
-    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type)
+def _mlp(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
+    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type, n_train)
 
 
-def _build(s: Settings, n_features: int, n_classes: int) -> torch.nn.Module:
+def _build(s: Settings, n_features: int, n_classes: int, n_train: int) -> torch.nn.Module:
     torch.manual_seed(s.seed)  # same seed, same initial weights for dropout and no-dropout twins
-    return _mlp(s, n_features, n_classes)
+    return _mlp(s, n_features, n_classes, n_train)
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
+
+
+def _reason(e: BaseException) -> str:
+    """An exception's message as one line (its first sentence), or its type's name when it has none."""
+    lines = str(e).strip().splitlines()
+    return lines[0].split(". ")[0] if lines else type(e).__name__
+
+
+def _read_checkpoint(path: Path, keys: tuple[str, ...] = _CHECKPOINT_KEYS) -> dict:
+    """The checkpoint dict at `path`; RunFolderError naming the file and the reason if it cannot be read."""
+    try:
+        saved = torch.load(path, weights_only=False)
+    except Exception as e:  # truncated or corrupt files raise RuntimeError, EOFError, UnpicklingError ... by where they break
+        raise RunFolderError(f"checkpoint {path} cannot be read (truncated or corrupt?): {_reason(e)}") from None
+    missing = [k for k in keys if k not in saved] if isinstance(saved, dict) else list(keys)
+    if missing:
+        raise RunFolderError(f"checkpoint {path} is not a dropkit run checkpoint: it lacks {', '.join(missing)}")
+    return saved
+
+
+def _restore(path: Path, what: str, load: Callable[[], None]) -> None:
+    """Run `load` (a load_state_dict); RunFolderError in one line if the checkpoint does not fit the run."""
+    try:
+        load()
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__  # load_state_dict lists the keys on further lines
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise RunFolderError(f"checkpoint {path}: its {what} does not fit the run's settings: {reason}") from None
 
 
 def _load_schedules(schedules: list, saved: dict) -> None:
@@ -287,18 +333,19 @@ def fit(
     if s.threads:
         torch.set_num_threads(s.threads)
     x, y, x_val, y_val = _split(ds, s)
-    model = _build(s, ds.n_features, ds.n_classes)
+    model = _build(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
+    concrete = models.concrete_modules(model)
     # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
     schedules = models.schedule_dropout(model, s.dropout_schedule)
     opt = _optimizer(model, s)
     steps = math.ceil(len(x) / s.batch_size)
     state = {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        _load_schedules(schedules, saved)
+        saved = _read_checkpoint(checkpoint)
+        _restore(checkpoint, "model", lambda: model.load_state_dict(saved["model"]))
+        _restore(checkpoint, "optimizer state", lambda: opt.load_state_dict(saved["optimizer"]))
+        _restore(checkpoint, "RNG state", lambda: torch.set_rng_state(saved["rng"]))
+        _restore(checkpoint, "dropout schedule state", lambda: _load_schedules(schedules, saved))
         state = {k: saved[k] for k in state}
         if state["done"]:
             return saved
@@ -306,6 +353,7 @@ def fit(
     def save(done=False, stopped=None):
         state.update(done=done, stopped=stopped)
         blob = {"format": _FORMAT, "settings": s.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict()}
+        blob["n_train"] = len(x)  # concrete dropout's N, for load_model
         blob["dropout_schedules"] = [schedule.state_dict() for schedule in schedules]
         report.write_atomic(checkpoint, lambda tmp: torch.save({**blob, **state, "rng": torch.get_rng_state()}, tmp))
         return {**blob, **state}
@@ -325,6 +373,8 @@ def fit(
                 loss = F.cross_entropy(model(x[idx]), y[idx])
                 if s.l1:
                     loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(model))
+                if concrete:
+                    loss = loss + sum(m.regularization() for m in concrete)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -336,9 +386,10 @@ def fit(
                     save()
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
             train_seconds = time.perf_counter() - t0
-            # the rates this epoch trained with, input layer first; a schedule changes them between epochs
+            # the rates this epoch trained with, input layer first; a schedule changes them between epochs,
+            # and concrete dropout's are learned during it (recorded as the epoch left them)
             record = {"run": name, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-            record["dropout_rates"] = [schedule.p for schedule in schedules]
+            record["dropout_rates"] = [m.p for m in models.dropout_modules(model)]
             record["train_loss"], record["train_acc"] = evaluate(model, x, y, s.eval_batch_size)
             if x_val is not None:
                 record["val_loss"], record["val_acc"] = evaluate(model, x_val, y_val, s.eval_batch_size)
@@ -436,7 +487,8 @@ def run_experiment(
     finished runs are kept and unfinished ones continue from their checkpoints.
 
     Raises:
-        RunFolderError: out is not empty (without resume or overwrite), or has nothing to resume.
+        RunFolderError: out is not empty (without resume or overwrite), has nothing to resume, or a
+            checkpoint to resume from cannot be read.
         data.DataError, SettingsError: bad data or settings.
         Interrupted: Ctrl-C; every checkpoint is saved.
 
@@ -480,9 +532,18 @@ def run_experiment(
         results[name] = state
     report.write_metrics(out / "metrics.jsonl", histories)
     summary = report.summarize(ds.name, runs, results)
+    for name, s in runs.items():
+        if s.dropout_type == "concrete" and any(s.dropout):
+            summary["runs"][name]["learned_dropout"] = _learned_rates(s, results[name]["history"][-1])
     report.write_json(out / "summary.json", summary)
     report.plot_curves(histories, out / "curves.png")
     return summary
+
+
+def _learned_rates(s: Settings, record: dict) -> list[float]:
+    """A concrete run's hidden rates as its last epoch left them, one per hidden layer like Settings.dropout (0: no layer)."""
+    learned = iter(record["dropout_rates"][1 if s.input_dropout > 0 else 0 :])
+    return [next(learned) if p > 0 else 0.0 for p in s.dropout]
 
 
 def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
@@ -492,7 +553,7 @@ def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Set
     test split it was evaluated on.
 
     Raises:
-        RunFolderError: no such run folder, run, or checkpoint.
+        RunFolderError: no such run folder, run, or checkpoint, or a checkpoint that cannot be read.
 
     Example:
         >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
@@ -508,9 +569,12 @@ def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Set
     if not checkpoint.is_file():
         raise RunFolderError(f"run {run_name!r} of {run_dir} has no checkpoint yet: {checkpoint}")
     settings = Settings.from_dict(config["runs"][run_name])
-    model = _mlp(settings, config["n_features"], config["n_classes"])
-    saved = torch.load(checkpoint, weights_only=False)
-    model.load_state_dict(saved["model"])
-    # The rates the run ended with (an early-dropout run ends at 0), so MC dropout samples the trained model.
-    _load_schedules(models.schedule_dropout(model, settings.dropout_schedule), saved)
+    saved = _read_checkpoint(checkpoint, ("model",))
+    # n_train only sets concrete dropout's regularisers, which inference does not use (1 for checkpoints without it)
+    model = _mlp(settings, config["n_features"], config["n_classes"], saved.get("n_train", 1))
+    _restore(checkpoint, "model", lambda: model.load_state_dict(saved["model"]))
+    # The rates the run ended with (an early-dropout run ends at 0), so MC dropout samples the trained model;
+    # concrete dropout's learned rates are in the model's state.
+    schedules = models.schedule_dropout(model, settings.dropout_schedule)
+    _restore(checkpoint, "dropout schedule state", lambda: _load_schedules(schedules, saved))
     return model.eval(), settings
