@@ -97,11 +97,11 @@ def _shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(map(str, t.shape)) + ")"
 
 
-def rank(input: torch.Tensor, layouts: dict[int, str], fn: str) -> int:
+def rank(input: torch.Tensor, layouts: dict[int, str], fn: str, name: str = "input") -> int:
     """An input whose rank is one of `layouts` (rank -> layout such as "(N, C, H, W)"); returns the rank."""
     if input.dim() not in layouts:
         expected = " or ".join(f"{r}-D {layout}" for r, layout in layouts.items())
-        raise ValueError(f"{fn} expects {expected} input, got shape {_shape(input)} ({input.dim()}-D)")
+        raise ValueError(f"{fn} expects {expected} {name}, got shape {_shape(input)} ({input.dim()}-D)")
     return input.dim()
 
 
