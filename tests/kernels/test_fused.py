@@ -9,7 +9,7 @@ import kernels_reference as ref
 from conftest import FLOAT_DTYPES
 from dropkit import _mode, kernels, rng
 from dropkit.functional import bias_dropout_add
-from dropkit.kernels import cpu_fused, fallback
+from dropkit.kernels import cpu, cpu_fused, fallback
 from dropkit.nn import BiasDropoutAdd
 
 BACKENDS = {"cpu": (cpu_fused, "cpu"), "torch": (fallback, "cpu")}
@@ -55,6 +55,17 @@ def test_forward_and_backward_kernels_equal_reference(name, dtype, activation, s
     assert torch.equal(grad_h[dropped], torch.zeros_like(grad_h[dropped]))
     ref.assert_gelu_close(out, want_out, _h_bound(x, b, p))
     ref.assert_gelu_close(grad_h, want_grad, _h_bound(x, b, p) * (grad.double().abs() + 1))
+
+
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_cpu_thread_pool_path_equals_reference(activation):
+    # From cpu.PARALLEL_MIN elements on, the fused kernel runs on numba's pool; smaller inputs serially.
+    shape = (cpu.PARALLEL_MIN // 1000 + 3, 1000)
+    x, b, r, grad = _inputs(shape, torch.float32)
+    assert torch.equal(cpu_fused.bias_dropout_add_fwd(x, b, r, SEED, OFFSET, 0.3, activation),
+                       ref.fused(x, b, r, SEED, OFFSET, 0.3, activation))
+    assert torch.equal(cpu_fused.bias_dropout_add_bwd(grad, x, b, SEED, OFFSET, 0.3, activation),
+                       ref.fused_grad_h(grad, x, b, SEED, OFFSET, 0.3, activation))
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu"])

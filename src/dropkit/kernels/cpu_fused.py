@@ -21,7 +21,7 @@ import torch
 
 from .. import rng
 from . import ACTIVATION_CODES
-from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _chunk_bits, _np
+from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _chunk_bits, _launch, _np
 
 __all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]
 
@@ -50,37 +50,41 @@ def _activation_grad(d, h, act):
     return d
 
 
-@nb.njit(parallel=True, **_JIT)
-def _fused_kernel(a, bias, b, y, forward, act, seed, offset, t, drop, nthreads, scale):
-    """forward: y = b + dropout(act(a + bias)) with a = x, b = residual.
-    backward: y = act'(b + bias) * dropout(a) with a = grad, b = x.
-    An empty bias means no bias.
+@nb.njit(**_JIT)
+def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0, c1):
+    """Chunks c0 .. c1-1 of: forward: y = b + dropout(act(a + bias)) with a = x, b = residual;
+    backward: y = act'(b + bias) * dropout(a) with a = grad, b = x. An empty bias means no bias.
     """
     n = a.size
     H = bias.size
-    nchunks = (n + CHUNK - 1) // CHUNK
-    nthreads = min(nthreads, nchunks)
     k0 = seed & _U32
     k1 = seed >> _S32
     zero = a.dtype.type(0)
-    for tid in nb.prange(nthreads):
-        buf = np.empty(CHUNK + 8, dtype=np.uint32)
-        for c in range(tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads):
-            start = c * CHUNK
-            stop = min(start + CHUNK, n)
-            s = np.int64(0)
+    buf = np.empty(CHUNK + 8, dtype=np.uint32)
+    for c in range(c0, c1):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        s = np.int64(0)
+        if drop:
+            s = np.int64(_chunk_bits(buf, offset, start, stop, k0, k1))
+        col = start % H if H else 0
+        for i in range(stop - start):
+            h = a[start + i] if forward else b[start + i]
+            if H:
+                h = h + bias[col]
+                col = col + 1 if col + 1 < H else 0
+            v = _activation(h, act) if forward else a[start + i]
             if drop:
-                s = np.int64(_chunk_bits(buf, offset, start, stop, k0, k1))
-            col = start % H if H else 0
-            for i in range(stop - start):
-                h = a[start + i] if forward else b[start + i]
-                if H:
-                    h = h + bias[col]
-                    col = col + 1 if col + 1 < H else 0
-                v = _activation(h, act) if forward else a[start + i]
-                if drop:
-                    v = v * scale if np.uint64(buf[s + i]) >= t else zero
-                y[start + i] = b[start + i] + v if forward else _activation_grad(v, h, act)
+                v = v * scale if np.uint64(buf[s + i]) >= t else zero
+            y[start + i] = b[start + i] + v if forward else _activation_grad(v, h, act)
+
+
+@nb.njit(parallel=True, **_JIT)
+def _fused_parallel(a, bias, b, y, forward, act, seed, offset, t, drop, scale, nthreads):
+    nchunks = (a.size + CHUNK - 1) // CHUNK
+    for tid in nb.prange(nthreads):
+        _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale,
+                      tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
 
 
 def _compute(t: torch.Tensor | None) -> np.ndarray:
@@ -93,10 +97,9 @@ def _compute(t: torch.Tensor | None) -> np.ndarray:
 def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, p: float, activation) -> torch.Tensor:
     an = _compute(a)
     y = np.empty(like.shape, an.dtype)  # numpy's allocation: see cpu._apply
-    if like.numel():
-        _fused_kernel(an, _compute(bias).astype(an.dtype, copy=False), an if b is None else _compute(b),
-                      y.reshape(-1), forward, ACTIVATION_CODES[activation], np.uint64(seed), np.uint64(offset),
-                      np.uint64(rng.threshold(p)), p > 0.0, nb.get_num_threads(), an.dtype.type(rng.scale(p)))
+    _launch(_fused_chunks, _fused_parallel, an.size, an, _compute(bias).astype(an.dtype, copy=False),
+            an if b is None else _compute(b), y.reshape(-1), forward, ACTIVATION_CODES[activation],
+            np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), p > 0.0, an.dtype.type(rng.scale(p)))
     return torch.from_numpy(y).to(like.dtype)
 
 
