@@ -151,7 +151,7 @@ def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Te
 
 
 class _EagerDropout(torch.autograd.Function):
-    """dropkit::dropout's autograd without the custom-op dispatch (about 20 us a call)."""
+    """dropkit::dropout's autograd without the custom-op dispatcher (about 15 us a call with torch 2.13)."""
 
     @staticmethod
     def forward(ctx, x, seed, offset, p):
