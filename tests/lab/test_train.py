@@ -80,42 +80,47 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(small, tmp_path,
     assert [r["test_acc"] for r in resumed["history"]] == [r["test_acc"] for r in whole["history"]]
 
 
+def _resume_after_tampering(settings, small, tmp_path, step, tamper):
+    """Train whole; train again cut at `step`, tamper with the checkpoint, resume; return both results."""
+    whole = train.fit(settings, small, tmp_path / "whole.pt")
+    with pytest.raises(Interrupted):
+        train.fit(settings, small, tmp_path / "cut.pt", progress=InterruptAt(step))
+    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
+    tamper(saved)
+    torch.save(saved, tmp_path / "cut.pt")
+    return whole, train.fit(settings, small, tmp_path / "cut.pt")
+
+
 def test_resume_without_the_rng_state_would_differ(small, tmp_path):
     """Guards the resume test: dropout masks really depend on the saved RNG state."""
-    whole = train.fit(TINY, small, tmp_path / "whole.pt")
-    with pytest.raises(Interrupted):
-        train.fit(TINY, small, tmp_path / "cut.pt", progress=InterruptAt(5))
-    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
-    saved["rng"] = torch.manual_seed(12345).get_state()
-    torch.save(saved, tmp_path / "cut.pt")
-    resumed = train.fit(TINY, small, tmp_path / "cut.pt")
+
+    def tamper(saved):
+        saved["rng"] = torch.manual_seed(12345).get_state()
+
+    whole, resumed = _resume_after_tampering(TINY, small, tmp_path, 5, tamper)
     assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
 
 
 def test_resume_without_the_dropout_schedule_state_would_differ(small, tmp_path):
     """Guards the resume test: a resumed early-dropout run must not start its schedule over."""
-    whole = train.fit(EARLY, small, tmp_path / "whole.pt")
-    with pytest.raises(Interrupted):
-        train.fit(EARLY, small, tmp_path / "cut.pt", progress=InterruptAt(19))
-    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
-    saved["dropout_schedules"] = [{**d, "last_step": 0} for d in saved["dropout_schedules"]]
-    torch.save(saved, tmp_path / "cut.pt")
-    resumed = train.fit(EARLY, small, tmp_path / "cut.pt")
+
+    def tamper(saved):
+        saved["dropout_schedules"] = [{**d, "last_step": 0} for d in saved["dropout_schedules"]]
+
+    whole, resumed = _resume_after_tampering(EARLY, small, tmp_path, 19, tamper)
     assert not torch.equal(resumed["model"]["0.weight"], whole["model"]["0.weight"])
 
 
 def test_resume_without_the_learned_rates_would_differ(small, tmp_path):
     """Guards the concrete resume test: the learned rates (p_logit) are state that resume must restore."""
-    whole = train.fit(CONCRETE, small, tmp_path / "whole.pt")
-    with pytest.raises(Interrupted):
-        train.fit(CONCRETE, small, tmp_path / "cut.pt", progress=InterruptAt(19))
-    saved = torch.load(tmp_path / "cut.pt", weights_only=False)
-    keys = [k for k in saved["model"] if k.endswith("p_logit")]
-    assert keys == ["3.p_logit", "5.p_logit"]
-    for k in keys:
-        saved["model"][k] = torch.zeros(())
-    torch.save(saved, tmp_path / "cut.pt")
-    resumed = train.fit(CONCRETE, small, tmp_path / "cut.pt")
+
+    def tamper(saved):
+        keys = [k for k in saved["model"] if k.endswith("p_logit")]
+        assert keys == ["3.p_logit", "5.p_logit"]
+        for k in keys:
+            saved["model"][k] = torch.zeros(())
+
+    whole, resumed = _resume_after_tampering(CONCRETE, small, tmp_path, 19, tamper)
     assert not torch.equal(resumed["model"]["1.weight"], whole["model"]["1.weight"])
 
 
