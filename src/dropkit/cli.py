@@ -23,8 +23,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .lab import LabError
-from .lab.models import SettingsError
+from .lab.errors import Interrupted, LabError, SettingsError
 
 app = typer.Typer(
     name="dropkit",
@@ -45,7 +44,7 @@ def _opt(kind, help: str, *names: str):
     return Annotated[Optional[kind], typer.Option(*names, help=help)]
 
 
-# Options shared by demo, train and sweep, each mapped onto a field of dropkit.lab.train.Settings.
+# Options shared by demo, train and sweep, each mapped onto a field of dropkit.lab.settings.Settings.
 # Unset options (None) keep the Settings default, so the defaults live in one place.
 _TRAINING_OPTIONS = {
     "dataset": _opt(str, "auto | fashion-mnist | mnist | digits (auto: Fashion-MNIST if found, else digits)."),
@@ -105,7 +104,7 @@ def _numbers(text: str, kind, name: str) -> tuple:
 
 
 def _settings(options: dict):
-    from .lab import train
+    from .lab.settings import Settings, parse_duration
 
     given = {k: v for k, v in options.items() if v is not None and v is not False}
     if "hidden" in given:
@@ -114,8 +113,8 @@ def _settings(options: dict):
     if "dropout" in given:
         given["dropout"] = _numbers(given["dropout"], float, "dropout")
     if "time_budget" in given:
-        given["time_budget"] = train.parse_duration(given["time_budget"])
-    return train.Settings(**given)
+        given["time_budget"] = parse_duration(given["time_budget"])
+    return Settings(**given)
 
 
 def training_options(exclude: tuple[str, ...] = ()):
@@ -145,8 +144,6 @@ def known_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .lab.train import Interrupted
-
         try:
             return fn(*args, **kwargs)
         except LabError as e:
@@ -166,8 +163,8 @@ def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resum
     try:
         with progress:
             summary = train.run_experiment(runs, out, command=command, resume=resume, overwrite=overwrite, progress=progress)
-    except train.Interrupted as e:
-        raise train.Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
+    except Interrupted as e:
+        raise Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
     return summary, out
 
 
@@ -186,10 +183,11 @@ def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
 @training_options()
 def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
     """Train the seed network with dropout, without, and with L2 from the same start; compare them."""
-    from .lab import report, train
+    from .lab import report
+    from .lab.settings import demo_runs
 
     l2 = settings.pop("l2")
-    runs_of = functools.partial(train.demo_runs, **({"l2": l2} if l2 is not None else {}))
+    runs_of = functools.partial(demo_runs, **({"l2": l2} if l2 is not None else {}))
     summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
     _show(summary, report.summary_table(summary), quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png)")
 
@@ -219,12 +217,13 @@ def sweep(
     as_json: Json = False,
 ):
     """Test error against the dropout rate over several seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
-    from .lab import report, train
+    from .lab import report, runs
+    from .lab.settings import Settings, sweep_runs
 
-    runs_of = functools.partial(train.sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
+    runs_of = functools.partial(sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
     summary, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
-    config = json.loads((out / "config.json").read_text())  # on --resume the rates come from here
-    result = report.sweep_summary({n: train.Settings.from_dict(d) for n, d in config["runs"].items()}, summary)
+    config = runs.read_config(out)  # on --resume the rates come from here
+    result = report.sweep_summary({n: Settings.from_dict(d) for n, d in config["runs"].items()}, summary)
     report.write_json(out / "sweep.json", result)
     report.plot_sweep(result, out / "sweep.png")
     _show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json)")

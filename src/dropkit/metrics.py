@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import _validate
+from ._atomic import save_figure
 
 __all__ = [
     "nll",
@@ -181,9 +182,6 @@ def _figure(ncols: int = 1):
 
 
 def _save(fig, path) -> None:
-    """Write a plot atomically (dropkit.lab.report.save_figure; imported here, as dropkit.lab.report needs only the stdlib)."""
-    from .lab.report import save_figure
-
     save_figure(fig, path, dpi=120)
 
 

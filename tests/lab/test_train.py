@@ -12,8 +12,9 @@ import torch
 import dropkit
 from dropkit.lab import data, models, report, train
 from dropkit.lab import uncertainty as U
-from dropkit.lab.models import SettingsError
-from dropkit.lab.train import Interrupted, RunFolderError, Settings
+from dropkit.lab.errors import Interrupted, RunFolderError, SettingsError
+from dropkit.lab.runs import load_model
+from dropkit.lab.settings import Settings, demo_runs, parse_duration, sweep_runs
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +172,7 @@ def test_max_norm_and_penalties_train(small, tmp_path):
 
 
 def test_run_experiment_writes_the_run_folder(tmp_path):
-    runs = train.demo_runs(dataclasses.replace(TINY, epochs=2))
+    runs = demo_runs(dataclasses.replace(TINY, epochs=2))
     summary = train.run_experiment(runs, tmp_path / "demo", command="demo")
     assert set(os.listdir(tmp_path / "demo")) == {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints"}
     assert summary == json.loads((tmp_path / "demo" / "summary.json").read_text())
@@ -191,7 +192,7 @@ def test_run_experiment_writes_the_run_folder(tmp_path):
 
 def test_twins_share_initial_weights_and_batches(small, tmp_path):
     """With every rate 0, the dropout twin is the no-dropout twin: same start, same batches, same result."""
-    runs = train.demo_runs(dataclasses.replace(TINY, dropout=(0.0,), epochs=1))
+    runs = demo_runs(dataclasses.replace(TINY, dropout=(0.0,), epochs=1))
     summary = train.run_experiment(runs, tmp_path / "twins")
     assert summary["runs"]["dropout"]["final_test_acc"] == summary["runs"]["no_dropout"]["final_test_acc"]
 
@@ -225,7 +226,7 @@ def test_resume_of_a_finished_experiment_changes_nothing(tmp_path):
 def test_load_model_gives_the_trained_model(tmp_path):
     s = {"dropout": dataclasses.replace(EARLY, epochs=1, dropout_type="alpha")}
     summary = train.run_experiment(s, tmp_path / "r")
-    model, settings = train.load_model(tmp_path / "r")
+    model, settings = load_model(tmp_path / "r")
     assert not model.training and settings.dataset == "digits" and settings.hidden == (64, 32)
     # the kind it trained with, at the rates the early-dropout schedule left after its epoch
     assert [(type(model[i]).__name__, model[i].p) for i in (2, 5)] == [("AlphaDropout", 0.0)] * 2
@@ -233,9 +234,9 @@ def test_load_model_gives_the_trained_model(tmp_path):
     _, acc = train.evaluate(model, x, y)
     assert acc == summary["runs"]["dropout"]["final_test_acc"]
     with pytest.raises(RunFolderError, match="has no run 'l2'; its runs: dropout"):
-        train.load_model(tmp_path / "r", "l2")
+        load_model(tmp_path / "r", "l2")
     with pytest.raises(RunFolderError, match="is not a run folder: no config.json"):
-        train.load_model(tmp_path)
+        load_model(tmp_path)
 
 
 def test_a_concrete_run_folder_records_and_reloads_its_learned_rates(digits, tmp_path):
@@ -245,7 +246,7 @@ def test_a_concrete_run_folder_records_and_reloads_its_learned_rates(digits, tmp
     assert r["dropout"] == [0.5, 0.3]  # the initial rates, as given
     assert line["dropout_rates"][0] == 0.2 and r["learned_dropout"] == line["dropout_rates"][1:]  # input dropout stays
     assert all(abs(a - b) > 1e-3 for a, b in zip(r["learned_dropout"], [0.5, 0.3])), r["learned_dropout"]
-    model, settings = train.load_model(tmp_path / "r")
+    model, settings = load_model(tmp_path / "r")
     assert [m.p for m in models.dropout_modules(model)] == line["dropout_rates"]
     assert model[3].dropout_regularizer == 2 / len(digits.x_train)  # N: the training set the run used
     x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
@@ -261,17 +262,17 @@ def test_an_unreadable_checkpoint_is_a_run_folder_error(tmp_path):
     with pytest.raises(RunFolderError, match=unreadable):
         train.run_experiment(s, tmp_path / "r", resume=True)
     with pytest.raises(RunFolderError, match=unreadable):
-        train.load_model(tmp_path / "r")
+        load_model(tmp_path / "r")
     ckpt.write_bytes(b"")
     with pytest.raises(RunFolderError, match=unreadable):
-        train.load_model(tmp_path / "r")
+        load_model(tmp_path / "r")
     torch.save({"model": {}}, ckpt)
     with pytest.raises(RunFolderError, match="is not a dropkit run checkpoint: it lacks optimizer, rng, epoch, step, "
                        "history, elapsed, done, stopped$"):
         train.run_experiment(s, tmp_path / "r", resume=True)
     with pytest.raises(RunFolderError, match=f"^checkpoint {re.escape(str(ckpt))}: its model does not fit the run's "
                        "settings: Error\\(s\\) in loading state_dict for Sequential: Missing key\\(s\\) in state_dict: "):
-        train.load_model(tmp_path / "r")
+        load_model(tmp_path / "r")
 
 
 def test_settings_validation():
@@ -298,13 +299,13 @@ def test_settings_validation():
 
 
 def test_parse_duration():
-    assert [train.parse_duration(t) for t in ("90", "90s", "45m", "1.5h")] == [90, 90, 2700, 5400]
+    assert [parse_duration(t) for t in ("90", "90s", "45m", "1.5h")] == [90, 90, 2700, 5400]
     with pytest.raises(SettingsError, match="time budget must look like 90s, 45m or 1.5h, got '10 minutes'"):
-        train.parse_duration("10 minutes")
+        parse_duration("10 minutes")
 
 
 def test_sweep_summary_statistics():
-    runs = train.sweep_runs(Settings(), [0.0, 0.5], [0, 1])
+    runs = sweep_runs(Settings(), [0.0, 0.5], [0, 1])
     assert list(runs) == ["p0_s0", "p0_s1", "p0.5_s0", "p0.5_s1"]
     accs = {"p0_s0": 0.8, "p0_s1": 0.9, "p0.5_s0": 0.7, "p0.5_s1": 0.7}
     summary = {"dataset": "x", "epochs": 1, "runs": {n: {"final_test_acc": a} for n, a in accs.items()}}

@@ -10,6 +10,8 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from dropkit.lab import LabError, train  # noqa: E402
+from dropkit.lab.runs import load_model  # noqa: E402
+from dropkit.lab.settings import Settings  # noqa: E402
 from dropkit.lab import uncertainty as U  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
 
@@ -19,7 +21,7 @@ SAMPLES = (1, 3, 8)
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    settings = train.Settings(dataset="digits", hidden=(32, 16), epochs=2, batch_size=64, threads=1)
+    settings = Settings(dataset="digits", hidden=(32, 16), epochs=2, batch_size=64, threads=1)
     train.run_experiment({"dropout": settings}, out, command="train")
     return out
 
@@ -48,7 +50,7 @@ def test_schema_is_exactly_the_documented_one(run_dir, result):
 
 
 def test_weight_scaling_matches_training_evaluation(run_dir, result):
-    model, settings = train.load_model(run_dir)
+    model, settings = load_model(run_dir)
     from dropkit.lab import data
 
     x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
@@ -118,7 +120,7 @@ def test_missing_run(run_dir, tmp_path):
 def test_mc_samples_of_one_batch_differ(run_dir):
     from dropkit import mc_predict
 
-    model, _ = train.load_model(run_dir)
+    model, _ = load_model(run_dir)
     r = mc_predict(model, torch.randn(4, 64), samples=4, seed=0)
     assert not torch.equal(r.samples[0], r.samples[1])
 
@@ -168,12 +170,12 @@ def test_auroc_is_null_and_shown_as_n_a_when_every_prediction_is_right(run_dir, 
     # A model without dropout gives the same prediction on every MC pass; label the test split with it.
     from dropkit.lab import data
 
-    model, settings = train.load_model(run_dir)
+    model, settings = load_model(run_dir)
     x, _ = data.load_test_tensors(settings.dataset, settings.data_dir)
     plain = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 10)).eval()
     with torch.no_grad():
         y = plain(x).argmax(1)
-    monkeypatch.setattr(U.train, "load_model", lambda *a, **k: (plain, settings))
+    monkeypatch.setattr(U, "load_model", lambda *a, **k: (plain, settings))
     monkeypatch.setattr(U.data, "load_test_tensors", lambda *a, **k: (x, y))
     with pytest.warns(UserWarning, match="mc_predict: the first two samples are identical; no dropout is active"):
         res = U.run(tmp_path, samples=(1, 2), batch_size=1000)  # the run folder is only read through load_model

@@ -1,17 +1,16 @@
 """dropkit.lab: the experiment runner behind the `dropkit` command (needs the [lab] extra).
 
-Modules: data (IDX and digits loading), models (MLP builder, max-norm), train
-(settings, training loop, checkpoints, resume), report (summary, tables, plots).
-Every error a user can cause is a LabError, which the CLI prints as one line.
+Modules: data (IDX and digits loading), models (MLP builder, max-norm), settings
+(what defines a run), runs (the run folder: layout, checkpoints, load_model),
+train (the training loop and multi-run experiments), report (summary, tables,
+plots), errors (every error a user can cause). Every such error is a LabError,
+which the CLI prints as one line.
 
 Example:
     >>> from dropkit.lab import data, train
     >>> ds = data.load("digits")
 """
 
-
-class LabError(Exception):
-    """An error caused by the user's input or files: the CLI prints it as one line, exit status 2."""
-
+from .errors import LabError as LabError
 
 __all__ = ["LabError"]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import LabError
+from .errors import DataError
 
 __all__ = [
     "DataError",
@@ -73,10 +73,6 @@ FASHION_HINT = (
     "to use Fashion-MNIST: apt-get install dataset-fashion-mnist, "
     "or dropkit demo --dataset fashion-mnist --download"
 )
-
-
-class DataError(LabError):
-    """A data set is missing, truncated, corrupt or inconsistent."""
 
 
 @dataclasses.dataclass
@@ -308,10 +304,10 @@ def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> D
 def load_test_tensors(name: str, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The test split of a data set as (x float32 (n, features), y int64 (n,)), preprocessed as in training.
 
-    Use it with train.load_model to evaluate a trained run:
+    Use it with runs.load_model to evaluate a trained run:
 
     Example:
-        >>> model, settings = train.load_model("runs/demo")  # doctest: +SKIP
+        >>> model, settings = runs.load_model("runs/demo")  # doctest: +SKIP
         >>> x, y = load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
     """
     ds = load(name, data_dir)

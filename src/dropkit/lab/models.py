@@ -23,7 +23,7 @@ from torch import nn
 from .. import _validate
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..schedule import DropoutSchedule
-from . import LabError
+from .errors import SettingsError
 
 __all__ = [
     "SettingsError",
@@ -66,10 +66,6 @@ _NOT_FOR_MLP = {
     "drop_path": "drops whole samples (stochastic depth), which needs a residual branch that the MLP does not have",
     "locked": "shares one mask over the time steps of a sequence, and an MLP's activations have no time axis",
 }
-
-
-class SettingsError(LabError):
-    """A training setting is out of range or inconsistent."""
 
 
 def dropout_rates(dropout: float | Sequence[float] | None, n_hidden: int) -> tuple[float, ...]:

@@ -11,10 +11,9 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import statistics
-from collections.abc import Callable
-from pathlib import Path
+
+from .._atomic import save_figure, write_atomic
 
 __all__ = [
     "write_atomic",
@@ -30,21 +29,6 @@ __all__ = [
     "plot_sweep",
     "RichProgress",
 ]
-
-
-def write_atomic(path, write: Callable[[Path], object]) -> None:
-    """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
-
-    Example:
-        >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> None:
@@ -165,18 +149,6 @@ def sweep_table(sweep: dict):
             *(_pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
         )
     return table
-
-
-def save_figure(fig, path, **options) -> None:
-    """fig.savefig(path, **options), atomically: a reader never sees half an image.
-
-    The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
-
-    Example:
-        >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
-    """
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **options))
 
 
 def _save_figure(fig, path) -> None:

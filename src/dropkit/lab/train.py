@@ -1,17 +1,11 @@
-"""Training runs: settings, the loop, atomic checkpoints, exact resume, and multi-run experiments.
+"""The training loop: fit trains one run with exact resume; run_experiment trains several into a run folder.
 
 The seed controls initialisation (torch.manual_seed before the model is built),
 batch order (a generator seeded from (seed, epoch), identical for every run of an
 experiment) and dropout masks (drawn from torch's generator, whose state every
 checkpoint saves). So the same command gives the same numbers, and a resumed run
-ends with exactly the weights of an uninterrupted one.
-
-Run folder layout:
-    config.json          settings of every run, data set, versions
-    metrics.jsonl        one line per epoch per run
-    summary.json         the result (see report.summarize)
-    curves.png           accuracy and loss per epoch
-    checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
+ends with exactly the weights of an uninterrupted one. The run folder's layout and
+its checkpoints are dropkit.lab.runs'; what defines a run is dropkit.lab.settings'.
 
 With dropout_type="concrete" each hidden dropout layer is a ConcreteDropout (Gal et al. 2017)
 wrapping the next Linear: its rate is a parameter (in the model and optimizer state, so
@@ -27,9 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 import signal
 import threading
 import time
@@ -40,119 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from . import LabError, data, models, report
-from .models import SettingsError
+from . import data, models, report
+from .errors import Interrupted
+from .runs import CHECKPOINT_FORMAT, checkpoint_path, load_schedules, prepare, read_checkpoint, read_config, restore, write_checkpoint
+from .settings import Settings, build_model
 
-__all__ = [
-    "Settings",
-    "Progress",
-    "Interrupted",
-    "RunFolderError",
-    "fit",
-    "evaluate",
-    "run_experiment",
-    "demo_runs",
-    "sweep_runs",
-    "load_model",
-    "parse_duration",
-]
-
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "step")
-_FORMAT = 1  # checkpoint format version
-
-
-class RunFolderError(LabError):
-    """The run folder cannot be used as asked (not empty, no run to resume, unknown run, unreadable checkpoint)."""
-
-
-class Interrupted(LabError):
-    """Training stopped on Ctrl-C after saving a checkpoint; resume continues exactly from it."""
-
-
-@dataclasses.dataclass
-class Settings:
-    """Everything that defines one training run. The defaults are the seed network and `dropkit demo`'s recipe.
-
-    Example:
-        >>> Settings(hidden=(1024, 1024), dropout=0.5, input_dropout=0.2, max_norm=3.0).dropout
-        (0.5, 0.5)
-    """
-
-    dataset: str = "auto"  # auto | fashion-mnist | mnist | digits; auto = Fashion-MNIST if found, else digits
-    data_dir: str | None = None  # searched before $DROPKIT_DATA, /usr/share/datasets, ~/.cache/dropkit
-    download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
-    hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
-    dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
-    # hidden dropout kind: dropout | alpha | gaussian | concrete (models.DROPOUT_TYPES); concrete learns
-    # each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule
-    dropout_type: str = "dropout"
-    # constant | linear:N | early:N | late:N, N in epochs (Liu et al. 2023): each dropout layer's rate
-    # over time, toward its own rate; constant = the rates above throughout
-    dropout_schedule: str = "constant"
-    input_dropout: float = 0.0  # rate on the input pixels (Srivastava et al. use 0.2)
-    max_norm: float | None = None  # bound on each unit's incoming weight norm (Srivastava et al.: 3 to 4)
-    l1: float = 0.0  # L1 penalty on weights, added to the loss
-    l2: float = 0.0  # L2 penalty (weight decay) on weights, not biases
-    optimizer: str = "sgd"  # sgd (with momentum) | adam
-    lr: float | None = None  # learning rate; None = 0.05 for sgd, 0.001 for adam
-    momentum: float = 0.9  # sgd only
-    schedule: str = "cosine"  # constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%)
-    epochs: int = 20  # the demo's 3 runs of 20 epochs take about 1 minute on 2 idle cores
-    batch_size: int = 128
-    val_split: float = 0.0  # fraction of the training set held out as validation (fixed by seed)
-    seed: int = 0  # initialisation, batch order and dropout masks
-    time_budget: float | None = None  # seconds; stop after the epoch that crosses it (None = no limit)
-    threads: int = 0  # torch threads; 0 = torch's default (one per core)
-    eval_batch_size: int = 10000  # evaluation is forward-only, so large batches are cheap
-
-    def __post_init__(self):
-        self.hidden = models.hidden_widths(self.hidden)
-        self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
-        self.input_dropout = models.rate(self.input_dropout, "input_dropout")
-        self.dropout_type = models.dropout_kind(self.dropout_type)
-        self.dropout_schedule = models.dropout_schedule(self.dropout_schedule)
-        if self.dropout_type == "concrete":
-            models.concrete_rates(self.dropout)
-            if self.dropout_schedule.split(":")[0] != "constant":
-                raise SettingsError(
-                    f"dropout_schedule {self.dropout_schedule!r} cannot drive dropout_type 'concrete': "
-                    "its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"
-                )
-        checks = [
-            (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
-            (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
-            (self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (self.momentum >= 0, f"momentum must be non-negative, got {self.momentum}"),
-            (self.l1 >= 0 and self.l2 >= 0, f"l1 and l2 must be non-negative, got {self.l1} and {self.l2}"),
-            (self.max_norm is None or self.max_norm > 0, f"max_norm must be positive, got {self.max_norm}"),
-            (self.time_budget is None or self.time_budget > 0, f"time_budget must be positive, got {self.time_budget}"),
-            (self.threads >= 0, f"threads must be non-negative, got {self.threads}"),
-            (0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SettingsError(message)
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
-
-    @property
-    def uses_dropout(self) -> bool:
-        return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Settings":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+__all__ = ["Progress", "Interrupted", "fit", "evaluate", "run_experiment"]
 
 
 class Progress:
@@ -173,19 +58,6 @@ class Progress:
     def epoch_done(self, name: str, record: dict) -> None: ...
 
     def run_done(self, name: str) -> None: ...
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration like '90', '90s', '45m', '1.5h'.
-
-    Example:
-        >>> parse_duration("60m")
-        3600.0
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(text))
-    if not match or float(match[1]) <= 0:
-        raise SettingsError(f"time budget must look like 90s, 45m or 1.5h, got {text!r}")
-    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
 
 
 def _lr_factor(schedule: str, t: int, total: int) -> float:
@@ -259,53 +131,104 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _mlp(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
-    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type, n_train)
+@dataclasses.dataclass
+class _Run:
+    """One run in training: its model and optimizer, its part of the data, and the counters its checkpoint keeps."""
+
+    s: Settings
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    schedules: list  # one DropoutSchedule per dropout layer, stepped once per epoch
+    concrete: list  # the ConcreteDropout layers, whose regularisers join the loss
+    x: torch.Tensor
+    y: torch.Tensor
+    x_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    steps: int  # optimizer steps per epoch
+    state: dict = dataclasses.field(
+        default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
+    )
 
 
-def _build(s: Settings, n_features: int, n_classes: int, n_train: int) -> torch.nn.Module:
+def _new_run(s: Settings, ds: data.Dataset) -> _Run:
+    x, y, x_val, y_val = _split(ds, s)
     torch.manual_seed(s.seed)  # same seed, same initial weights for dropout and no-dropout twins
-    return _mlp(s, n_features, n_classes, n_train)
+    model = build_model(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
+    # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
+    schedules = models.schedule_dropout(model, s.dropout_schedule)
+    return _Run(s, model, _optimizer(model, s), schedules, models.concrete_modules(model), x, y, x_val, y_val,
+                math.ceil(len(x) / s.batch_size))
 
 
-_CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
-
-
-def _reason(e: BaseException) -> str:
-    """An exception's message as one line (its first sentence), or its type's name when it has none."""
-    lines = str(e).strip().splitlines()
-    return lines[0].split(". ")[0] if lines else type(e).__name__
-
-
-def _read_checkpoint(path: Path, keys: tuple[str, ...] = _CHECKPOINT_KEYS) -> dict:
-    """The checkpoint dict at `path`; RunFolderError naming the file and the reason if it cannot be read."""
-    try:
-        saved = torch.load(path, weights_only=False)
-    except Exception as e:  # truncated or corrupt files raise RuntimeError, EOFError, UnpicklingError ... by where they break
-        raise RunFolderError(f"checkpoint {path} cannot be read (truncated or corrupt?): {_reason(e)}") from None
-    missing = [k for k in keys if k not in saved] if isinstance(saved, dict) else list(keys)
-    if missing:
-        raise RunFolderError(f"checkpoint {path} is not a dropkit run checkpoint: it lacks {', '.join(missing)}")
+def _resume(run: _Run, checkpoint: Path) -> dict:
+    """Load the checkpoint into the run (model, optimizer, RNG, schedules, counters); return the checkpoint."""
+    saved = read_checkpoint(checkpoint)
+    restore(checkpoint, "model", lambda: run.model.load_state_dict(saved["model"]))
+    restore(checkpoint, "optimizer state", lambda: run.opt.load_state_dict(saved["optimizer"]))
+    restore(checkpoint, "RNG state", lambda: torch.set_rng_state(saved["rng"]))
+    restore(checkpoint, "dropout schedule state", lambda: load_schedules(run.schedules, saved))
+    run.state = {k: saved[k] for k in run.state}
     return saved
 
 
-def _restore(path: Path, what: str, load: Callable[[], None]) -> None:
-    """Run `load` (a load_state_dict); RunFolderError in one line if the checkpoint does not fit the run."""
-    try:
-        load()
-    except (RuntimeError, ValueError, TypeError, KeyError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__  # load_state_dict lists the keys on further lines
-        reason = reason if len(reason) <= 200 else reason[:197] + "..."
-        raise RunFolderError(f"checkpoint {path}: its {what} does not fit the run's settings: {reason}") from None
+def _save(run: _Run, checkpoint: Path, done: bool = False, stopped: str | None = None) -> dict:
+    """Write the run's checkpoint atomically; return it (without the RNG state)."""
+    run.state.update(done=done, stopped=stopped)
+    blob = {"format": CHECKPOINT_FORMAT, "settings": run.s.to_dict(), "model": run.model.state_dict()}
+    blob["optimizer"] = run.opt.state_dict()
+    blob["n_train"] = len(run.x)  # concrete dropout's N, for load_model
+    blob["dropout_schedules"] = [schedule.state_dict() for schedule in run.schedules]
+    write_checkpoint(checkpoint, {**blob, **run.state})
+    return {**blob, **run.state}
 
 
-def _load_schedules(schedules: list, saved: dict) -> None:
-    """Set each dropout layer's schedule (and so its rate) to where the checkpoint left it."""
-    states = saved.get("dropout_schedules")
-    if states is None:  # written before dropout schedules existed: those runs were constant, nothing to restore
-        return
-    for schedule, state in zip(schedules, states, strict=True):
-        schedule.load_state_dict(state)
+def _batch_order(s: Settings, n: int, epoch: int) -> torch.Tensor:
+    # Batch order depends only on (seed, epoch): every run of an experiment sees the same batches.
+    return torch.randperm(n, generator=torch.Generator().manual_seed(s.seed * 100003 + epoch))
+
+
+def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int) -> float:
+    """One optimizer step on batch `step` of the epoch's order; returns its loss."""
+    s = run.s
+    for group in run.opt.param_groups:
+        group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * run.steps + step, s.epochs * run.steps)
+    idx = order[step * s.batch_size : (step + 1) * s.batch_size]
+    loss = F.cross_entropy(run.model(run.x[idx]), run.y[idx])
+    if s.l1:
+        loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(run.model))
+    if run.concrete:
+        loss = loss + sum(m.regularization() for m in run.concrete)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if s.max_norm is not None:
+        models.apply_max_norm(run.model, s.max_norm)
+    return loss.item()
+
+
+def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seconds: float) -> dict:
+    """metrics.jsonl's line for an epoch that just trained: rates, lr, and train (val) test loss and accuracy."""
+    s, t0 = run.s, time.perf_counter()
+    # the rates this epoch trained with, input layer first; a schedule changes them between epochs,
+    # and concrete dropout's are learned during it (recorded as the epoch left them)
+    record = {"run": name, "epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"]}
+    record["dropout_rates"] = [m.p for m in models.dropout_modules(run.model)]
+    record["train_loss"], record["train_acc"] = evaluate(run.model, run.x, run.y, s.eval_batch_size)
+    if run.x_val is not None:
+        record["val_loss"], record["val_acc"] = evaluate(run.model, run.x_val, run.y_val, s.eval_batch_size)
+    record["test_loss"], record["test_acc"] = evaluate(run.model, ds.x_test, ds.y_test, s.eval_batch_size)
+    record["epoch_seconds"] = train_seconds
+    record["eval_seconds"] = time.perf_counter() - t0
+    return record
+
+
+def _stop_reason(s: Settings, state: dict) -> str | None:
+    """Why the run stops after the epoch it just saved ("epochs" or "time budget"), or None to go on."""
+    if state["epoch"] == s.epochs:
+        return "epochs"
+    if s.time_budget is not None and state["elapsed"] >= s.time_budget:
+        return "time budget"
+    return None
 
 
 def fit(
@@ -332,144 +255,40 @@ def fit(
     progress = progress or Progress()
     if s.threads:
         torch.set_num_threads(s.threads)
-    x, y, x_val, y_val = _split(ds, s)
-    model = _build(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
-    concrete = models.concrete_modules(model)
-    # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
-    schedules = models.schedule_dropout(model, s.dropout_schedule)
-    opt = _optimizer(model, s)
-    steps = math.ceil(len(x) / s.batch_size)
-    state = {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
+    run = _new_run(s, ds)
     if checkpoint.exists():
-        saved = _read_checkpoint(checkpoint)
-        _restore(checkpoint, "model", lambda: model.load_state_dict(saved["model"]))
-        _restore(checkpoint, "optimizer state", lambda: opt.load_state_dict(saved["optimizer"]))
-        _restore(checkpoint, "RNG state", lambda: torch.set_rng_state(saved["rng"]))
-        _restore(checkpoint, "dropout schedule state", lambda: _load_schedules(schedules, saved))
-        state = {k: saved[k] for k in state}
-        if state["done"]:
+        saved = _resume(run, checkpoint)
+        if saved["done"]:
             return saved
-
-    def save(done=False, stopped=None):
-        state.update(done=done, stopped=stopped)
-        blob = {"format": _FORMAT, "settings": s.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict()}
-        blob["n_train"] = len(x)  # concrete dropout's N, for load_model
-        blob["dropout_schedules"] = [schedule.state_dict() for schedule in schedules]
-        report.write_atomic(checkpoint, lambda tmp: torch.save({**blob, **state, "rng": torch.get_rng_state()}, tmp))
-        return {**blob, **state}
-
-    progress.run_started(name, s.epochs * steps, state["epoch"] * steps + state["step"])
-    started = time.perf_counter() - state["elapsed"]
-    model.train()
+    progress.run_started(name, s.epochs * run.steps, run.state["epoch"] * run.steps + run.state["step"])
+    started = time.perf_counter() - run.state["elapsed"]
+    run.model.train()
     with _StopOnSigint() as stop:
-        for epoch in range(state["epoch"], s.epochs):
-            # Batch order depends only on (seed, epoch): every run of an experiment sees the same batches.
-            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(s.seed * 100003 + epoch))
+        for epoch in range(run.state["epoch"], s.epochs):
+            order = _batch_order(s, len(run.x), epoch)
             t0 = time.perf_counter()
-            for step in range(state["step"], steps):
-                for group in opt.param_groups:
-                    group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * steps + step, s.epochs * steps)
-                idx = order[step * s.batch_size : (step + 1) * s.batch_size]
-                loss = F.cross_entropy(model(x[idx]), y[idx])
-                if s.l1:
-                    loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(model))
-                if concrete:
-                    loss = loss + sum(m.regularization() for m in concrete)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if s.max_norm is not None:
-                    models.apply_max_norm(model, s.max_norm)
-                progress.step(name, loss.item())
+            for step in range(run.state["step"], run.steps):
+                progress.step(name, _train_step(run, order, epoch, step))
                 if stop.requested:
-                    state.update(epoch=epoch, step=step + 1, elapsed=time.perf_counter() - started)
-                    save()
+                    run.state.update(epoch=epoch, step=step + 1, elapsed=time.perf_counter() - started)
+                    _save(run, checkpoint)
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
-            train_seconds = time.perf_counter() - t0
-            # the rates this epoch trained with, input layer first; a schedule changes them between epochs,
-            # and concrete dropout's are learned during it (recorded as the epoch left them)
-            record = {"run": name, "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-            record["dropout_rates"] = [m.p for m in models.dropout_modules(model)]
-            record["train_loss"], record["train_acc"] = evaluate(model, x, y, s.eval_batch_size)
-            if x_val is not None:
-                record["val_loss"], record["val_acc"] = evaluate(model, x_val, y_val, s.eval_batch_size)
-            record["test_loss"], record["test_acc"] = evaluate(model, ds.x_test, ds.y_test, s.eval_batch_size)
-            record["epoch_seconds"] = train_seconds
-            record["eval_seconds"] = time.perf_counter() - t0 - train_seconds
-            state["history"].append(record)
-            for schedule in schedules:
+            record = _epoch_record(run, ds, name, epoch, time.perf_counter() - t0)
+            run.state["history"].append(record)
+            for schedule in run.schedules:
                 schedule.step()  # before the save, so the checkpoint's schedule state matches its epoch
-            state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
-            over_budget = s.time_budget is not None and state["elapsed"] >= s.time_budget
-            finished = epoch + 1 == s.epochs or over_budget
-            result = save(done=finished, stopped=("epochs" if epoch + 1 == s.epochs else "time budget") if finished else None)
+            run.state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
+            stopped = _stop_reason(s, run.state)
+            result = _save(run, checkpoint, done=stopped is not None, stopped=stopped)
             progress.epoch_done(name, record)
             if on_epoch is not None:
-                on_epoch(name, state["history"])
-            if finished:
+                on_epoch(name, run.state["history"])
+            if stopped is not None:
                 break
             if stop.requested:
                 raise Interrupted(f"interrupted: run {name!r} saved after epoch {epoch + 1}")
     progress.run_done(name)
     return result
-
-
-def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
-    """The demo's three runs: `base` with its dropout, the same without dropout, and without dropout but with L2.
-
-    Example:
-        >>> list(demo_runs(Settings()))
-        ['dropout', 'no_dropout', 'l2']
-    """
-    plain = dataclasses.replace(base, dropout=(0.0,), input_dropout=0.0, l2=0.0)
-    return {"dropout": dataclasses.replace(base, l2=0.0), "no_dropout": plain, "l2": dataclasses.replace(plain, l2=l2)}
-
-
-def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
-    """One run per (rate, seed): hidden dropout `rate` on every hidden layer, named 'p<rate>_s<seed>'.
-
-    Example:
-        >>> list(sweep_runs(Settings(), [0.0, 0.5], [0]))
-        ['p0_s0', 'p0.5_s0']
-    """
-    return {
-        f"p{rate:g}_s{seed}": dataclasses.replace(base, dropout=(rate,), seed=seed) for rate in rates for seed in seeds
-    }
-
-
-_OURS = ("config.json", "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints")
-
-
-def _run_files() -> tuple[str, ...]:
-    """Every file the lab writes into a run folder: a run's own, and the uncertainty report's made from it."""
-    # Imported here, not at the top: lab.uncertainty imports this module (for load_model).
-    from .uncertainty import FILES
-
-    return _OURS + FILES
-
-
-def _prepare(out: Path, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise RunFolderError("--resume and --overwrite exclude each other")
-    if resume:
-        if not (out / "config.json").is_file():
-            raise RunFolderError(f"nothing to resume in {out}: no config.json")
-    elif out.exists() and not out.is_dir():
-        raise RunFolderError(f"run folder {out} is a file")
-    elif out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
-        # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
-        # and a report made from the replaced run (uncertainty.json ...) would describe a model that is gone.
-        for entry in _run_files():
-            path = out / entry
-            if path.is_dir():
-                for f in path.iterdir():
-                    f.unlink()
-                path.rmdir()
-            elif path.exists():
-                path.unlink()
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
 
 def run_experiment(
@@ -497,9 +316,9 @@ def run_experiment(
     """
     out = Path(out)
     progress = progress or Progress()
-    _prepare(out, resume, overwrite)
+    prepare(out, resume, overwrite)
     if resume:
-        config = json.loads((out / "config.json").read_text())
+        config = read_config(out)
         runs = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
     first = next(iter(runs.values()))
     ds = data.load(first.dataset, first.data_dir, first.download)
@@ -527,7 +346,7 @@ def run_experiment(
 
     results = {}
     for name, s in runs.items():
-        state = fit(s, ds, out / "checkpoints" / f"{name}.pt", name=name, progress=progress, on_epoch=on_epoch)
+        state = fit(s, ds, checkpoint_path(out, name), name=name, progress=progress, on_epoch=on_epoch)
         histories[name] = state["history"]
         results[name] = state
     report.write_metrics(out / "metrics.jsonl", histories)
@@ -544,37 +363,3 @@ def _learned_rates(s: Settings, record: dict) -> list[float]:
     """A concrete run's hidden rates as its last epoch left them, one per hidden layer like Settings.dropout (0: no layer)."""
     learned = iter(record["dropout_rates"][1 if s.input_dropout > 0 else 0 :])
     return [next(learned) if p > 0 else 0.0 for p in s.dropout]
-
-
-def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
-    """The trained model of one run of a run folder (in eval() mode, dropout rates as training left them) and its settings.
-
-    Pair it with data.load_test_tensors(settings.dataset, settings.data_dir) to get the
-    test split it was evaluated on.
-
-    Raises:
-        RunFolderError: no such run folder, run, or checkpoint, or a checkpoint that cannot be read.
-
-    Example:
-        >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
-        >>> x, y = data.load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise RunFolderError(f"{run_dir} is not a run folder: no config.json")
-    config = json.loads((run_dir / "config.json").read_text())
-    if run_name not in config["runs"]:
-        raise RunFolderError(f"{run_dir} has no run {run_name!r}; its runs: {', '.join(config['runs'])}")
-    checkpoint = run_dir / "checkpoints" / f"{run_name}.pt"
-    if not checkpoint.is_file():
-        raise RunFolderError(f"run {run_name!r} of {run_dir} has no checkpoint yet: {checkpoint}")
-    settings = Settings.from_dict(config["runs"][run_name])
-    saved = _read_checkpoint(checkpoint, ("model",))
-    # n_train only sets concrete dropout's regularisers, which inference does not use (1 for checkpoints without it)
-    model = _mlp(settings, config["n_features"], config["n_classes"], saved.get("n_train", 1))
-    _restore(checkpoint, "model", lambda: model.load_state_dict(saved["model"]))
-    # The rates the run ended with (an early-dropout run ends at 0), so MC dropout samples the trained model;
-    # concrete dropout's learned rates are in the model's state.
-    schedules = models.schedule_dropout(model, settings.dropout_schedule)
-    _restore(checkpoint, "dropout schedule state", lambda: _load_schedules(schedules, saved))
-    return model.eval(), settings

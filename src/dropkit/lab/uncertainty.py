@@ -33,14 +33,15 @@ import torch
 
 from .. import metrics
 from ..uncertainty import mc_predict
-from . import data, report, train
-from .models import SettingsError
+from . import data, report
+from .errors import SettingsError
+from .runs import UNCERTAINTY_FILES as FILES
+from .runs import load_model
 
 __all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "table", "progress_bar"]
 
 SAMPLES = (1, 2, 5, 10, 20, 50, 100)  # T values of the report (Srivastava et al. 2014 section 7.5)
 PLAIN_FORWARDS = 50  # eval passes timed as the baseline of MC dropout's cost
-FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): units are single-input forward passes
 
@@ -86,14 +87,14 @@ def run(
         progress: called as progress(stage, done, total) after each batch.
 
     Raises:
-        train.RunFolderError: no such run folder, run or checkpoint; data.DataError: test data missing.
+        runs.RunFolderError: no such run folder, run or checkpoint; data.DataError: test data missing.
         SettingsError: bad samples or batch_size.
     """
     samples = _check_samples(samples)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SettingsError(f"batch_size must be an int >= 1, got {batch_size!r}")
     run_dir = Path(run_dir)
-    model, settings = train.load_model(run_dir, run_name)
+    model, settings = load_model(run_dir, run_name)
     x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     n = len(x)

@@ -1,0 +1,42 @@
+"""Atomic file writes: a temp file in the same folder, then os.replace, so readers never see half a file.
+
+Used by dropkit.metrics' plots and by the lab's reports and checkpoints; it needs only the stdlib.
+
+Example:
+    >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["write_atomic", "save_figure"]
+
+
+def write_atomic(path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
+
+    Example:
+        >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_figure(fig, path, **options) -> None:
+    """fig.savefig(path, **options), atomically: a reader never sees half an image.
+
+    The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
+
+    Example:
+        >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
+    """
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **options))

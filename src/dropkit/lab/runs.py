@@ -1,0 +1,167 @@
+"""The run folder: its layout, how it is prepared, checkpoints read and written, and load_model.
+
+Run folder layout:
+    config.json          settings of every run, data set, versions
+    metrics.jsonl        one line per epoch per run
+    summary.json         the result (see report.summarize)
+    curves.png           accuracy and loss per epoch
+    sweep.json, sweep.png  `dropkit sweep`'s result
+    checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
+    uncertainty.json, reliability.png, uncertainty_hist.png, mc_samples.png  `dropkit uncertainty`'s report
+
+Example:
+    >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .._atomic import write_atomic
+from . import models
+from .errors import RunFolderError
+from .settings import Settings, build_model
+
+__all__ = [
+    "RunFolderError",
+    "CONFIG",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
+    "UNCERTAINTY_FILES",
+    "RUN_FILES",
+    "checkpoint_path",
+    "read_config",
+    "prepare",
+    "read_checkpoint",
+    "restore",
+    "load_schedules",
+    "write_checkpoint",
+    "load_model",
+]
+
+CONFIG = "config.json"
+CHECKPOINT_FORMAT = 1  # checkpoint format version
+CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
+UNCERTAINTY_FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
+# Every file the lab writes into a run folder: a run's own, and the uncertainty report's made from it.
+RUN_FILES = (CONFIG, "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints") + UNCERTAINTY_FILES
+
+
+def checkpoint_path(run_dir, run_name: str) -> Path:
+    """Where run `run_name` of the run folder `run_dir` keeps its checkpoint.
+
+    Example:
+        >>> checkpoint_path("runs/demo", "dropout")
+        PosixPath('runs/demo/checkpoints/dropout.pt')
+    """
+    return Path(run_dir) / "checkpoints" / f"{run_name}.pt"
+
+
+def read_config(run_dir) -> dict:
+    """The run folder's config.json as a dict (its "runs" hold each run's settings)."""
+    return json.loads((Path(run_dir) / CONFIG).read_text())
+
+
+def prepare(out: Path, resume: bool, overwrite: bool) -> None:
+    """Make `out` ready for a new run, or check that it holds one to resume; RunFolderError otherwise."""
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other")
+    if resume:
+        if not (out / CONFIG).is_file():
+            raise RunFolderError(f"nothing to resume in {out}: no config.json")
+    elif out.exists() and not out.is_dir():
+        raise RunFolderError(f"run folder {out} is a file")
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+        # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
+        # and a report made from the replaced run (uncertainty.json ...) would describe a model that is gone.
+        for entry in RUN_FILES:
+            path = out / entry
+            if path.is_dir():
+                for f in path.iterdir():
+                    f.unlink()
+                path.rmdir()
+            elif path.exists():
+                path.unlink()
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+def _reason(e: BaseException) -> str:
+    """An exception's message as one line (its first sentence), or its type's name when it has none."""
+    lines = str(e).strip().splitlines()
+    return lines[0].split(". ")[0] if lines else type(e).__name__
+
+
+def read_checkpoint(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
+    """The checkpoint dict at `path`; RunFolderError naming the file and the reason if it cannot be read."""
+    try:
+        saved = torch.load(path, weights_only=False)
+    except Exception as e:  # truncated or corrupt files raise RuntimeError, EOFError, UnpicklingError ... by where they break
+        raise RunFolderError(f"checkpoint {path} cannot be read (truncated or corrupt?): {_reason(e)}") from None
+    missing = [k for k in keys if k not in saved] if isinstance(saved, dict) else list(keys)
+    if missing:
+        raise RunFolderError(f"checkpoint {path} is not a dropkit run checkpoint: it lacks {', '.join(missing)}")
+    return saved
+
+
+def restore(path: Path, what: str, load: Callable[[], None]) -> None:
+    """Run `load` (a load_state_dict); RunFolderError in one line if the checkpoint does not fit the run."""
+    try:
+        load()
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__  # load_state_dict lists the keys on further lines
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise RunFolderError(f"checkpoint {path}: its {what} does not fit the run's settings: {reason}") from None
+
+
+def load_schedules(schedules: list, saved: dict) -> None:
+    """Set each dropout layer's schedule (and so its rate) to where the checkpoint left it."""
+    states = saved.get("dropout_schedules")
+    if states is None:  # written before dropout schedules existed: those runs were constant, nothing to restore
+        return
+    for schedule, state in zip(schedules, states, strict=True):
+        schedule.load_state_dict(state)
+
+
+def write_checkpoint(path: Path, checkpoint: dict) -> None:
+    """Save a checkpoint dict atomically, with torch's RNG state as it is now (so a resume draws the same masks)."""
+    write_atomic(path, lambda tmp: torch.save({**checkpoint, "rng": torch.get_rng_state()}, tmp))
+
+
+def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
+    """The trained model of one run of a run folder (in eval() mode, dropout rates as training left them) and its settings.
+
+    Pair it with data.load_test_tensors(settings.dataset, settings.data_dir) to get the
+    test split it was evaluated on.
+
+    Raises:
+        RunFolderError: no such run folder, run, or checkpoint, or a checkpoint that cannot be read.
+
+    Example:
+        >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
+        >>> x, y = data.load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise RunFolderError(f"{run_dir} is not a run folder: no config.json")
+    config = read_config(run_dir)
+    if run_name not in config["runs"]:
+        raise RunFolderError(f"{run_dir} has no run {run_name!r}; its runs: {', '.join(config['runs'])}")
+    checkpoint = checkpoint_path(run_dir, run_name)
+    if not checkpoint.is_file():
+        raise RunFolderError(f"run {run_name!r} of {run_dir} has no checkpoint yet: {checkpoint}")
+    settings = Settings.from_dict(config["runs"][run_name])
+    saved = read_checkpoint(checkpoint, ("model",))
+    # n_train only sets concrete dropout's regularisers, which inference does not use (1 for checkpoints without it)
+    model = build_model(settings, config["n_features"], config["n_classes"], saved.get("n_train", 1))
+    restore(checkpoint, "model", lambda: model.load_state_dict(saved["model"]))
+    # The rates the run ended with (an early-dropout run ends at 0), so MC dropout samples the trained model;
+    # concrete dropout's learned rates are in the model's state.
+    schedules = models.schedule_dropout(model, settings.dropout_schedule)
+    restore(checkpoint, "dropout schedule state", lambda: load_schedules(schedules, saved))
+    return model.eval(), settings

@@ -1,0 +1,156 @@
+"""What defines a training run: Settings (with commented defaults), the model it builds, and multi-run recipes.
+
+Example:
+    >>> s = Settings(dataset="digits", epochs=2)
+    >>> list(demo_runs(s))
+    ['dropout', 'no_dropout', 'l2']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import torch
+
+from . import data, models
+from .errors import SettingsError
+
+__all__ = ["Settings", "OPTIMIZERS", "SCHEDULES", "build_model", "parse_duration", "demo_runs", "sweep_runs"]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything that defines one training run. The defaults are the seed network and `dropkit demo`'s recipe.
+
+    Example:
+        >>> Settings(hidden=(1024, 1024), dropout=0.5, input_dropout=0.2, max_norm=3.0).dropout
+        (0.5, 0.5)
+    """
+
+    dataset: str = "auto"  # auto | fashion-mnist | mnist | digits; auto = Fashion-MNIST if found, else digits
+    data_dir: str | None = None  # searched before $DROPKIT_DATA, /usr/share/datasets, ~/.cache/dropkit
+    download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
+    hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
+    dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
+    # hidden dropout kind: dropout | alpha | gaussian | concrete (models.DROPOUT_TYPES); concrete learns
+    # each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule
+    dropout_type: str = "dropout"
+    # constant | linear:N | early:N | late:N, N in epochs (Liu et al. 2023): each dropout layer's rate
+    # over time, toward its own rate; constant = the rates above throughout
+    dropout_schedule: str = "constant"
+    input_dropout: float = 0.0  # rate on the input pixels (Srivastava et al. use 0.2)
+    max_norm: float | None = None  # bound on each unit's incoming weight norm (Srivastava et al.: 3 to 4)
+    l1: float = 0.0  # L1 penalty on weights, added to the loss
+    l2: float = 0.0  # L2 penalty (weight decay) on weights, not biases
+    optimizer: str = "sgd"  # sgd (with momentum) | adam
+    lr: float | None = None  # learning rate; None = 0.05 for sgd, 0.001 for adam
+    momentum: float = 0.9  # sgd only
+    schedule: str = "cosine"  # constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%)
+    epochs: int = 20  # the demo's 3 runs of 20 epochs take about 1 minute on 2 idle cores
+    batch_size: int = 128
+    val_split: float = 0.0  # fraction of the training set held out as validation (fixed by seed)
+    seed: int = 0  # initialisation, batch order and dropout masks
+    time_budget: float | None = None  # seconds; stop after the epoch that crosses it (None = no limit)
+    threads: int = 0  # torch threads; 0 = torch's default (one per core)
+    eval_batch_size: int = 10000  # evaluation is forward-only, so large batches are cheap
+
+    def __post_init__(self):
+        self.hidden = models.hidden_widths(self.hidden)
+        self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
+        self.input_dropout = models.rate(self.input_dropout, "input_dropout")
+        self.dropout_type = models.dropout_kind(self.dropout_type)
+        self.dropout_schedule = models.dropout_schedule(self.dropout_schedule)
+        if self.dropout_type == "concrete":
+            models.concrete_rates(self.dropout)
+            if self.dropout_schedule.split(":")[0] != "constant":
+                raise SettingsError(
+                    f"dropout_schedule {self.dropout_schedule!r} cannot drive dropout_type 'concrete': "
+                    "its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"
+                )
+        checks = [
+            (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
+            (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
+            (self.lr is None or self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.momentum >= 0, f"momentum must be non-negative, got {self.momentum}"),
+            (self.l1 >= 0 and self.l2 >= 0, f"l1 and l2 must be non-negative, got {self.l1} and {self.l2}"),
+            (self.max_norm is None or self.max_norm > 0, f"max_norm must be positive, got {self.max_norm}"),
+            (self.time_budget is None or self.time_budget > 0, f"time_budget must be positive, got {self.time_budget}"),
+            (self.threads >= 0, f"threads must be non-negative, got {self.threads}"),
+            (0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
+
+    @property
+    def uses_dropout(self) -> bool:
+        return self.input_dropout > 0 or any(p > 0 for p in self.dropout)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
+    """The MLP that `s` describes, for inputs of n_features and n_classes outputs.
+
+    Args:
+        n_train: the training set size, which sets concrete dropout's regularisers (models.concrete_regularizers).
+
+    Example:
+        >>> build_model(Settings(hidden=(8,), dropout=0.5), 64, 10)[0]
+        Linear(in_features=64, out_features=8, bias=True)
+    """
+    return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type, n_train)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like '90', '90s', '45m', '1.5h'.
+
+    Example:
+        >>> parse_duration("60m")
+        3600.0
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(text))
+    if not match or float(match[1]) <= 0:
+        raise SettingsError(f"time budget must look like 90s, 45m or 1.5h, got {text!r}")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
+    """The demo's three runs: `base` with its dropout, the same without dropout, and without dropout but with L2.
+
+    Example:
+        >>> list(demo_runs(Settings()))
+        ['dropout', 'no_dropout', 'l2']
+    """
+    plain = dataclasses.replace(base, dropout=(0.0,), input_dropout=0.0, l2=0.0)
+    return {"dropout": dataclasses.replace(base, l2=0.0), "no_dropout": plain, "l2": dataclasses.replace(plain, l2=l2)}
+
+
+def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
+    """One run per (rate, seed): hidden dropout `rate` on every hidden layer, named 'p<rate>_s<seed>'.
+
+    Example:
+        >>> list(sweep_runs(Settings(), [0.0, 0.5], [0]))
+        ['p0_s0', 'p0.5_s0']
+    """
+    return {
+        f"p{rate:g}_s{seed}": dataclasses.replace(base, dropout=(rate,), seed=seed) for rate in rates for seed in seeds
+    }
