@@ -9,7 +9,7 @@ import torch.nn.functional as TF
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 def unbatched_kw(fn, shape) -> dict:
     """dropout2d reads 3-D input as (N, C, L), as torch does; unbatched=True makes it one (C, H, W) image."""
