@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "rank", "min_rank", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "rank", "min_rank", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
     "module_type", "parameter_name", "schedule_spec", "bias_for", "same_as", "eager_generator"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -72,13 +72,6 @@ def choice(value, options, name: str):
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
-
-
-def backend(value, name: str = "backend") -> str:
-    """A kernel backend name (see dropkit.kernels)."""
-    from .kernels import BACKENDS
-
-    return choice(value, BACKENDS, name)
 
 
 def positive_int(value, name: str) -> int:
