@@ -83,7 +83,7 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-# --- the dropout family (issue 4) ---
+# --- the dropout family ---
 
 
 def shape_str(t: torch.Tensor) -> str:
