@@ -205,3 +205,13 @@ def test_a_folder_without_checkpoints_is_refused_in_one_line(tmp_path, setup, me
 def test_bad_settings_name_the_argument(run_dir, kwargs, message):
     with pytest.raises(SettingsError, match=re.escape(message)):
         A.run(run_dir, **kwargs)
+
+
+def test_overwrite_removes_the_report_of_the_replaced_run(tmp_path):
+    out = tmp_path / "run"
+    runs = {"dropout": dataclasses.replace(TINY, epochs=1)}
+    train.run_experiment(runs, out)
+    for name in A.FILES:
+        (out / name).write_text("stale")
+    train.run_experiment(runs, out, overwrite=True)
+    assert [name for name in A.FILES if (out / name).exists()] == []

@@ -106,8 +106,8 @@ def knockout_masks(width: int, fraction: float, repeats: int, *, layer: int, see
 
     Example:
         >>> knockout_masks(4, 0.5, 2, layer=0, seed=0)
-        tensor([[2., 0., 2., 2.],
-                [0., 0., 2., 0.]])
+        tensor([[0., 2., 2., 2.],
+                [2., 0., 0., 2.]])
     """
     _check(repeats, seed)
     if not 1 <= width < _MAX_WIDTH:
@@ -373,7 +373,7 @@ def table(result: dict):
     from rich.table import Table
 
     t = Table(
-        title=f"co-adaptation: first hidden layer's units removed at test time, mean of {result['repeats']} knock-outs",
+        title=f"co-adaptation: hidden layer 1's units removed at test time (mean of {result['repeats']} knock-outs)",
         box=box.SIMPLE, pad_edge=False, collapse_padding=True,
     )
     for column in ("run", "intact", "50% out", "drop", "75% out", "drop", "zeros", "|corr|"):
