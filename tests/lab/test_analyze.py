@@ -17,7 +17,7 @@ from dropkit.lab import analyze as A  # noqa: E402
 from dropkit.lab import data, models, report, train  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
 
-TINY = train.Settings(dataset="digits", hidden=(32, 16), epochs=2, batch_size=64, threads=1)
+TINY = train.Settings(dataset="digits", hidden=(32, 16), epochs=1, batch_size=64, threads=1)
 # One run of each kind the lab makes: input dropout and three widths, alpha, gaussian, concrete, a schedule.
 KINDS = {
     "dropout": dataclasses.replace(TINY, hidden=(48, 32, 16), dropout=(0.5,), input_dropout=0.2),
@@ -25,7 +25,7 @@ KINDS = {
     "alpha": dataclasses.replace(TINY, dropout_type="alpha"),
     "gaussian": dataclasses.replace(TINY, dropout_type="gaussian"),
     "concrete": dataclasses.replace(TINY, dropout_type="concrete", input_dropout=0.2),
-    "early": dataclasses.replace(TINY, dropout_schedule="early:1"),
+    "early": dataclasses.replace(TINY, epochs=2, dropout_schedule="early:1"),
 }
 
 
