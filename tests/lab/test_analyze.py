@@ -180,6 +180,11 @@ def test_sweep_shows_robustness_against_the_rate(tmp_path):
     assert sweep["results"][1]["knockout_drop_75_mean"] == pytest.approx(np.mean(drops), abs=1e-15)
     assert sweep["results"][1]["knockout_drop_75_std"] == pytest.approx(np.std(drops, ddof=1), abs=1e-15)
     assert (out / "sweep.png").stat().st_size > 0 and (out / "coadaptation.png").exists()
+    assert invoke("analyze", out, "--seed", "1", "--quiet").exit_code == 0  # new knock-outs: the sweep's panel follows
+    redrawn = json.loads((out / "sweep.json").read_text())
+    drops = [json.loads((out / "summary.json").read_text())["runs"][f"p0.5_s{seed}"]["knockout_drop_75"] for seed in (0, 1)]
+    assert redrawn["results"][1]["knockout_drop_75_mean"] == pytest.approx(np.mean(drops), abs=1e-15)
+    assert redrawn["results"][1]["knockout_drop_75_mean"] != sweep["results"][1]["knockout_drop_75_mean"]
 
 
 @pytest.mark.parametrize("setup, message", [
