@@ -8,6 +8,7 @@ Run folder layout:
     sweep.json, sweep.png  `dropkit sweep`'s result
     checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
     uncertainty.json, reliability.png, uncertainty_hist.png, mc_samples.png  `dropkit uncertainty`'s report
+    coadaptation.json, coadaptation.png, features.png, activations.png  `dropkit analyze`'s report
 
 Example:
     >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
@@ -32,6 +33,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_KEYS",
     "UNCERTAINTY_FILES",
+    "ANALYZE_FILES",
     "RUN_FILES",
     "checkpoint_path",
     "read_config",
@@ -47,8 +49,13 @@ CONFIG = "config.json"
 CHECKPOINT_FORMAT = 1  # checkpoint format version
 CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
 UNCERTAINTY_FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
-# Every file the lab writes into a run folder: a run's own, and the uncertainty report's made from it.
-RUN_FILES = (CONFIG, "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints") + UNCERTAINTY_FILES
+ANALYZE_FILES = ("coadaptation.json", "coadaptation.png", "features.png", "activations.png")
+# Every file the lab writes into a run folder: a run's own, and the reports made from it (uncertainty, analyze).
+RUN_FILES = (
+    (CONFIG, "metrics.jsonl", "summary.json", "curves.png", "sweep.json", "sweep.png", "checkpoints")
+    + UNCERTAINTY_FILES
+    + ANALYZE_FILES
+)
 
 
 def checkpoint_path(run_dir, run_name: str) -> Path:
