@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, ops
+from . import _mode, _validate, addressing, ops
 from .family.alpha import alpha_dropout as alpha_dropout
 from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
 from .family.block import drop_block2d as drop_block2d
@@ -100,6 +100,7 @@ def dropout(
         return input
     if inplace:
         _validate.inplace_target(input)
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     return ops.apply_dropout(input, p, seed, offset, generator, inplace=inplace, bitpacked=backward == "bitpacked")
 
 
