@@ -1,6 +1,6 @@
 """Sample-addressed masks: independent of the batch split, reproducible on recompute, stable under compile.
 
-Every comparison here is torch.equal: the masks are the same bits and the ops
+Comparisons are torch.equal (one exception says why): the masks are the same bits and the ops
 are the same elementwise ops on the same rows (only the batch is cut differently).
 """
 
@@ -16,7 +16,7 @@ B = 64
 
 
 class Apply(nn.Module):
-    """A module around a functional, so its calls have a layer name."""
+    """A module around a function or a module, so its dropout calls have a layer name."""
 
     def __init__(self, fn):
         super().__init__()
@@ -24,17 +24,6 @@ class Apply(nn.Module):
 
     def forward(self, *args):
         return self.fn(*args)
-
-
-class Holder(nn.Module):
-    """A parent, so the layer under test has a qualified name ("inner")."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, *args):
-        return self.inner(*args)
 
 
 def _embedding():
@@ -82,10 +71,16 @@ def _split_run(model, inputs, parts, step, dim, seed=11):
 @pytest.mark.parametrize("case", CASES)
 def test_masks_do_not_depend_on_the_split(case):
     make, inputs, dim = CASES[case]
-    model = Holder(make())
+    model = Apply(make())
     whole = _split_run(model, inputs(B), 1, step=5, dim=dim)
     for parts in (2, 4):  # 2 x 32 (ranks) and 4 x 16 (micro-batches)
-        assert torch.equal(_split_run(model, inputs(B), parts, step=5, dim=dim), whole), parts
+        split = _split_run(model, inputs(B), parts, step=5, dim=dim)
+        if case == "concrete":
+            # Same uniforms, but ATen's vectorized logit/sigmoid run a tensor's tail in scalar
+            # code, so another batch size rounds some elements differently.
+            torch.testing.assert_close(split, whole)
+        else:
+            assert torch.equal(split, whole), parts
     assert not torch.equal(_split_run(model, inputs(B), 1, step=6, dim=dim), whole)  # a new step, a new mask
 
 
