@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, addressing, ops
+from . import _mode, _validate, addressing, ops, sharding
 from .family.alpha import alpha_dropout as alpha_dropout
 from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
 from .family.block import drop_block2d as drop_block2d
@@ -80,6 +80,8 @@ def dropout(
             torch's default generator, so torch.manual_seed makes runs reproducible.
         offset: index of the first element in the random stream; a shard that
             starts at element k of a batch passes offset + k to get its slice of the mask.
+            A DTensor input (any placements) needs an explicit seed and gets its block of
+            the unsharded mask (dropkit.sharding).
         generator: torch.Generator to draw the seed from when seed is None.
         backward: "recompute" (default) saves only the seed and recomputes the mask
             in backward: 0 bytes per element. "bitpacked" saves the mask at 1 bit per
@@ -98,6 +100,8 @@ def dropout(
     _validate.choice(backward, BACKWARD_MODES, "backward")
     if not (training or _mode.mc_active()) or p == 0.0:
         return input
+    if type(input) is not Tensor and sharding.is_dtensor(input):
+        return sharding.dtensor_dropout(input, p, training, seed=seed, offset=offset)
     if inplace:
         _validate.inplace_target(input)
     seed, offset = addressing.resolve(seed, offset, input.shape)
