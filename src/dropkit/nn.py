@@ -37,11 +37,12 @@ __all__ = [
     "DROPOUT_KINDS",
     "make_dropout",
     "BiasDropoutAdd",
+    "ScaledDotProductAttention",
 ]
 
 
-class DropoutBase(torch.nn.Module):
-    """Marker base of every dropkit dropout-family module, so is_dropout() is one isinstance check."""
+from .family._common import DropoutBase as DropoutBase
+from .family.attention import ScaledDotProductAttention as ScaledDotProductAttention
 
 
 class Dropout(torch.nn.Dropout, DropoutBase):
