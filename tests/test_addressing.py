@@ -52,6 +52,8 @@ CASES = {
     "concrete": (lambda: dropkit.ConcreteDropout(nn.Identity(), 0.3), lambda n: (torch.ones(n, 5),), 0),
     "bias_dropout_add": (
         lambda: dropkit.BiasDropoutAdd(5, 0.5, "relu"), lambda n: (torch.ones(n, 5), torch.zeros(n, 5)), 0),
+    "attention": (lambda: dropkit.nn.ScaledDotProductAttention(0.5),
+                  lambda n: (torch.ones(n, 2, 3, 4), torch.ones(n, 2, 5, 4), torch.arange(n * 40.0).view(n, 2, 5, 4)), 0),
     "drop_connect": (lambda: Apply(lambda x: x * DF.drop_connect(torch.ones(x.shape[1:]), 0.5)),
                      lambda n: (torch.ones(n, 4),), 0),
 }
