@@ -1,6 +1,6 @@
 """Seeds as the ops take them: int64 scalar tensors holding a uint64 seed's bits.
 
-Example:
+Examples:
     >>> seed_value(seed_tensor(2**64 - 1))
     18446744073709551615
 """
@@ -39,12 +39,15 @@ def _(draws) -> Tensor:
     return torch.empty((), dtype=torch.int64)
 
 
-def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> Tensor:
+def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = None) -> Tensor:
     """A seed as the ops take it (int64 scalar tensor): `seed`, or drawn from `generator` or torch's default.
 
     Works under torch.compile: a draw from the default generator goes through
-    dropkit::draw_seed, so compiled code draws exactly as eager code does.
+    dropkit::draw_seed, so compiled code draws exactly as eager code does. A seed
+    that is already a tensor passes through.
     """
+    if isinstance(seed, Tensor):
+        return seed
     if seed is None and generator is None:
         return _draw_seed_op(_DRAWS)
     if seed is None:
@@ -55,5 +58,3 @@ def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> T
 def seed_value(seed: Tensor) -> int:
     """The uint64 seed held by a seed tensor."""
     return rng.to_uint64(int(seed.item()))
-
-
