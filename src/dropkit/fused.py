@@ -81,7 +81,8 @@ def bias_dropout_add(
     offset = _validate.offset(offset)
     if not active(training):
         p = 0.0
-    seed = resolve_seed(0 if p == 0.0 else seed, generator)  # no mask at p = 0: draw nothing, as dropout does
+    # No mask at p = 0: draw nothing and address nothing, as dropout does.
+    seed, offset = resolve_seed(0 if p == 0.0 else seed, offset, generator, x.shape)
     return apply_bias_dropout_add(x, bias, residual, p, seed, offset, activation)
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .. import _mode, _validate, ops, rng
+from .. import _mode, _validate, addressing, ops, rng
 
 __all__ = [
     "DropoutBase",
@@ -60,15 +60,22 @@ def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[f
     return _validate.p(p), _validate.seed(seed), _validate.offset(offset)
 
 
-def resolve_seed(seed: int | None, generator: torch.Generator | None) -> int | Tensor:
-    """The one place a call's seed is decided: `seed` if given, else drawn from `generator` or torch's default.
+def resolve_seed(
+    seed: int | None, offset: int, generator: torch.Generator | None, shape, batch_dim: int | None = 0
+) -> tuple[int | Tensor, int]:
+    """The one place a call's (seed, offset) is decided, before any op runs.
 
-    Eager calls get an int. Under torch.compile the seed is an int64 scalar tensor (a draw from
-    torch's generator goes through the dropkit::draw_seed op, so compiled code draws as eager does).
+    `seed` if given; else, inside dropkit.sample_addressed, the addressed seed and offset
+    (dropkit.addressing.resolve: `shape` is the mask's, `batch_dim` its sample dimension,
+    None for a mask shared by the whole batch); else a seed drawn from `generator` or
+    torch's default. Eager calls get an int seed. Under torch.compile it is a tensor (a draw
+    from torch's generator goes through the dropkit::draw_seed op, so compiled code draws
+    as eager does).
     """
+    seed, offset = addressing.resolve(seed, offset, shape, batch_dim)
     if torch.compiler.is_compiling():
-        return ops.seed_tensor(seed, generator)
-    return rng.draw_seed(generator) if seed is None else seed
+        return ops.seed_tensor(seed, generator), offset
+    return (rng.draw_seed(generator) if seed is None else seed), offset
 
 
 def small_mask(input: Tensor, shape, p: float, seed: int | Tensor, offset: int) -> Tensor:

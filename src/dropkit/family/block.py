@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
+from .. import _validate, addressing, ops
 from ._common import DropoutBase, active, check, resolve_seed, zeros_with_zero_grad
 
 __all__ = ["drop_block2d", "DropBlock2d"]
@@ -53,9 +53,12 @@ def drop_block2d(
     _validate.rank(input, {3: "(C, H, W)", 4: "(N, C, H, W)"}, "drop_block2d")
     if not active(training) or p == 0.0:
         return input
+    if not batchwise and input.dim() == 4:
+        addressing.refuse("drop_block2d", "it scales by the kept fraction of the whole batch; use batchwise=True")
+    seed, offset = resolve_seed(seed, offset, generator, input.shape, None)
     if p == 1.0:
         return zeros_with_zero_grad(input)
-    return ops.apply_noise(ops.drop_block2d, input, resolve_seed(seed, generator), offset, p, block_size, bool(batchwise))
+    return ops.apply_noise(ops.drop_block2d, input, seed, offset, p, block_size, bool(batchwise))
 
 
 class DropBlock2d(DropoutBase):

@@ -77,7 +77,9 @@ def _channel_dropout(input, p, training, inplace, seed, offset, generator, spati
     shape = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
         return input
-    return apply_small_mask(input, shape, p, inplace, resolve_seed(seed, generator), offset)
+    batched = input.dim() == spatial + 2
+    seed, offset = resolve_seed(seed, offset, generator, shape, 0 if batched else None)
+    return apply_small_mask(input, shape, p, inplace, seed, offset)
 
 
 def dropout1d(

@@ -38,7 +38,8 @@ def drop_connect(
     p, seed, offset = check(weight, p, seed, offset, "weight")
     if not active(training) or p == 0.0:
         return weight
-    return ops.apply_dropout(weight, p, resolve_seed(seed, generator), offset, inplace=False, bitpacked=False)
+    seed, offset = resolve_seed(seed, offset, generator, weight.shape, None)  # one weight mask for the whole batch
+    return ops.apply_dropout(weight, p, seed, offset, inplace=False, bitpacked=False)
 
 
 def drop_connect_linear(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
+from .. import _validate, ops, sharding
 from ._common import DropoutBase, active, init_rate, resolve_seed
 
 __all__ = ["BACKWARD_MODES", "dropout", "keep_mask", "Dropout"]
@@ -46,6 +46,8 @@ def dropout(
             torch's default generator, so torch.manual_seed makes runs reproducible.
         offset: index of the first element in the random stream; a shard that
             starts at element k of a batch passes offset + k to get its slice of the mask.
+            A DTensor input (any placements) needs an explicit seed and gets its block of
+            the unsharded mask (dropkit.sharding).
         generator: torch.Generator to draw the seed from when seed is None.
         backward: "recompute" (default) saves only the seed and recomputes the mask
             in backward: 0 bytes per element. "bitpacked" saves the mask at 1 bit per
@@ -65,9 +67,11 @@ def dropout(
     _validate.choice(backward, BACKWARD_MODES, "backward")
     if not active(training) or p == 0.0:
         return input
+    if type(input) is not Tensor and sharding.is_dtensor(input):
+        return sharding.dtensor_dropout(input, p, training, seed=seed, offset=offset)
     if inplace:
         _validate.inplace_target(input)
-    seed = resolve_seed(seed, generator)
+    seed, offset = resolve_seed(seed, offset, generator, input.shape)
     return ops.apply_dropout(input, p, seed, offset, inplace=inplace, bitpacked=backward == "bitpacked")
 
 

@@ -48,7 +48,7 @@ def drop_path(
     if not active(training) or p == 0.0:
         return input
     shape = (input.shape[0],) + (1,) * (input.dim() - 1)
-    seed = resolve_seed(seed, generator)
+    seed, offset = resolve_seed(seed, offset, generator, shape)
     if scale_by_keep:
         return input * small_mask(input, shape, p, seed, offset)
     return input * ops.apply_keep_mask(input, shape, p, seed, offset).to(input.dtype)

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .. import rng
 from .dropout import keep_mask
-from .seed import seed_tensor, seed_value
+from .seed import seed_tensor, stream
 
 __all__ = ["keep_mask_op", "apply_keep_mask"]
 
@@ -19,7 +19,8 @@ __all__ = ["keep_mask_op", "apply_keep_mask"]
 @torch.library.custom_op("dropkit::keep_mask", mutates_args=())
 def keep_mask_op(like: Tensor, seed: Tensor, offset: int, shape: list[int], p: float) -> Tensor:
     """The keep mask of `shape` under (seed, offset) at rate p, on like's device (like is read for nothing else)."""
-    return keep_mask(torch.Size(shape), p, seed_value(seed), rng.to_uint64(offset), like.device).to(like.device)
+    seed, offset = stream(seed, offset)
+    return keep_mask(torch.Size(shape), p, seed, offset, like.device).to(like.device)
 
 
 @keep_mask_op.register_fake
