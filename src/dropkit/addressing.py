@@ -157,6 +157,7 @@ def sample_addressed(model: torch.nn.Module, *, seed: int) -> SampleAddressing:
         seed: base seed, an int in [0, 2**64).
 
     Examples:
+        >>> import dropkit
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), dropkit.Dropout(0.5))
         >>> with sample_addressed(model, seed=1) as addr:
         ...     addr.set_step(0)
