@@ -66,7 +66,7 @@ _TRAINING_OPTIONS = {
     "schedule": _opt(str, "constant | cosine | step (default cosine)."),
     "epochs": _opt(int, "Epochs per run (default 20)."),
     "batch_size": _opt(int, "Mini-batch size (default 128)."),
-    "val_split": _opt(float, "Fraction of the training set held out for validation (default 0; 0.1 in sweep and tune)."),
+    "val_split": _opt(float, "Fraction of the training set held out for validation (default 0.1 in demo, sweep and tune; 0 in train)."),
     "seed": _opt(int, "Seed of initialisation, batch order and dropout masks (default 0)."),
     "time_budget": _opt(str, "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h."),
     "threads": _opt(int, "torch threads (default: one per core)."),
@@ -157,6 +157,14 @@ def known_errors(fn):
     return wrapper
 
 
+def _hold_out_validation(options: dict) -> None:
+    """Default --val-split for the commands that choose something (an epoch, a rate): choose on validation, not test."""
+    from .lab.tune import DEFAULT_VAL_SPLIT
+
+    if options["val_split"] is None:
+        options["val_split"] = DEFAULT_VAL_SPLIT
+
+
 def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resume: bool, overwrite: bool, quiet: bool):
     """Build the runs from the options, train them with progress bars unless quiet; return (summary, run folder)."""
     from .lab import report, train
@@ -189,6 +197,7 @@ def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite
     """Train the seed network with dropout, without, and with L2 from the same start; compare them."""
     from .lab import report, train
 
+    _hold_out_validation(settings)
     l2 = settings.pop("l2")
     runs_of = functools.partial(train.demo_runs, **({"l2": l2} if l2 is not None else {}))
     summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
@@ -222,10 +231,7 @@ def sweep(
     """Test error against the dropout rate over several seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
     from .lab import report, train
 
-    from .lab.tune import DEFAULT_VAL_SPLIT
-
-    if settings["val_split"] is None:  # a sweep is a tuning command: validation chooses the rate
-        settings["val_split"] = DEFAULT_VAL_SPLIT
+    _hold_out_validation(settings)
     runs_of = functools.partial(train.sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
     summary, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
     config = json.loads((out / "config.json").read_text())  # on --resume the rates come from here
@@ -258,7 +264,7 @@ def tune(
     from .lab import tune as tuning
 
     settings["epochs"] = tuning.DEFAULT_EPOCHS if settings["epochs"] is None else settings["epochs"]
-    settings["val_split"] = tuning.DEFAULT_VAL_SPLIT if settings["val_split"] is None else settings["val_split"]
+    _hold_out_validation(settings)
     base = _settings(settings)
     out = out or Path("runs") / "tune"
     search = tuning.Search(shared_rate=shared_rate, lr=tune_lr, max_norm=tune_max_norm)
