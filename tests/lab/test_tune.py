@@ -61,7 +61,7 @@ def test_without_validation_nothing_is_selected_and_the_table_says_so():
     summary = report.summarize("digits", {"dropout": BASE}, {"dropout": {"history": history, "elapsed": 1.0}})
     assert summary["runs"]["dropout"]["test_acc_at_best_val"] is None
     table = report.summary_table(summary)
-    assert [c.header for c in table.columns][2:5] == ["test", "test@val", "oracle max"]
+    assert [c.header for c in table.columns][2:5] == ["test", "test@val", "oracle"]
     assert list(table.columns[3].cells) == ["-"]
 
 

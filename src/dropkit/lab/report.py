@@ -132,9 +132,9 @@ def summary_table(summary: dict):
     table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
     table.caption = (
         "test: last epoch. test@val: at the epoch of best validation accuracy (- without --val-split). "
-        "oracle max: best test accuracy over epochs, chosen on the test set: not a result."
+        "oracle: best test accuracy over epochs, chosen on the test set: not a result."
     )
-    for column in ("run", "dropout", "test", "test@val", "oracle max", "train", "gap", "s/epoch", "wall s"):
+    for column in ("run", "dropout", "test", "test@val", "oracle", "train", "gap", "s/epoch", "wall s"):
         table.add_column(column, justify="left" if column in ("run", "dropout") else "right", no_wrap=True)
     for name, r in summary["runs"].items():
         rates = " ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
