@@ -437,15 +437,16 @@ def plot_rates(result: dict, path) -> None:
     complete = [r for r in result["trials"] if r["state"] == "COMPLETE"]
     names = sorted({k for r in complete for k in r["params"] if "dropout" in k})
     fig = Figure(figsize=(4.2 * max(len(names), 1), 3.8))
-    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False, sharey=True)[0]
     last = max((r["number"] for r in result["trials"]), default=0)
     for ax, name in zip(axes, names):
         points = ax.scatter(
             [r["params"][name] for r in complete], [100 * (1 - r["test_acc_at_best_val"]) for r in complete],
             c=[r["number"] for r in complete], cmap="viridis", vmin=0, vmax=max(last, 1),
         )
-        ax.set(xlabel=name, ylabel="test error at best val epoch (%)")
+        ax.set(xlabel=name)
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test error at best val epoch (%)")
     if names:
         fig.colorbar(points, ax=list(axes), label="trial")
     fig.suptitle(f"{result['study']}: test error vs rate (shown, never used to choose)")
