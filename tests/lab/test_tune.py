@@ -76,7 +76,7 @@ def test_sweep_marks_the_rate_validation_selects():
     assert sweep["selected"]["val_error_mean"] == pytest.approx(0.14)
     assert sweep["selected"]["test_error_at_best_val_mean"] == pytest.approx(0.14)
     assert sweep["results"][0]["test_error_mean"] < sweep["results"][1]["test_error_mean"]
-    assert "<- selected on val" in list(report.sweep_table(sweep).columns[-1].cells)[1]
+    assert list(report.sweep_table(sweep).columns[0].cells) == ["0", "0.5 *"]
 
 
 def test_tune_end_to_end_on_sqlite(tmp_path):

@@ -201,19 +201,18 @@ def sweep_table(sweep: dict):
     from rich.table import Table
 
     table = Table(box=box.SIMPLE, title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
-    for column in ("rate", "mean", "std", "min", "max", "val", "test@val", ""):
+    for column in ("rate", "mean", "std", "min", "max", "val", "test@val"):
         table.add_column(column, justify="right")
     selected = (sweep.get("selected") or {}).get("rate")
     for r in sweep["results"]:
         table.add_row(
-            f"{r['rate']:g}",
+            f"{r['rate']:g}" + (" *" if r["rate"] == selected else ""),
             *(_pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
             *("-" if r.get(k) is None else _pct(r[k]) for k in ("val_error_mean", "test_error_at_best_val_mean")),
-            "<- selected on val" if r["rate"] == selected else "",
         )
     table.caption = (
-        "errors, mean over seeds. mean/std/min/max: last epoch's test error. val: validation error at the best "
-        "validation epoch; test@val: test error at that epoch. The selected rate has the lowest val."
+        "errors over seeds. mean/std/min/max: last epoch's test error. val: mean validation error at the best "
+        "validation epoch; test@val: mean test error at that epoch. *: the rate validation selects (lowest val)."
         if selected is not None
         else "last epoch's test error over seeds; no validation split, so no rate is selected (use --val-split)"
     )
