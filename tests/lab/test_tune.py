@@ -17,7 +17,7 @@ import torch
 optuna = pytest.importorskip("optuna", reason="dropkit tune needs the [tune] extra (Optuna)")
 
 from dropkit import cli  # noqa: E402
-from dropkit.lab import report, train, tune  # noqa: E402
+from dropkit.lab import analyze, report, train, tune  # noqa: E402
 from dropkit.lab import uncertainty as U  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
 
@@ -105,6 +105,8 @@ def test_tune_end_to_end_on_sqlite(tmp_path):
     assert set(mc["mc"]) == {"1", "2"}
     # the same model on the same test set; close, not equal: another batch shape may flip a near-tie's argmax
     assert mc["weight_scaling"]["acc"] == pytest.approx(best["final_test_acc"], abs=0.005)
+    knocked = analyze.run(best["run_dir"], repeats=1, seed=0)
+    assert list(knocked["runs"]) == ["dropout"] and (Path(best["run_dir"]) / "coadaptation.json").is_file()
     # the same command again: the study is complete, nothing is trained, the figures stay
     again = cli_json("tune", *TINY, "--trials", "3", "--out", out)
     assert again["trials"] == result["trials"] and again["final"] == final
