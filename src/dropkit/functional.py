@@ -120,4 +120,5 @@ def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Te
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64), got None: keep_mask needs an explicit seed")
     offset = _validate.offset(offset)
+    device = torch.get_default_device() if device is None else torch.device(device)
     return ops.keep_mask(torch.Size(shape), p, seed, offset, device)

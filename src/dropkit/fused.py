@@ -30,9 +30,10 @@ from torch import Tensor
 from . import _mode, _validate
 from .ops.fused import apply_bias_dropout_add
 
-__all__ = ["bias_dropout_add", "ACTIVATIONS"]
+__all__ = ["bias_dropout_add", "FUSED_ACTIVATIONS"]
 
-ACTIVATIONS = (None, "relu", "gelu")
+# The activations the fused op computes, by name (control.ACTIVATIONS holds module classes).
+FUSED_ACTIVATIONS = (None, "relu", "gelu")
 
 
 def bias_dropout_add(
@@ -74,7 +75,7 @@ def bias_dropout_add(
     bias = _validate.bias_for(bias, x)
     residual = _validate.same_as(residual, x, "residual")
     p = _validate.p(p)
-    _validate.choice(activation, ACTIVATIONS, "activation")
+    _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
     seed = _validate.seed(seed)
     offset = _validate.offset(offset)
     if not (training or _mode.mc_active()):

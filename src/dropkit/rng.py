@@ -96,5 +96,5 @@ def to_uint64(i: int) -> int:
 
 def draw_seed(generator: torch.Generator | None = None) -> int:
     """A 64-bit seed drawn from `generator` (torch's default one if None)."""
-    hi_lo = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
-    return hi_lo[0] | (hi_lo[1] << 32)
+    lo_hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
+    return lo_hi[0] | (lo_hi[1] << 32)

@@ -144,9 +144,7 @@ dropout_bitpacked.register_autograd(_bitpacked_backward, setup_context=_bitpacke
 
 def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Tensor:
     """The spec's boolean keep mask for a tensor of `shape` (not differentiable)."""
-    probe = torch.empty(0, device=device)
-    n = shape.numel()
-    bits = kernels.for_tensor(probe).random_bits(n, seed, offset, probe.device)
+    bits = kernels.for_device(device).random_bits(shape.numel(), seed, offset, device)
     return (bits >= rng.threshold(p)).view(shape)
 
 

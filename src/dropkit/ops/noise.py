@@ -23,10 +23,9 @@ from .dropout import _like
 from .gaussian import gaussian
 from .seed import seed_tensor, seed_value
 
-__all__ = ["NOISE_KINDS", "noise", "apply_noise"]
+__all__ = ["noise", "apply_noise"]
 
 _KINDS = {"alpha": alpha, "gaussian": gaussian, "block2d": drop_block}
-NOISE_KINDS = tuple(_KINDS)
 
 
 def noise_impl(x: Tensor, seed: int, offset: int, kind: str, args: list[float], linear: bool) -> Tensor:

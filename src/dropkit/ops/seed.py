@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .. import _validate, rng
 
-__all__ = ["draw_seed", "seed_tensor", "seed_value"]
+__all__ = ["seed_tensor", "seed_value"]
 
 
 # Counts seed draws. Each draw mutates it, which chains the draws in a compiled
@@ -24,7 +24,7 @@ _DRAWS = torch.zeros((), dtype=torch.int64)
 @torch.library.custom_op(
     "dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,)
 )
-def draw_seed(draws: Tensor) -> Tensor:
+def _draw_seed_op(draws: Tensor) -> Tensor:
     """A fresh 64-bit seed from torch's default generator, as an int64 scalar tensor.
 
     Drawn inside an op so that torch.compile runs it eagerly: compiled code then
@@ -34,7 +34,7 @@ def draw_seed(draws: Tensor) -> Tensor:
     return torch.tensor(rng.to_int64(rng.draw_seed()), dtype=torch.int64)
 
 
-@draw_seed.register_fake
+@_draw_seed_op.register_fake
 def _(draws) -> Tensor:
     return torch.empty((), dtype=torch.int64)
 
@@ -46,7 +46,7 @@ def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> T
     dropkit::draw_seed, so compiled code draws exactly as eager code does.
     """
     if seed is None and generator is None:
-        return draw_seed(_DRAWS)
+        return _draw_seed_op(_DRAWS)
     if seed is None:
         seed = rng.draw_seed(_validate.eager_generator(generator))
     return torch.tensor(rng.to_int64(seed), dtype=torch.int64)
