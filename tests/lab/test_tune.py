@@ -21,19 +21,7 @@ from dropkit.lab import analyze, report, train, tune  # noqa: E402
 from dropkit.lab import uncertainty as U  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
 
-
-
-class SigintAt(train.Progress):
-    """Sends a real SIGINT, as Ctrl-C does, when the `at`-th training step of the search has run."""
-
-    def __init__(self, at):
-        self.at, self.steps = at, 0
-
-    def step(self, name, loss):
-        self.steps += 1
-        if self.steps == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
+from _helpers.sigint import InterruptAt  # noqa: E402
 
 # digits: 1294 training images after the 10% validation split, 13 steps of 100 per epoch
 BASE = train.Settings(dataset="digits", hidden=(16, 16), epochs=2, batch_size=100, lr=0.1, val_split=0.1)
@@ -116,7 +104,7 @@ def test_tune_continues_after_a_real_sigint_with_the_weights_of_an_uninterrupted
     whole = tune.run(BASE, tmp_path / "whole", trials=2, retrain=False)
     # trial 0 takes 26 steps; the SIGINT lands in trial 1's first epoch
     with pytest.raises(train.Interrupted, match="interrupted: run 'dropout' saved at epoch 1, step 5"):
-        tune.run(BASE, tmp_path / "cut", trials=2, retrain=False, progress=SigintAt(26 + 5))
+        tune.run(BASE, tmp_path / "cut", trials=2, retrain=False, progress=InterruptAt(26 + 5))
     cut = tune.run(BASE, tmp_path / "cut", trials=2, retrain=False)
     assert cut["counts"] == {"COMPLETE": 2, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
     failed, continued = cut["trials"][1], cut["trials"][2]
