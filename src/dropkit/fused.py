@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate
+from . import _mode, _validate, addressing
 from .ops.fused import apply_bias_dropout_add
 
 __all__ = ["bias_dropout_add", "FUSED_ACTIVATIONS"]
@@ -80,4 +80,6 @@ def bias_dropout_add(
     offset = _validate.offset(offset)
     if not (training or _mode.mc_active()):
         p = 0.0
+    if p > 0.0:
+        seed, offset = addressing.resolve(seed, offset, x.shape)
     return apply_bias_dropout_add(x, bias, residual, p, seed, offset, generator, activation)
