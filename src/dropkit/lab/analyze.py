@@ -233,8 +233,10 @@ def analyze_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, repeats
 
     Args:
         model: a Sequential MLP (set to eval mode here).
-        x, y: the test inputs (n, features) and labels (n,).
-        repeats: random knock-outs per fraction and layer. seed: their mask seed.
+        x: the test inputs (n, features).
+        y: their labels (n,).
+        repeats: random knock-outs per fraction and layer.
+        seed: the knock-outs' mask seed.
         batch_size: inputs per forward pass.
 
     Returns:

@@ -73,7 +73,7 @@ def select_on_validation(history: list[dict]) -> dict | None:
 
     Returns None for a history without validation records (val_split 0): nothing can be selected honestly.
 
-    Example:
+    Examples:
         >>> h = [{"epoch": 1, "val_acc": 0.8, "val_loss": 0.5, "test_acc": 0.79},
         ...      {"epoch": 2, "val_acc": 0.7, "val_loss": 0.6, "test_acc": 0.81}]
         >>> select_on_validation(h)
