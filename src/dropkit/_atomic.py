@@ -2,7 +2,7 @@
 
 Used by dropkit.metrics' plots and by the lab's reports and checkpoints; it needs only the stdlib.
 
-Example:
+Examples:
     >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
 """
 
@@ -18,7 +18,7 @@ __all__ = ["write_atomic", "save_figure"]
 def write_atomic(path, write: Callable[[Path], object]) -> None:
     """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
 
-    Example:
+    Examples:
         >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
     """
     path = Path(path)
@@ -35,7 +35,7 @@ def save_figure(fig, path, **options) -> None:
 
     The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
 
-    Example:
+    Examples:
         >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
     """
     fmt = Path(path).suffix.lstrip(".").lower() or "png"

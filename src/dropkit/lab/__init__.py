@@ -6,7 +6,7 @@ train (the training loop and multi-run experiments), report (summary, tables,
 plots), errors (every error a user can cause). Every such error is a LabError,
 which the CLI prints as one line.
 
-Example:
+Examples:
     >>> from dropkit.lab import data, train
     >>> ds = data.load("digits")
 """

@@ -1,6 +1,6 @@
 """Every error a user of the lab can cause, in one place: the CLI prints a LabError as one line, exit status 2.
 
-Example:
+Examples:
     >>> issubclass(DataError, LabError) and issubclass(Interrupted, LabError)
     True
 """

@@ -10,7 +10,7 @@ Run folder layout:
     uncertainty.json, reliability.png, uncertainty_hist.png, mc_samples.png  `dropkit uncertainty`'s report
     coadaptation.json, coadaptation.png, features.png, activations.png  `dropkit analyze`'s report
 
-Example:
+Examples:
     >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
 """
 
@@ -61,7 +61,7 @@ RUN_FILES = (
 def checkpoint_path(run_dir, run_name: str) -> Path:
     """Where run `run_name` of the run folder `run_dir` keeps its checkpoint.
 
-    Example:
+    Examples:
         >>> checkpoint_path("runs/demo", "dropout")
         PosixPath('runs/demo/checkpoints/dropout.pt')
     """
@@ -149,7 +149,7 @@ def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Set
     Raises:
         RunFolderError: no such run folder, run, or checkpoint, or a checkpoint that cannot be read.
 
-    Example:
+    Examples:
         >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
         >>> x, y = data.load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
     """

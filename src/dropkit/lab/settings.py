@@ -1,6 +1,6 @@
 """What defines a training run: Settings (with commented defaults), the model it builds, and multi-run recipes.
 
-Example:
+Examples:
     >>> s = Settings(dataset="digits", epochs=2)
     >>> list(demo_runs(s))
     ['dropout', 'no_dropout', 'l2']
@@ -26,7 +26,7 @@ SCHEDULES = ("constant", "cosine", "step")
 class Settings:
     """Everything that defines one training run. The defaults are the seed network and `dropkit demo`'s recipe.
 
-    Example:
+    Examples:
         >>> Settings(hidden=(1024, 1024), dropout=0.5, input_dropout=0.2, max_norm=3.0).dropout
         (0.5, 0.5)
     """
@@ -113,7 +113,7 @@ def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | Non
     Args:
         n_train: the training set size, which sets concrete dropout's regularisers (models.concrete_regularizers).
 
-    Example:
+    Examples:
         >>> build_model(Settings(hidden=(8,), dropout=0.5), 64, 10)[0]
         Linear(in_features=64, out_features=8, bias=True)
     """
@@ -123,7 +123,7 @@ def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | Non
 def parse_duration(text: str) -> float:
     """Seconds in a duration like '90', '90s', '45m', '1.5h'.
 
-    Example:
+    Examples:
         >>> parse_duration("60m")
         3600.0
     """
@@ -136,7 +136,7 @@ def parse_duration(text: str) -> float:
 def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
     """The demo's three runs: `base` with its dropout, the same without dropout, and without dropout but with L2.
 
-    Example:
+    Examples:
         >>> list(demo_runs(Settings()))
         ['dropout', 'no_dropout', 'l2']
     """
@@ -147,7 +147,7 @@ def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
 def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
     """One run per (rate, seed): hidden dropout `rate` on every hidden layer, named 'p<rate>_s<seed>'.
 
-    Example:
+    Examples:
         >>> list(sweep_runs(Settings(), [0.0, 0.5], [0]))
         ['p0_s0', 'p0.5_s0']
     """

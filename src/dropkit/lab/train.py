@@ -13,7 +13,7 @@ resume stays exact), the loss adds every layer's .regularization(), with regular
 derived from the training set size (models.concrete_regularizers), and each epoch's
 record holds the learned rates.
 
-Example:
+Examples:
     >>> s = Settings(dataset="digits", epochs=2)
     >>> summary = run_experiment({"dropout": s}, "runs/digits")  # doctest: +SKIP
 """
@@ -84,7 +84,7 @@ def _optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 10000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (a fraction) of `model` in eval() mode; restores the previous mode.
 
-    Example:
+    Examples:
         >>> loss, acc = evaluate(model, ds.x_test, ds.y_test)  # doctest: +SKIP
     """
     was_training = model.training
@@ -249,7 +249,7 @@ def fit(
         The final checkpoint dict: "model" (state dict), "history" (one record per epoch),
         "elapsed" (seconds), "done", "stopped" ("epochs" or "time budget").
 
-    Example:
+    Examples:
         >>> state = fit(Settings(dataset="digits", epochs=2), data.load("digits"), Path("run.pt"))  # doctest: +SKIP
     """
     progress = progress or Progress()
@@ -311,7 +311,7 @@ def run_experiment(
         data.DataError, SettingsError: bad data or settings.
         Interrupted: Ctrl-C; every checkpoint is saved.
 
-    Example:
+    Examples:
         >>> summary = run_experiment(demo_runs(Settings(dataset="digits", epochs=3)), "runs/demo", command="demo")  # doctest: +SKIP
     """
     out = Path(out)
