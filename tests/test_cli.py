@@ -157,7 +157,7 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
         (["--hidden", "abc"], "hidden must be a list of ints like 1,2,3, got 'abc'"),
         (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, got 'rmsprop'"),
         (["--time-budget", "soon"], "time budget must look like 90s, 45m or 1.5h, got 'soon'"),
-        (["--dataset", "cifar"], "dataset must be one of auto, fashion-mnist, mnist, digits, got 'cifar'"),
+        (["--dataset", "cifar"], "dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"),
     ],
 )
 def test_bad_settings_are_one_line(tmp_path, args, message):
@@ -260,3 +260,35 @@ def test_bench_quick_for_real(tmp_path):
     result = invoke("bench", "--quick", "--json", "--out", tmp_path / "b.json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == json.loads((tmp_path / "b.json").read_text())
+
+
+def test_a_label_outside_the_classes_is_one_line(tmp_path):
+    directory = make_idx_dir(tmp_path / "mnist")
+    labels = np.zeros(60, np.uint8)
+    labels[0] = 200
+    path = write_idx(directory / (STEMS["train_labels"] + ".gz"), labels)
+    result = invoke("train", "--dataset", "mnist", "--data-dir", directory, "--out", tmp_path / "run", "--quiet")
+    assert_one_line_error(result, f"{path}: label 200 at index 0 (byte 8) is outside mnist's classes 0-9")
+
+
+def test_a_diverging_run_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train", *TINY, "--lr", "1e6", "--schedule", "constant", "--out", out)
+    assert_one_line_error(result, "run 'dropout' diverged at epoch 1, step ")
+    assert "Lower --lr (it is 1e+06) or bound the weights with --max-norm, and --resume" in result.stderr
+    result = invoke("train", "--out", out, "--resume", "--lr", "0.1", "--quiet", "--json")  # a lower lr continues
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["resumed_with"] == [{"lr": [1e6, 0.1]}]
+
+
+def test_resume_refuses_a_model_option_and_takes_epochs_threads_quiet(tmp_path):
+    out = tmp_path / "run"
+    assert invoke("train", *TINY, "--out", out).exit_code == 0
+    result = invoke("train", "--out", out, "--resume", "--epochs", "3", "--hidden", "64")
+    assert_one_line_error(result, "--hidden cannot change on --resume: run 'dropout' has 32, given 64; "
+                          "start a new run folder (another --out) for a different run")
+    result = invoke("train", "--out", out, "--resume", "--epochs", "2", "--threads", "1", "--quiet", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"]["dropout"]["epochs_run"] == 2
+    result = invoke("demo", "--out", out, "--resume", "--quiet")
+    assert_one_line_error(result, f"{out} holds a dropkit train run; resume it with dropkit train --resume")

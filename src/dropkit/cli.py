@@ -49,7 +49,7 @@ def _opt(kind, help: str, *names: str):
 # Options shared by demo, train and sweep, each mapped onto a field of dropkit.lab.settings.Settings.
 # Unset options (None) keep the Settings default, so the defaults live in one place.
 _TRAINING_OPTIONS = {
-    "dataset": _opt(str, "auto | fashion-mnist | mnist | digits (auto: Fashion-MNIST if found, else digits)."),
+    "dataset": _opt(str, "auto | fashion-mnist | mnist | digits | idx (auto: Fashion-MNIST if found, else digits; idx: your own IDX files in --data-dir)."),
     "data_dir": _opt(str, "Directory with the IDX files (searched before $DROPKIT_DATA, /usr/share/datasets)."),
     "download": Annotated[bool, typer.Option("--download", help="Fetch MNIST/Fashion-MNIST if missing; sha256 checked.")],
     "hidden": _opt(str, "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024). Default 256 128."),
@@ -163,19 +163,32 @@ def _hold_out_validation(options: dict) -> None:
         options["val_split"] = DEFAULT_VAL_SPLIT
 
 
-def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resume: bool, overwrite: bool, quiet: bool):
-    """Build the runs from the options, train them with progress bars unless quiet; return (summary, run folder)."""
-    from .lab import report, train
+def _given(options: dict) -> list[str]:
+    """The training options set on the command line (before any command fills in its own defaults)."""
+    return [name for name, value in options.items() if value is not None and value is not False]
 
-    runs = runs_of(_settings(options))
-    out = out or Path("runs") / command
+
+def _experiment(command: str, runs_of, options: dict, out: Path, resume: bool, overwrite: bool, quiet: bool, given, keep_going=False, after=None):
+    """Build the runs from the options, train them with progress bars unless quiet; return after(summary), or the summary.
+
+    The run folder stays locked until `after` (the reports made from the runs) has written its files too.
+    `given` names the options set on the command line (sweep's rates too); on --resume each is checked
+    against the run folder's runs (dropkit.lab.settings.resume_runs).
+    """
+    from .lab import report, runs, train
+
+    asked = runs_of(_settings(options))  # bad settings are refused before anything is written
     progress = train.Progress() if quiet else report.RichProgress()
-    try:
-        with progress:
-            summary = train.run_experiment(runs, out, command=command, resume=resume, overwrite=overwrite, progress=progress)
-    except Interrupted as e:
-        raise Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
-    return summary, out
+    runs.check(out, resume, overwrite)
+    with runs.lock(out):
+        try:
+            with progress:
+                summary = train.run_experiment(
+                    asked, out, command=command, resume=resume, overwrite=overwrite, given=given, keep_going=keep_going, progress=progress
+                )
+        except Interrupted as e:
+            raise Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
+        return summary if after is None else after(summary)
 
 
 def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
@@ -199,11 +212,12 @@ def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite
     from .lab import report
     from .lab.settings import demo_runs
 
+    given = _given(settings)  # l2 included: demo_runs gives it to the l2 run
     _hold_out_validation(settings)
     l2 = settings.pop("l2")
     runs_of = functools.partial(demo_runs, **({"l2": l2} if l2 is not None else {}))
-    summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
-    coadaptation = analysis.run(out)
+    out = out or Path("runs") / "demo"
+    coadaptation = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet, given, after=lambda _: analysis.run(out))
     summary = json.loads((out / "summary.json").read_text())  # now with each run's knock-out drops
     tables = Group(report.summary_table(summary), analysis.table(coadaptation))
     _show(summary, tables, quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png, {', '.join(analysis.FILES)})")
@@ -216,7 +230,9 @@ def train_(settings, out: Out = None, resume: Resume = False, overwrite: Overwri
     """Train one MLP with the given settings and write a run folder."""
     from .lab import report
 
-    summary, out = _experiment("train", lambda s: {"dropout" if s.uses_dropout else "no_dropout": s}, settings, out, resume, overwrite, quiet)
+    out = out or Path("runs") / "train"
+    runs_of = lambda s: {"dropout" if s.uses_dropout else "no_dropout": s}  # noqa: E731
+    summary = _experiment("train", runs_of, settings, out, resume, overwrite, quiet, _given(settings))
     _show(summary, report.summary_table(summary), quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png)")
 
 
@@ -225,8 +241,8 @@ def train_(settings, out: Out = None, resume: Resume = False, overwrite: Overwri
 @training_options(exclude=("dropout",))
 def sweep(
     settings,
-    rates: Annotated[str, typer.Option(help="Hidden dropout rates, e.g. --rates 0 0.2 0.5 0.8.")] = "0,0.2,0.4,0.5,0.6,0.8",
-    seeds: Annotated[str, typer.Option(help="Seeds per rate, e.g. --seeds 0 1 2.")] = "0,1",
+    rates: Annotated[Optional[str], typer.Option(help="Hidden dropout rates, e.g. --rates 0 0.2 0.5 0.8 (default 0 0.2 0.4 0.5 0.6 0.8).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds per rate, e.g. --seeds 0 1 2 (default 0 1).")] = None,
     out: Out = None,
     resume: Resume = False,
     overwrite: Overwrite = False,
@@ -238,11 +254,18 @@ def sweep(
     from .lab import report
     from .lab.settings import sweep_runs
 
+    given = _given(settings) + [name for name, value in (("rates", rates), ("seeds", seeds)) if value is not None]
     _hold_out_validation(settings)
-    runs_of = functools.partial(sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
-    _, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
-    analysis.run(out)
-    result = _write_sweep(out)
+    runs_of = functools.partial(
+        sweep_runs, rates=_numbers(rates or "0,0.2,0.4,0.5,0.6,0.8", float, "rates"), seeds=_numbers(seeds or "0,1", int, "seeds")
+    )
+    out = out or Path("runs") / "sweep"
+
+    def reports(_summary) -> dict:
+        analysis.run(out)
+        return _write_sweep(out)
+
+    result = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet, given, keep_going=True, after=reports)
     _show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json, {', '.join(analysis.FILES)})")
 
 

@@ -3,11 +3,14 @@
 import gzip
 import hashlib
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dropkit.lab import data
 from dropkit.lab.data import DataError
@@ -93,8 +96,8 @@ def test_directory_without_files_names_the_search(tmp_path, no_system_data):
 
 
 def test_load_standardises_and_keeps_labels(tmp_path):
-    directory = make_idx_dir(tmp_path / "d", gz=False)
-    ds = data.load("mnist", data_dir=directory)
+    directory = make_idx_dir(tmp_path / "d", gz=False, side=4)
+    ds = data.load("idx", data_dir=directory)  # a custom folder: (Fashion-)MNIST must be 28x28
     assert ds.x_train.shape == (60, 16) and ds.x_test.shape == (20, 16)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
     assert abs(ds.x_train.mean().item()) < 1e-5 and abs(ds.x_train.std().item() - 1) < 1e-5
@@ -136,7 +139,7 @@ def test_digits_split_is_fixed():
 
 
 def test_unknown_dataset():
-    with pytest.raises(DataError, match="dataset must be one of auto, fashion-mnist, mnist, digits, got 'cifar'"):
+    with pytest.raises(DataError, match="dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"):
         data.load("cifar")
 
 
@@ -186,3 +189,116 @@ def test_real_fashion_mnist():
     x, y = data.load_test_tensors("fashion-mnist")
     assert torch.equal(x, ds.x_test) and torch.equal(y, ds.y_test)
     assert data.load("auto").name == "fashion-mnist"
+
+
+def _set_byte(path: Path, index: int, value: int) -> None:
+    """Rewrite one byte of the (gzip or raw) IDX file's contents."""
+    raw = bytearray(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+    raw[index] = value
+    path.write_bytes(gzip.compress(bytes(raw)) if path.suffix == ".gz" else bytes(raw))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_a_label_outside_the_ten_classes_is_refused(tmp_path, name):
+    directory = make_idx_dir(tmp_path / "d")
+    path = directory / (STEMS["train_labels"] + ".gz")
+    _set_byte(path, 8 + 3, 200)  # the 4th label (after the 8-byte header)
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: label 200 at index 3 \\(byte 11\\) is outside "
+                       f"{name}'s classes 0-9$"):
+        data.load(name, data_dir=directory)
+    assert data.load(name, data_dir=make_idx_dir(tmp_path / "ok")).n_classes == 10
+
+
+def test_images_must_be_28x28_for_mnist(tmp_path):
+    directory = make_idx_dir(tmp_path / "d", side=8)
+    path = directory / (STEMS["train_images"] + ".gz")
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: images of 8x8 \\(header bytes 8-15\\), mnist's are 28x28$"):
+        data.load("mnist", data_dir=directory)
+    assert data.load("idx", data_dir=directory).n_features == 64  # a folder of one's own may hold any size
+
+
+def test_test_images_must_match_the_train_images(tmp_path):
+    directory = make_idx_dir(tmp_path / "d", side=8)
+    write_idx(directory / (STEMS["test_images"] + ".gz"), np.zeros((20, 8, 7), np.uint8))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: images of 8x7 \(header bytes 8-15\), the train images are 8x8$"):
+        data.load("idx", data_dir=directory)
+
+
+def test_a_custom_folder_takes_its_classes_from_the_train_split(tmp_path):
+    directory = make_idx_dir(tmp_path / "d", side=4)
+    write_idx(directory / (STEMS["train_labels"] + ".gz"), np.arange(60, dtype=np.uint8) % 3 * 7)  # classes 0, 7, 14
+    write_idx(directory / (STEMS["test_labels"] + ".gz"), np.full(20, 14, np.uint8))
+    ds = data.load("idx", data_dir=directory)
+    assert ds.n_classes == 15 and ds.name == "idx"  # outputs indexed by label, up to the largest
+    labels = np.full(20, 7, np.uint8)
+    labels[5] = 3  # no training example has label 3
+    path = write_idx(directory / (STEMS["test_labels"] + ".gz"), labels)
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: label 3 at index 5 \\(byte 13\\) is outside the train "
+                       "split's classes \\(0, 7, 14\\)$"):
+        data.load("idx", data_dir=directory)
+    with pytest.raises(DataError, match="^dataset 'idx' reads a folder of your own IDX files: pass --data-dir DIR$"):
+        data.load("idx")
+
+
+def test_an_empty_split_is_refused(tmp_path):
+    directory = make_idx_dir(tmp_path / "d")
+    write_idx(directory / (STEMS["test_images"] + ".gz"), np.zeros((0, 28, 28), np.uint8))
+    write_idx(directory / (STEMS["test_labels"] + ".gz"), np.zeros(0, np.uint8))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: no images \(its header gives a count of 0\)$"):
+        data.load("mnist", data_dir=directory)
+
+
+_VALID = {}
+
+
+def _valid_files(gz: bool) -> dict[str, bytes]:
+    """The four files of a small valid MNIST-shaped set, built once per format."""
+    if gz not in _VALID:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = make_idx_dir(Path(tmp), n_train=6, n_test=3, gz=gz)
+            _VALID[gz] = {p.name: p.read_bytes() for p in directory.iterdir()}
+    return _VALID[gz]
+
+
+_MUTATION = st.one_of(
+    st.tuples(st.just("set"), st.integers(0, 10**5), st.integers(0, 255)),
+    st.tuples(st.just("truncate"), st.integers(0, 10**5), st.just(0)),
+    st.tuples(st.just("insert"), st.integers(0, 10**5), st.integers(0, 255)),
+    st.tuples(st.just("delete"), st.integers(0, 10**5), st.integers(1, 64)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    gz=st.booleans(),
+    stem=st.sampled_from(sorted(STEMS.values())),
+    mutations=st.lists(_MUTATION, min_size=1, max_size=4),
+    before_gzip=st.booleans(),
+)
+def test_fuzzed_idx_files_give_a_data_set_or_a_data_error(tmp_path_factory, gz, stem, mutations, before_gzip):
+    """Random mutations of valid files (of the bytes on disk, or of the IDX bytes inside the gzip) never escape as
+    another exception: the loader either returns a valid data set or raises DataError."""
+    directory = tmp_path_factory.mktemp("fuzz")
+    files = dict(_valid_files(gz))
+    name = stem + (".gz" if gz else "")
+    content = bytearray(gzip.decompress(files[name]) if gz and before_gzip else files[name])
+    for kind, at, value in mutations:
+        at = at % (len(content) + 1)
+        if kind == "set" and at < len(content):
+            content[at] = value
+        elif kind == "truncate":
+            del content[at:]
+        elif kind == "insert":
+            content.insert(at, value)
+        elif kind == "delete":
+            del content[at : at + value]
+    files[name] = gzip.compress(bytes(content)) if gz and before_gzip else bytes(content)
+    for file_name, blob in files.items():
+        (directory / file_name).write_bytes(blob)
+    try:
+        ds = data.load("mnist", data_dir=directory)
+    except DataError as e:
+        assert "\n" not in str(e)
+        return
+    assert ds.x_train.shape[1] == 784 and len(ds.x_train) == len(ds.y_train) and len(ds.x_test) == len(ds.y_test)
+    assert int(ds.y_train.max()) < 10 and int(ds.y_test.max()) < 10 and ds.n_classes == 10

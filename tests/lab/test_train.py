@@ -2,8 +2,13 @@
 
 import dataclasses
 import json
+import math
 import os
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +16,8 @@ import torch
 import dropkit
 from dropkit.lab import data, models, report, train
 from dropkit.lab import uncertainty as U
-from dropkit.lab.errors import Interrupted, RunFolderError, SettingsError
-from dropkit.lab.runs import load_model
+from dropkit.lab.errors import Diverged, Interrupted, RunFolderError, SettingsError
+from dropkit.lab.runs import LOCK, load_model
 from dropkit.lab.settings import Settings, demo_runs, parse_duration, sweep_runs
 
 from _helpers.sigint import InterruptAt
@@ -303,3 +308,104 @@ def test_sweep_summary_statistics():
     assert sweep["results"][0]["test_error_mean"] == pytest.approx(0.15)
     assert sweep["results"][0]["test_error_std"] == pytest.approx(0.0707107, rel=1e-5)
     assert sweep["results"][1]["test_error_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+# Divergence: a non-finite loss stops the run at once; the last finite checkpoint stays; JSON never holds NaN.
+
+HUGE = dataclasses.replace(TINY, lr=1e6, schedule="constant")  # SGD with momentum at this rate overflows within an epoch
+
+
+def test_a_diverging_run_stops_at_once_and_keeps_nothing_non_finite(small, tmp_path):
+    steps = []
+
+    class Count(train.Progress):
+        def step(self, name, loss):
+            steps.append(loss)
+
+    with pytest.raises(Diverged) as e:
+        train.fit(HUGE, small, tmp_path / "d.pt", name="r", progress=Count())
+    message = str(e.value)
+    assert "\n" not in message and e.value.epoch == 1 and e.value.step == len(steps) + 1 <= 12
+    assert re.fullmatch(rf"run 'r' diverged at epoch 1, step {e.value.step}: (the training loss is (nan|inf)|its weights "
+                        r"are no longer finite); no checkpoint was written yet\. Lower --lr \(it is 1e\+06\) or bound the "
+                        r"weights with --max-norm, and --resume", message), message
+    assert all(math.isfinite(loss) for loss in steps)  # the progress never sees the non-finite loss
+    assert not (tmp_path / "d.pt").exists()
+
+
+def test_divergence_keeps_the_last_finite_checkpoint_and_a_lower_lr_resumes(small, tmp_path):
+    first = train.fit(dataclasses.replace(TINY, epochs=1), small, tmp_path / "d.pt")  # one finite epoch
+    before = torch.load(tmp_path / "d.pt", weights_only=False)
+    with pytest.raises(Diverged, match=r"diverged at epoch 2, step \d+: .*; its checkpoint after epoch 1 is kept\. "):
+        train.fit(dataclasses.replace(HUGE, epochs=2), small, tmp_path / "d.pt")
+    kept = torch.load(tmp_path / "d.pt", weights_only=False)
+    assert kept["epoch"] == 1 and all(torch.equal(kept["model"][k], before["model"][k]) for k in before["model"])
+    resumed = train.fit(dataclasses.replace(TINY, epochs=2), small, tmp_path / "d.pt")  # the lower lr continues
+    assert resumed["done"] and [r["epoch"] for r in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == first["history"][0]
+
+
+def test_run_experiment_stops_on_divergence_or_records_it_in_a_sweep(tmp_path):
+    with pytest.raises(Diverged):
+        train.run_experiment({"dropout": HUGE}, tmp_path / "t")
+    assert not (tmp_path / "t" / "summary.json").exists()
+    runs = {"ok": dataclasses.replace(TINY, epochs=1), "bad": dataclasses.replace(HUGE, epochs=1)}
+    summary = train.run_experiment(runs, tmp_path / "s", keep_going=True)
+    assert set(summary["runs"]["bad"]) == {"dropout", "input_dropout", "diverged", "epochs_run"}
+    assert summary["runs"]["bad"]["diverged"]["epoch"] == 1 and summary["runs"]["bad"]["epochs_run"] == 0
+    assert summary["runs"]["ok"]["final_test_acc"] > 0.5  # the other run trained all the same
+
+
+def test_sweep_summary_leaves_diverged_seeds_out():
+    runs = sweep_runs(Settings(), [0.0, 0.5], [0, 1])
+    summary = {"dataset": "x", "epochs": 1, "runs": {"p0_s0": {"final_test_acc": 0.8}, "p0_s1": {"diverged": {"epoch": 1, "step": 2}},
+                                                     "p0.5_s0": {"diverged": {}}, "p0.5_s1": {"diverged": {}}}}
+    sweep = report.sweep_summary(runs, summary)
+    assert sweep["results"][0]["test_errors"] == [pytest.approx(0.2)] and sweep["results"][0]["diverged_seeds"] == [1]
+    assert sweep["results"][1]["test_error_mean"] is None and sweep["results"][1]["diverged_seeds"] == [0, 1]
+
+
+def test_json_files_never_hold_nan(tmp_path):
+    record = {"run": "r", "epoch": 1, "train_loss": float("nan"), "test_loss": float("inf"), "rates": [0.5, float("-inf")]}
+    report.write_metrics(tmp_path / "metrics.jsonl", {"r": [record]})
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
+    assert strict == {"run": "r", "epoch": 1, "train_loss": None, "test_loss": None, "rates": [0.5, None]}
+    report.write_json(tmp_path / "s.json", {"x": float("nan")})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"x": None}
+
+
+# Exact resume after SIGKILL: nothing runs on the way out, so only what was on disk counts.
+
+_KILLED = """
+import os, signal, sys
+from dropkit.lab import settings, train
+
+class KillAt(train.Progress):
+    steps = 0
+    def step(self, name, loss):
+        KillAt.steps += 1
+        if KillAt.steps == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+s = settings.Settings(dataset="digits", hidden=(32,), dropout=(0.5,), epochs=3, batch_size=100, lr=0.1, threads=1)
+train.run_experiment({"dropout": s}, sys.argv[1], progress=KillAt())
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_gives_exactly_the_uninterrupted_run(tmp_path):
+    # digits' 1438 training images in batches of 100: 15 steps an epoch; step 22 is in the middle of epoch 2.
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(Path(dropkit.__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-c", _KILLED, str(out), "22"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    saved = torch.load(out / "checkpoints" / "dropout.pt", weights_only=False)
+    assert (saved["epoch"], saved["step"]) == (1, 0)  # epoch 1's checkpoint; epoch 2 was cut mid-way
+    assert (out / LOCK).exists()  # the killed process left its lock file, but no lock
+    s = Settings(dataset="digits", hidden=(32,), dropout=(0.5,), epochs=3, batch_size=100, lr=0.1, threads=1)
+    resumed = train.run_experiment({"dropout": s}, out, resume=True)
+    whole = train.run_experiment({"dropout": s}, tmp_path / "whole")
+    assert resumed == {**whole, "runs": {"dropout": {**whole["runs"]["dropout"], **{k: resumed["runs"]["dropout"][k] for k in ("epoch_seconds", "wall_seconds")}}}}
+    a, b = (torch.load(p / "checkpoints" / "dropout.pt", weights_only=False)["model"] for p in (out, tmp_path / "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in b)  # same ops in the same order: bit for bit

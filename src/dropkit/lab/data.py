@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
@@ -31,6 +32,8 @@ __all__ = [
     "DataError",
     "Dataset",
     "DATASETS",
+    "IMAGE_SIZE",
+    "N_CLASSES",
     "read_idx",
     "find_idx_dir",
     "download",
@@ -38,7 +41,11 @@ __all__ = [
     "load_test_tensors",
 ]
 
-DATASETS = ("auto", "fashion-mnist", "mnist", "digits")
+DATASETS = ("auto", "fashion-mnist", "mnist", "digits", "idx")  # idx: a folder of your own IDX files (--data-dir)
+
+# What the published data sets hold; a custom "idx" folder's classes are those its train split has.
+IMAGE_SIZE = {"fashion-mnist": (28, 28), "mnist": (28, 28)}
+N_CLASSES = {"fashion-mnist": 10, "mnist": 10, "digits": 10}
 
 # (file stem, magic number): 0x08 = unsigned byte, last byte = number of dimensions.
 _FILES = {
@@ -89,6 +96,7 @@ class Dataset:
     y_test: torch.Tensor
     source: str  # where it was read from, for the run's config.json
     notice: str | None = None  # a line for the user, e.g. why digits replaced Fashion-MNIST
+    classes: int | None = None  # the number of classes; None: one more than the largest label
 
     @property
     def n_features(self) -> int:
@@ -96,6 +104,8 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
+        if self.classes is not None:
+            return self.classes
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
 
@@ -136,7 +146,7 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path} is truncated: {len(raw)} bytes, its header alone needs {header}")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims))
+    size = math.prod(dims)  # exact: a corrupt header may claim more than int64 holds
     if len(raw) - header != size:
         state = "truncated" if len(raw) - header < size else "longer than its header says"
         raise DataError(
@@ -238,23 +248,45 @@ def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor,
     return (x_train - mean) / std, (x_test - mean) / std
 
 
+def _check_labels(path: Path, labels: np.ndarray, allowed: np.ndarray, classes: str) -> None:
+    """DataError naming the file, the first label outside `allowed` (a bool per byte value), its index and byte."""
+    bad = np.flatnonzero(~allowed[labels])
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{path}: label {labels[i]} at index {i} (byte {8 + i}) is outside {classes}")
+
+
 def _load_idx(name: str, directory: Path) -> Dataset:
-    arrays = {key: read_idx(_file(directory, stem), magic) for key, (stem, magic) in _FILES.items()}
+    paths = {key: _file(directory, stem) for key, (stem, _) in _FILES.items()}
+    arrays = {key: read_idx(paths[key], magic) for key, (_, magic) in _FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
             raise DataError(
                 f"{directory}: {split} images and labels disagree: {len(images)} images, {len(labels)} labels"
             )
+        if len(images) == 0:
+            raise DataError(f"{paths[f'{split}_images']}: no images (its header gives a count of 0)")
+    size = "x".join(map(str, arrays["train_images"].shape[1:]))
+    if name in IMAGE_SIZE and arrays["train_images"].shape[1:] != IMAGE_SIZE[name]:
+        want = "x".join(map(str, IMAGE_SIZE[name]))
+        raise DataError(f"{paths['train_images']}: images of {size} (header bytes 8-15), {name}'s are {want}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise DataError(
-            f"{directory}: train images are {arrays['train_images'].shape[1:]}, test images "
-            f"{arrays['test_images'].shape[1:]}"
-        )
+        test_size = "x".join(map(str, arrays["test_images"].shape[1:]))
+        raise DataError(f"{paths['test_images']}: images of {test_size} (header bytes 8-15), the train images are {size}")
+    train_classes = np.bincount(arrays["train_labels"], minlength=256) > 0
+    if name in N_CLASSES:
+        allowed, classes = np.arange(256) < N_CLASSES[name], f"{name}'s classes 0-{N_CLASSES[name] - 1}"
+        _check_labels(paths["train_labels"], arrays["train_labels"], allowed, classes)
+    else:  # a custom folder: its train split defines the classes, and the test split may use only those
+        shown = ", ".join(map(str, np.flatnonzero(train_classes)))
+        allowed, classes = train_classes, f"the train split's classes ({shown if len(shown) <= 60 else shown[:57] + '...'})"
+    _check_labels(paths["test_labels"], arrays["test_labels"], allowed, classes)
     x_train, x_test = _standardise(arrays["train_images"], arrays["test_images"])
     y_train = torch.from_numpy(arrays["train_labels"].astype(np.int64))
     y_test = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-    return Dataset(name, x_train, y_train, x_test, y_test, source=str(directory))
+    n_classes = N_CLASSES.get(name, int(np.flatnonzero(train_classes).max()) + 1)
+    return Dataset(name, x_train, y_train, x_test, y_test, source=str(directory), classes=n_classes)
 
 
 def _load_digits(notice: str | None = None) -> Dataset:
@@ -267,17 +299,20 @@ def _load_digits(notice: str | None = None) -> Dataset:
     test, train = order[:n_test], order[n_test:]
     x_train, x_test = _standardise(bunch.data[train], bunch.data[test])
     y = torch.from_numpy(bunch.target.astype(np.int64))
-    return Dataset("digits", x_train, y[train], x_test, y[test], source="sklearn.datasets.load_digits", notice=notice)
+    return Dataset("digits", x_train, y[train], x_test, y[test], source="sklearn.datasets.load_digits", notice=notice, classes=N_CLASSES["digits"])
 
 
 def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> Dataset:
-    """Load a data set by name: auto, fashion-mnist, mnist or digits.
+    """Load a data set by name: auto, fashion-mnist, mnist, digits, or idx (the IDX files in data_dir).
 
     `auto` is Fashion-MNIST where found, else digits with a notice saying how to get
     Fashion-MNIST. `download_missing` fetches MNIST or Fashion-MNIST when not found.
+    (Fashion-)MNIST must have 28x28 images and labels 0-9; an idx folder's classes are
+    the labels of its train split, and its test labels must be among them.
 
     Raises:
-        DataError: unknown name, missing directory or files, or a corrupt file.
+        DataError: unknown name, missing directory or files, a corrupt file, images of the
+            wrong size or a label outside the classes (naming the file, the value and its position).
 
     Examples:
         >>> ds = load("fashion-mnist")  # doctest: +SKIP
@@ -288,6 +323,8 @@ def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> D
         raise DataError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
     if name == "digits":
         return _load_digits()
+    if name == "idx" and data_dir is None:
+        raise DataError("dataset 'idx' reads a folder of your own IDX files: pass --data-dir DIR")
     wanted = "fashion-mnist" if name == "auto" else name
     creatable = download_missing and data_dir is not None and not Path(data_dir).expanduser().exists()
     directory = None if creatable else find_idx_dir(wanted, data_dir)

@@ -5,7 +5,7 @@ Examples:
     True
 """
 
-__all__ = ["LabError", "DataError", "SettingsError", "RunFolderError", "Interrupted"]
+__all__ = ["LabError", "DataError", "SettingsError", "RunFolderError", "Interrupted", "Diverged"]
 
 
 class LabError(Exception):
@@ -26,3 +26,15 @@ class RunFolderError(LabError):
 
 class Interrupted(LabError):
     """Training stopped on Ctrl-C after saving a checkpoint; resume continues exactly from it."""
+
+
+class Diverged(LabError):
+    """Training stopped at a non-finite loss or weights; the last finite checkpoint is kept for a --resume.
+
+    Attributes:
+        epoch, step: where it diverged, both counted from 1.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step

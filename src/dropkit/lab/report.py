@@ -1,7 +1,9 @@
 """What a run leaves behind: summary.json, metrics.jsonl, tables, curves.png, sweep.json and sweep.png.
 
 Every file is written atomically (a temp file in the same folder, then os.replace), so
-an interrupted run never leaves a half-written report.
+an interrupted run never leaves a half-written report. JSON has no NaN or infinity: a
+number that is not finite (a loss that overflowed) is written as null, so strict parsers
+and jq read every file.
 
 Examples:
     >>> summary = json.load(open("runs/demo/summary.json"))  # doctest: +SKIP
@@ -11,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 from .._atomic import save_figure, write_atomic
@@ -20,6 +23,7 @@ __all__ = [
     "write_text",
     "write_json",
     "write_metrics",
+    "finite_or_null",
     "save_figure",
     "select_on_validation",
     "summarize",
@@ -42,14 +46,34 @@ def write_text(path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def finite_or_null(obj):
+    """`obj` with every float that is not finite (NaN, +-inf) replaced by None, in nested dicts, lists and tuples.
+
+    Examples:
+        >>> finite_or_null({"loss": float("nan"), "acc": [0.5, float("inf")]})
+        {'loss': None, 'acc': [0.5, None]}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
+def _json(obj, **options) -> str:
+    return json.dumps(finite_or_null(obj), allow_nan=False, **options)
+
+
 def write_json(path, obj) -> None:
-    """Write JSON atomically, indented for people and stable for scripts."""
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    """Write JSON atomically, indented for people and stable for scripts; non-finite numbers become null."""
+    write_text(path, _json(obj, indent=2) + "\n")
 
 
 def write_metrics(path, histories: dict[str, list[dict]]) -> None:
-    """metrics.jsonl: one JSON line per epoch per run, runs in order."""
-    write_text(path, "".join(json.dumps(r) + "\n" for history in histories.values() for r in history))
+    """metrics.jsonl: one JSON line per epoch per run, runs in order; non-finite numbers become null."""
+    write_text(path, "".join(_json(r) + "\n" for history in histories.values() for r in history))
 
 
 def select_on_validation(history: list[dict]) -> dict | None:
@@ -79,7 +103,8 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
 
     Args:
         dataset: the data set's name. runs: name -> settings.Settings.
-        results: name -> the dict train.fit returns (its "history" and "elapsed").
+        results: name -> the dict train.fit returns (its "history" and "elapsed"); a run that diverged has
+            "diverged" ({"epoch", "step"}) instead, and its entry gives that and "epochs_run" only.
 
     Examples:
         >>> summarize("digits", {"dropout": s}, {"dropout": state})["runs"]["dropout"]["gap"]  # doctest: +SKIP
@@ -88,6 +113,10 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
     out = {"dataset": dataset, "epochs": max(s.epochs for s in runs.values()), "runs": {}}
     for name, s in runs.items():
         history = results[name]["history"]
+        if "diverged" in results[name]:  # stopped at a non-finite loss: no final figures to give
+            out["runs"][name] = {"dropout": list(s.dropout) if any(s.dropout) else None, "input_dropout": s.input_dropout,
+                                 "diverged": results[name]["diverged"], "epochs_run": len(history)}
+            continue
         last = history[-1]
         out["runs"][name] = {
             "dropout": list(s.dropout) if any(s.dropout) else None,
@@ -129,6 +158,10 @@ def summary_table(summary: dict):
         rates = " ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
         if r.get("input_dropout"):
             rates = f"{r['input_dropout']:g} | {rates}"
+        if "diverged" in r:
+            where = f"diverged at epoch {r['diverged']['epoch']}, step {r['diverged']['step']}"
+            table.add_row(name, rates, where, *["-"] * (len(table.columns) - 3))
+            continue
         table.add_row(
             name,
             rates,
@@ -148,7 +181,8 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
     validation error and test error at the best validation epoch; "selected" is the rate validation picks.
 
     Selection: the rate with the lowest mean validation error (ties: the lower rate); its test error is
-    the one to report. "selected" is None without a validation split.
+    the one to report. "selected" is None without a validation split. Seeds whose run diverged are
+    listed in "diverged_seeds" and left out of the statistics (None where every seed of a rate diverged).
 
     Examples:
         >>> sweep_summary(sweep_runs(base, [0, 0.5], [0, 1]), summary)["results"][0]["rate"]  # doctest: +SKIP
@@ -156,30 +190,37 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
     """
     knockout = _knockout_by_rate(runs, summary)
     by_rate: dict[float, list[tuple[int, dict]]] = {}
+    diverged: dict[float, list[int]] = {}
     for name, s in runs.items():
-        by_rate.setdefault(s.dropout[0], []).append((s.seed, summary["runs"][name]))
+        by_rate.setdefault(s.dropout[0], [])
+        if "diverged" in summary["runs"][name]:  # recorded, left out of the statistics
+            diverged.setdefault(s.dropout[0], []).append(s.seed)
+            continue
+        by_rate[s.dropout[0]].append((s.seed, summary["runs"][name]))
     results = []
     for rate in sorted(by_rate):
         per_seed = [r for _, r in sorted(by_rate[rate], key=lambda item: item[0])]
         errors = [1.0 - r["final_test_acc"] for r in per_seed]
         row = {
             "rate": rate,
-            "test_error_mean": statistics.fmean(errors),
-            "test_error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
-            "test_error_min": min(errors),
-            "test_error_max": max(errors),
+            "test_error_mean": statistics.fmean(errors) if errors else None,
+            "test_error_std": (statistics.stdev(errors) if len(errors) > 1 else 0.0) if errors else None,
+            "test_error_min": min(errors, default=None),
+            "test_error_max": max(errors, default=None),
             "test_errors": errors,
             "val_error_mean": None,
             "test_error_at_best_val_mean": None,
+            "diverged_seeds": sorted(diverged.get(rate, [])),
         }
-        if all(r.get("best_val_acc") is not None for r in per_seed):
+        if per_seed and all(r.get("best_val_acc") is not None for r in per_seed):
             row["val_error_mean"] = statistics.fmean(1.0 - r["best_val_acc"] for r in per_seed)
             row["test_error_at_best_val_mean"] = statistics.fmean(1.0 - r["test_acc_at_best_val"] for r in per_seed)
         row.update(knockout.get(rate, {}))
         results.append(row)
     selected = None
-    if results and all(r["val_error_mean"] is not None for r in results):
-        best = min(results, key=lambda r: (r["val_error_mean"], r["rate"]))
+    trained = [r for r in results if r["test_errors"]]  # a rate whose every seed diverged cannot be selected
+    if trained and all(r["val_error_mean"] is not None for r in trained):
+        best = min(trained, key=lambda r: (r["val_error_mean"], r["rate"]))
         selected = {k: best[k] for k in ("rate", "val_error_mean", "test_error_at_best_val_mean", "test_error_mean")}
     seeds = sorted({s.seed for s in runs.values()})
     return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results, "selected": selected}
@@ -206,14 +247,16 @@ def sweep_table(sweep: dict):
     from rich.table import Table
 
     table = Table(box=box.SIMPLE, title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
-    for column in ("rate", "mean", "std", "min", "max", "val", "test@val"):
+    any_diverged = any(r.get("diverged_seeds") for r in sweep["results"])
+    for column in ("rate", "mean", "std", "min", "max", "val", "test@val") + (("diverged",) if any_diverged else ()):
         table.add_column(column, justify="right")
     selected = (sweep.get("selected") or {}).get("rate")
     for r in sweep["results"]:
         table.add_row(
             f"{r['rate']:g}" + (" *" if r["rate"] == selected else ""),
-            *(_pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
+            *("-" if r.get(k) is None else _pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
             *("-" if r.get(k) is None else _pct(r[k]) for k in ("val_error_mean", "test_error_at_best_val_mean")),
+            *((", ".join(f"seed {seed}" for seed in r.get("diverged_seeds", [])) or "-",) if any_diverged else ()),
         )
     table.caption = (
         "errors over seeds. mean/std/min/max: last epoch's test error. val: mean validation error at the best "
@@ -264,22 +307,23 @@ def plot_sweep(sweep: dict, path) -> None:
     """
     from matplotlib.figure import Figure
 
-    robustness = all(f"{key}_mean" in r for r in sweep["results"] for key in KNOCKOUT_FIELDS)
+    trained = [r for r in sweep["results"] if r["test_error_mean"] is not None]  # not the rates where every seed diverged
+    robustness = all(f"{key}_mean" in r for r in trained for key in KNOCKOUT_FIELDS)
     fig = Figure(figsize=(11, 4) if robustness else (5.5, 4))
     ax, *second = fig.subplots(1, 2 if robustness else 1, squeeze=False)[0]
-    rates = [r["rate"] for r in sweep["results"]]
-    mean = [100 * r["test_error_mean"] for r in sweep["results"]]
+    rates = [r["rate"] for r in trained]
+    mean = [100 * r["test_error_mean"] for r in trained]
     ax.fill_between(
-        rates, [100 * r["test_error_min"] for r in sweep["results"]], [100 * r["test_error_max"] for r in sweep["results"]],
+        rates, [100 * r["test_error_min"] for r in trained], [100 * r["test_error_max"] for r in trained],
         alpha=0.2, label="min-max over seeds",
     )
-    ax.errorbar(rates, mean, yerr=[100 * r["test_error_std"] for r in sweep["results"]], marker="o", capsize=3, label="mean ± std")
+    ax.errorbar(rates, mean, yerr=[100 * r["test_error_std"] for r in trained], marker="o", capsize=3, label="mean ± std")
     ax.set(xlabel="dropout rate p (hidden layers)", ylabel="test error (%)", title=f"{sweep['dataset']}, {sweep['epochs']} epochs")
     if robustness:
         drops = second[0]
         for key, marker in zip(KNOCKOUT_FIELDS, "os"):
             drops.errorbar(
-                rates, [100 * r[f"{key}_mean"] for r in sweep["results"]], yerr=[100 * r[f"{key}_std"] for r in sweep["results"]],
+                rates, [100 * r[f"{key}_mean"] for r in trained], yerr=[100 * r[f"{key}_std"] for r in trained],
                 marker=marker, capsize=3, label=f"{key.rsplit('_', 1)[1]}% of hidden layer 1 removed",
             )
         drops.set(xlabel="dropout rate p (hidden layers)", ylabel="test accuracy drop (pp)", title="knock-out robustness (mean ± std over seeds)")

@@ -7,6 +7,7 @@ Run folder layout:
     curves.png           accuracy and loss per epoch
     sweep.json, sweep.png  `dropkit sweep`'s result
     checkpoints/<run>.pt model, optimizer, RNG and dropout-schedule state and history, rewritten atomically
+    .lock                the writer's lock, naming it (pid, command), while a process writes the folder
     uncertainty.json, reliability.png, uncertainty_hist.png, mc_samples.png  `dropkit uncertainty`'s report
     coadaptation.json, coadaptation.png, features.png, activations.png  `dropkit analyze`'s report
 
@@ -16,8 +17,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -37,7 +42,10 @@ __all__ = [
     "RUN_FILES",
     "checkpoint_path",
     "read_config",
+    "check",
     "prepare",
+    "LOCK",
+    "lock",
     "read_checkpoint",
     "restore",
     "load_schedules",
@@ -46,6 +54,7 @@ __all__ = [
 ]
 
 CONFIG = "config.json"
+LOCK = ".lock"  # held by the process writing the folder (lock)
 CHECKPOINT_FORMAT = 1  # checkpoint format version
 CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
 UNCERTAINTY_FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
@@ -73,8 +82,8 @@ def read_config(run_dir) -> dict:
     return json.loads((Path(run_dir) / CONFIG).read_text())
 
 
-def prepare(out: Path, resume: bool, overwrite: bool) -> None:
-    """Make `out` ready for a new run, or check that it holds one to resume; RunFolderError otherwise."""
+def check(out: Path, resume: bool, overwrite: bool) -> None:
+    """The refusals that need no lock and write nothing: both flags, a file in the way, nothing to resume."""
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other")
     if resume:
@@ -82,7 +91,15 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
             raise RunFolderError(f"nothing to resume in {out}: no config.json")
     elif out.exists() and not out.is_dir():
         raise RunFolderError(f"run folder {out} is a file")
-    elif out.is_dir() and any(out.iterdir()):
+
+
+def prepare(out: Path, resume: bool, overwrite: bool) -> None:
+    """Make `out` ready for a new run, or check that it holds one to resume; RunFolderError otherwise.
+
+    Call it holding the folder's lock: --overwrite then never removes files another process is writing.
+    """
+    check(out, resume, overwrite)
+    if not resume and out.is_dir() and any(entry.name != LOCK for entry in out.iterdir()):
         if not overwrite:
             raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
         # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
@@ -96,6 +113,73 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
             elif path.exists():
                 path.unlink()
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+
+_held: dict[Path, int] = {}  # lock files this process holds, with how many nested lock() calls hold each
+
+
+@contextlib.contextmanager
+def lock(run_dir) -> Iterator[Path]:
+    """Hold the run folder's exclusive writer lock while the block runs (the folder is created if missing).
+
+    The lock is an fcntl.flock on `run_dir/.lock`, which names its holder (pid and command).
+    The kernel releases it when the holder exits in any way, SIGKILL included, so a crashed
+    run never leaves a folder locked; on a normal exit the file is removed. Nested calls in
+    one process share one lock. With several processes per run (torchrun), rank 0 holds it.
+
+    Raises:
+        RunFolderError: another process holds it; the message names that process.
+
+    Examples:
+        >>> with lock("runs/demo"):  # doctest: +SKIP
+        ...     write_checkpoint(checkpoint_path("runs/demo", "dropout"), state)
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir.resolve() / LOCK
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield run_dir
+        finally:
+            _held[path] -= 1
+        return
+    fd = _acquire(path, run_dir)
+    _held[path] = 1
+    try:
+        yield run_dir
+    finally:
+        del _held[path]
+        path.unlink(missing_ok=True)  # while still locked: a process that opened this file retries on a new one
+        os.close(fd)
+
+
+def _acquire(path: Path, run_dir: Path) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderError(
+                f"run folder {run_dir} is being written by {holder}; wait for it to end or stop it, or use another --out"
+            ) from None
+        # The holder removes the file as it lets go: if that happened between our open and our flock,
+        # we locked a file nobody else will see. Lock the file that is there now instead.
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+    command = " ".join(command.split())  # one line
+    holder = f"process {os.getpid()} ({command if len(command) <= 200 else command[:197] + '...'})"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode(), 0)
+    return fd
 
 
 def _reason(e: BaseException) -> str:

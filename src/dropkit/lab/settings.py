@@ -16,7 +16,18 @@ import torch
 from . import data, models
 from .errors import SettingsError
 
-__all__ = ["Settings", "OPTIMIZERS", "SCHEDULES", "build_model", "parse_duration", "demo_runs", "sweep_runs"]
+__all__ = [
+    "Settings",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "RESUMABLE",
+    "SAFE_ON_RESUME",
+    "build_model",
+    "parse_duration",
+    "demo_runs",
+    "sweep_runs",
+    "resume_runs",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
@@ -31,7 +42,7 @@ class Settings:
         (0.5, 0.5)
     """
 
-    dataset: str = "auto"  # auto | fashion-mnist | mnist | digits; auto = Fashion-MNIST if found, else digits
+    dataset: str = "auto"  # auto | fashion-mnist | mnist | digits | idx; auto = Fashion-MNIST if found, else digits; idx = data_dir's IDX files
     data_dir: str | None = None  # searched before $DROPKIT_DATA, /usr/share/datasets, ~/.cache/dropkit
     download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
     hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
@@ -154,3 +165,57 @@ def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
     return {
         f"p{rate:g}_s{seed}": dataclasses.replace(base, dropout=(rate,), seed=seed) for rate in rates for seed in seeds
     }
+
+
+# What --resume does with an option given again (docs/lab.md, "Resuming"):
+# these may change, from the resumed step on; config.json records each change;
+RESUMABLE = ("epochs", "lr", "max_norm", "time_budget")
+# these change nothing a run computes, and are taken as given;
+SAFE_ON_RESUME = ("threads", "download")
+# every other field defines the model, the data, the batches or the optimizer, and --resume refuses to change it.
+
+
+def _shown(value) -> str:
+    """A setting as the command line spells it: lists space-separated, None as 'unset'."""
+    if isinstance(value, (tuple, list)):
+        return " ".join(map(str, value))
+    return "unset" if value is None else str(value)
+
+
+def resume_runs(saved: dict[str, Settings], asked: dict[str, Settings], given) -> dict[str, Settings]:
+    """The settings each saved run continues with on --resume: its own, with the given options it may change.
+
+    Args:
+        saved: the run folder's runs (config.json).
+        asked: the runs the command builds from its options, by name.
+        given: the options set explicitly (Settings field names, and any other option that shapes the
+            runs, such as sweep's "rates"); the others are the saved values whatever their defaults.
+
+    Raises:
+        SettingsError: a given option that is not RESUMABLE or SAFE_ON_RESUME differs from a run's value,
+            or shapes other runs than the folder's (a message naming the option, the run's and the given value).
+
+    Examples:
+        >>> old = {"dropout": Settings(epochs=2)}
+        >>> resume_runs(old, {"dropout": Settings(epochs=5)}, ["epochs"])["dropout"].epochs
+        5
+    """
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    fixed = [g for g in given if g not in RESUMABLE + SAFE_ON_RESUME]
+    if fixed and set(asked) != set(saved):
+        raise SettingsError(
+            f"--{fixed[0].replace('_', '-')} cannot change on --resume: the run folder has runs {', '.join(saved)}, "
+            f"the options given make {', '.join(asked)}; start a new run folder (another --out) for other runs"
+        )
+    base = next(iter(asked.values()))
+    out = {}
+    for name, s in saved.items():
+        new = asked.get(name, base)
+        for option in (g for g in fixed if g in fields):
+            if getattr(s, option) != getattr(new, option):
+                raise SettingsError(
+                    f"--{option.replace('_', '-')} cannot change on --resume: run {name!r} has {_shown(getattr(s, option))}, "
+                    f"given {_shown(getattr(new, option))}; start a new run folder (another --out) for a different run"
+                )
+        out[name] = dataclasses.replace(s, **{g: getattr(new, g) for g in given if g in RESUMABLE + SAFE_ON_RESUME})
+    return out

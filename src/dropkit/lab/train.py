@@ -25,7 +25,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import torch
@@ -33,11 +33,23 @@ import torch.nn.functional as F
 
 from .. import __version__
 from . import data, models, report
-from .errors import Interrupted
-from .runs import CHECKPOINT_FORMAT, checkpoint_path, load_schedules, prepare, read_checkpoint, read_config, restore, write_checkpoint
-from .settings import Settings, build_model
+from .errors import Diverged, Interrupted, RunFolderError, SettingsError
+from .runs import (
+    CHECKPOINT_FORMAT,
+    CONFIG,
+    check,
+    checkpoint_path,
+    load_schedules,
+    lock,
+    prepare,
+    read_checkpoint,
+    read_config,
+    restore,
+    write_checkpoint,
+)
+from .settings import Settings, build_model, resume_runs
 
-__all__ = ["Progress", "Interrupted", "fit", "evaluate", "run_experiment"]
+__all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "run_experiment"]
 
 
 class Progress:
@@ -198,12 +210,32 @@ def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int) -> float:
         loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(run.model))
     if run.concrete:
         loss = loss + sum(m.regularization() for m in run.concrete)
+    value = loss.item()
+    if not math.isfinite(value):  # leave the weights as the last finite step left them
+        return value
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     run.opt.step()
     if s.max_norm is not None:
         models.apply_max_norm(run.model, s.max_norm)
-    return loss.item()
+    return value
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _diverged(run: _Run, name: str, epoch: int, step: int, what: str) -> Diverged:
+    """The one line for a run that diverged at (epoch, step), both from 0, saying which checkpoint is kept."""
+    done = run.state["epoch"], run.state["step"]
+    kept = ("no checkpoint was written yet" if done == (0, 0) else
+            f"its checkpoint after epoch {done[0]} is kept" if done[1] == 0 else
+            f"its checkpoint at epoch {done[0] + 1}, step {done[1]} is kept")
+    return Diverged(
+        f"run {name!r} diverged at epoch {epoch + 1}, step {step + 1}: {what}; {kept}. "
+        f"Lower --lr (it is {run.s.learning_rate:g}) or bound the weights with --max-norm, and --resume",
+        epoch=epoch + 1, step=step + 1,
+    )
 
 
 def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seconds: float) -> dict:
@@ -224,7 +256,7 @@ def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seco
 
 def _stop_reason(s: Settings, state: dict) -> str | None:
     """Why the run stops after the epoch it just saved ("epochs" or "time budget"), or None to go on."""
-    if state["epoch"] == s.epochs:
+    if state["epoch"] >= s.epochs:
         return "epochs"
     if s.time_budget is not None and state["elapsed"] >= s.time_budget:
         return "time budget"
@@ -243,7 +275,10 @@ def fit(
     """Train one run to its end (or its time budget), resuming from `checkpoint` if it exists.
 
     The checkpoint is rewritten atomically after every epoch and on Ctrl-C (mid-epoch,
-    at a step boundary), then Interrupted is raised.
+    at a step boundary), then Interrupted is raised. A non-finite training loss (or
+    weights) raises Diverged at once and leaves the last finite checkpoint in place.
+    Resumed with other settings (settings.resume_runs: more or fewer epochs, another lr),
+    the run continues under them from where its checkpoint stopped.
 
     Returns:
         The final checkpoint dict: "model" (state dict), "history" (one record per epoch),
@@ -258,8 +293,11 @@ def fit(
     run = _new_run(s, ds)
     if checkpoint.exists():
         saved = _resume(run, checkpoint)
-        if saved["done"]:
-            return saved
+        if run.state["epoch"] > s.epochs:
+            raise SettingsError(f"--epochs {s.epochs} is fewer than the {run.state['epoch']} epochs run {name!r} has trained")
+        stopped = _stop_reason(s, run.state)
+        if stopped is not None:  # finished; or finished now, with fewer --epochs or a shorter --time-budget
+            return saved if saved["done"] and saved["stopped"] == stopped else _save(run, checkpoint, True, stopped)
     progress.run_started(name, s.epochs * run.steps, run.state["epoch"] * run.steps + run.state["step"])
     started = time.perf_counter() - run.state["elapsed"]
     run.model.train()
@@ -268,11 +306,16 @@ def fit(
             order = _batch_order(s, len(run.x), epoch)
             t0 = time.perf_counter()
             for step in range(run.state["step"], run.steps):
-                progress.step(name, _train_step(run, order, epoch, step))
+                loss = _train_step(run, order, epoch, step)
+                if not math.isfinite(loss):
+                    raise _diverged(run, name, epoch, step, f"the training loss is {loss}")
+                progress.step(name, loss)
                 if stop.requested:
                     run.state.update(epoch=epoch, step=step + 1, elapsed=time.perf_counter() - started)
                     _save(run, checkpoint)
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
+            if not _finite(run.model):  # the epoch's last update overflowed: never checkpoint it
+                raise _diverged(run, name, epoch, run.steps - 1, "its weights are no longer finite")
             record = _epoch_record(run, ds, name, epoch, time.perf_counter() - t0)
             run.state["history"].append(record)
             for schedule in run.schedules:
@@ -298,35 +341,71 @@ def run_experiment(
     command: str = "train",
     resume: bool = False,
     overwrite: bool = False,
+    given: Collection[str] | None = None,
+    keep_going: bool = False,
     progress: Progress | None = None,
 ) -> dict:
     """Train several runs on one data set into the run folder `out`; write its reports; return the summary.
 
-    With resume=True the settings come from out/config.json (those passed are ignored),
-    finished runs are kept and unfinished ones continue from their checkpoints.
+    The folder is locked for the whole call (runs.lock): a second writer is refused.
+    With resume=True the settings come from out/config.json, finished runs are kept and
+    unfinished ones continue from their checkpoints. The runs passed are ignored unless
+    `given` names the options they were built from: those are checked against the
+    folder's runs, and the RESUMABLE ones applied (settings.resume_runs).
+
+    Args:
+        given: on resume, the options set explicitly (Settings field names); None: ignore `runs`.
+        keep_going: a run that diverges is recorded in the summary as diverged and the others
+            still train (a sweep); otherwise Diverged stops the experiment.
 
     Raises:
-        RunFolderError: out is not empty (without resume or overwrite), has nothing to resume, or a
-            checkpoint to resume from cannot be read.
-        data.DataError, SettingsError: bad data or settings.
+        RunFolderError: out is not empty (without resume or overwrite), has nothing to resume, is
+            locked by another process, or a checkpoint to resume from cannot be read.
+        data.DataError, SettingsError: bad data or settings (or options a resume cannot change).
         Interrupted: Ctrl-C; every checkpoint is saved.
+        Diverged: a non-finite training loss (unless keep_going); the last finite checkpoint is kept.
 
     Examples:
         >>> summary = run_experiment(demo_runs(Settings(dataset="digits", epochs=3)), "runs/demo", command="demo")  # doctest: +SKIP
     """
     out = Path(out)
-    progress = progress or Progress()
-    prepare(out, resume, overwrite)
-    if resume:
-        config = read_config(out)
-        runs = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
+    check(out, resume, overwrite)  # refused before the folder is created
+    with lock(out):
+        prepare(out, resume, overwrite)
+        if resume:
+            config = read_config(out)
+            if config["command"] != command:
+                raise RunFolderError(f"{out} holds a dropkit {config['command']} run; resume it with dropkit {config['command']} --resume")
+            saved = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
+            runs = saved if given is None else resume_runs(saved, runs, given)
+            _record_changes(out, config, saved, runs)
+        else:
+            config = None
+        return _train_runs(runs, out, config, command, keep_going, progress or Progress())
+
+
+def _record_changes(out: Path, config: dict, saved: dict[str, Settings], runs: dict[str, Settings]) -> None:
+    """Write a resume's changed settings into config.json, each with its old and new value, under "resumed_with"."""
+    changes = {}
+    for name, s in runs.items():
+        old = saved[name].to_dict()
+        for field, value in s.to_dict().items():
+            if value != old[field]:
+                changes.setdefault(field, [old[field], value])
+    if changes:
+        config["runs"] = {name: s.to_dict() for name, s in runs.items()}
+        config.setdefault("resumed_with", []).append(changes)
+        report.write_json(out / CONFIG, config)
+
+
+def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: bool, progress: Progress) -> dict:
     first = next(iter(runs.values()))
     ds = data.load(first.dataset, first.data_dir, first.download)
     if ds.notice:
         progress.log(ds.notice)
     # Record the resolved data set, so load_model and a resume read the same data as this run did.
     runs = {name: dataclasses.replace(s, dataset=ds.name, download=False) for name, s in runs.items()}
-    if not resume:
+    if config is None:
         config = {
             "command": command,
             "dataset": ds.name,
@@ -337,7 +416,7 @@ def run_experiment(
             "threads": torch.get_num_threads(),
             "runs": {name: s.to_dict() for name, s in runs.items()},
         }
-        report.write_json(out / "config.json", config)
+        report.write_json(out / CONFIG, config)
     histories: dict[str, list[dict]] = {}
 
     def on_epoch(name, history):
@@ -346,13 +425,20 @@ def run_experiment(
 
     results = {}
     for name, s in runs.items():
-        state = fit(s, ds, checkpoint_path(out, name), name=name, progress=progress, on_epoch=on_epoch)
+        try:
+            state = fit(s, ds, checkpoint_path(out, name), name=name, progress=progress, on_epoch=on_epoch)
+        except Diverged as e:
+            if not keep_going:
+                raise
+            progress.log(f"warning: {e}")
+            histories.setdefault(name, [])
+            state = {"history": histories[name], "diverged": {"epoch": e.epoch, "step": e.step}}
         histories[name] = state["history"]
         results[name] = state
     report.write_metrics(out / "metrics.jsonl", histories)
     summary = report.summarize(ds.name, runs, results)
     for name, s in runs.items():
-        if s.dropout_type == "concrete" and any(s.dropout):
+        if s.dropout_type == "concrete" and any(s.dropout) and "diverged" not in results[name]:
             summary["runs"][name]["learned_dropout"] = _learned_rates(s, results[name]["history"][-1])
     report.write_json(out / "summary.json", summary)
     report.plot_curves(histories, out / "curves.png")
