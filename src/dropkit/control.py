@@ -188,8 +188,9 @@ def replace_dropout(model: nn.Module) -> tuple[nn.Module, Replaced]:
 
     def convert(module: nn.Module) -> nn.Module:
         if id(module) not in done:
-            done[id(module)] = converters[type(module)](module).train(module.training)
-            if id(module) not in routing.rate_holders:
+            new = converters[type(module)](module)  # None: a converter that cannot take these options
+            done[id(module)] = module if new is None else new.train(module.training)
+            if new is not None and id(module) not in routing.rate_holders:
                 report[type(module).__name__] += 1
         return done[id(module)]
 
