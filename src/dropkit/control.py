@@ -153,21 +153,17 @@ def _torch_converter(module: nn.Module) -> nn.Module:
     return _REPLACEMENTS[type(module)](module.p, module.inplace)
 
 
-def _unrouted_torch_attention(model: nn.Module) -> list[str]:
-    # nn.MultiheadAttention passes its rate to torch's fused attention: not reachable without rewriting it.
-    return [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention) and m.dropout > 0]
-
-
 def replace_dropout(model: nn.Module) -> tuple[nn.Module, Replaced]:
     """Replace every torch dropout module with dropkit's, and route attention dropout through dropkit.
 
     Replaced: torch's Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout, and where
     timm is imported its DropPath and DropBlock2d; p (drop_prob), inplace, scale_by_keep and
-    training mode are kept; a module shared by several parents stays shared. Routed: the
-    attention of transformers models (through AttentionInterface) and of timm's Attention,
-    where those libraries are imported. Modules whose dropout stays torch's (nn.MultiheadAttention
-    with dropout > 0, transformers models whose attention does not use AttentionInterface)
-    are named in one warning and in the report's `unrouted`.
+    training mode are kept; a module shared by several parents stays shared. Routed: torch's
+    nn.MultiheadAttention with dropout (so nn.Transformer*Layer too), and where those libraries
+    are imported, the attention of transformers models (through AttentionInterface) and timm's
+    Attention. Modules whose dropout stays torch's (nn.MultiheadAttention with bias_k or
+    add_zero_attn, transformers models whose attention does not use AttentionInterface, other
+    timm attention classes) are named in one warning and in the report's `unrouted`.
 
     Returns:
         (model, a Replaced report: a Counter of replaced modules by original class name, with
@@ -183,7 +179,7 @@ def replace_dropout(model: nn.Module) -> tuple[nn.Module, Replaced]:
     converters = dict.fromkeys(_REPLACEMENTS, _torch_converter) | routing.converters
     report = Replaced()
     report.routed = routing.routed
-    report.unrouted = routing.unrouted + _unrouted_torch_attention(model)
+    report.unrouted = routing.unrouted
     done: dict[int, nn.Module] = {}
 
     def convert(module: nn.Module) -> nn.Module:

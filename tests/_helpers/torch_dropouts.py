@@ -1,7 +1,8 @@
 """Count the dropout that torch itself executes: what ran, not what was replaced.
 
 A TorchFunctionMode sees every call of torch's functional dropouts and of
-scaled_dot_product_attention; an SDPA call counts when its dropout_p > 0.
+scaled_dot_product_attention; an SDPA call counts when its dropout_p > 0, and
+multi_head_attention_forward (whose inner calls the mode does not see) when it drops.
 dropkit's own dropout runs in its custom ops and never reaches these functions.
 """
 
@@ -28,6 +29,10 @@ class TorchDropouts(TorchFunctionMode):
             p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
             training = args[2] if len(args) > 2 else kwargs.get("training", True)
             if func is torch.bernoulli or (training and p > 0):
+                self.calls.append(func.__name__)
+        elif func is F.multi_head_attention_forward:
+            p = args[10] if len(args) > 10 else kwargs["dropout_p"]
+            if p > 0 and (args[13] if len(args) > 13 else kwargs.get("training", True)):
                 self.calls.append(func.__name__)
         elif func is F.scaled_dot_product_attention:
             p = args[4] if len(args) > 4 else kwargs.get("dropout_p", 0.0)

@@ -20,8 +20,8 @@ import torch
 
 __all__ = ["Routing", "route"]
 
-# Library module -> dropkit glue module, imported only when the library already is.
-_GLUE = {"transformers": "transformers", "timm": "timm"}
+# Library module -> dropkit glue module, imported only when the library already is (torch always is).
+_GLUE = {"torch": "multihead", "transformers": "transformers", "timm": "timm"}
 
 
 @dataclasses.dataclass
