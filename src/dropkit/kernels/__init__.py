@@ -24,11 +24,13 @@ import torch
 
 from .. import _validate
 
-__all__ = ["ACTIVATION_CODES", "BACKENDS", "backend_name", "for_tensor", "fused_for_tensor", "use_backend"]
+__all__ = ["ACTIVATION_CODES", "BACKENDS", "attention_for_tensor", "backend_name", "for_tensor", "fused_for_tensor", "use_backend"]
 
 BACKENDS = ("auto", "cpu", "triton", "torch")
 _MODULES = {"cpu": "cpu", "triton": "triton", "torch": "fallback"}
 _FUSED_MODULES = {"cpu": "cpu_fused", "triton": "triton", "torch": "fallback"}
+# The blocked kernels run on any device (their masking step picks numba or plain torch).
+_ATTENTION_MODULES = {"cpu": "attention_cpu", "triton": "attention_triton", "torch": "attention_cpu"}
 # The fused kernels' activation argument, as the numba and Triton kernels take it.
 ACTIVATION_CODES = {None: 0, "relu": 1, "gelu": 2}
 _forced: list[str] = []
@@ -70,6 +72,14 @@ def for_tensor(x: torch.Tensor) -> ModuleType:
 def fused_for_tensor(x: torch.Tensor) -> ModuleType:
     """The kernel module with bias_dropout_add_fwd and bias_dropout_add_bwd for tensor x."""
     return _load(_FUSED_MODULES[backend_name(x)])
+
+
+def attention_for_tensor(q: torch.Tensor, mask: torch.Tensor | None, mask_grad: bool) -> ModuleType:
+    """The module with attention_fwd and attention_bwd for this call (Triton where it takes the dtype and mask)."""
+    module = _load(_ATTENTION_MODULES[backend_name(q)])
+    if module.__name__.endswith("attention_triton") and not module.supports(q, mask, mask_grad):
+        return _load("attention_cpu")
+    return module
 
 
 @contextlib.contextmanager
