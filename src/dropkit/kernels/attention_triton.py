@@ -91,7 +91,7 @@ def _attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, Lq, Lk,
     m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
     base = bh.to(tl.int64)
-    q = _up(tl.load(q_ptr + base * Lq * E + m[:, None] * E + e[None, :], mask=(m < Lq)[:, None] & (e < E)[None, :], other=0.0), UPCAST)
+    q = _tile(q_ptr, base, m, Lq, e, E, UPCAST)
     row_max = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     row_sum = tl.zeros((BLOCK_M,), tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_EV), tl.float32)
@@ -106,18 +106,44 @@ def _attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, Lq, Lk,
         row_sum = row_sum * alpha + tl.sum(pr, 1)
         if DROP:
             pr = tl.where(_keep(seed, offset, bh, m, n, Lq, Lk, t), pr * keep_scale, 0.0)
-        v = _up(tl.load(v_ptr + base * Lk * Ev + n[:, None] * Ev + ev[None, :], mask=(n < Lk)[:, None] & (ev < Ev)[None, :], other=0.0), UPCAST)
+        v = _tile(v_ptr, base, n, Lk, ev, Ev, UPCAST)
         acc = acc * alpha[:, None] + tl.dot(pr.to(v.dtype), v, input_precision="ieee")
         row_max = new_max
     out = tl.where((row_sum > 0)[:, None], acc / row_sum[:, None], 0.0)
     lse = tl.where(row_sum > 0, row_max + tl.log(row_sum), float("-inf"))
-    tl.store(o_ptr + base * Lq * Ev + m[:, None] * Ev + ev[None, :], out.to(o_ptr.dtype.element_ty), mask=(m < Lq)[:, None] & (ev < Ev)[None, :])
+    _store(o_ptr, out, base, m, Lq, ev, Ev)
     tl.store(lse_ptr + base * Lq + m, lse, mask=m < Lq)
 
 
 @triton.jit
-def _probs(s, lse):
-    return tl.exp(s - tl.where(lse == float("-inf"), 0.0, lse)[:, None])
+def _tile(ptr, base, idx, L, cols, D, UPCAST: tl.constexpr):
+    """Rows idx, columns cols of the (batch-head base) slice of a contiguous (BH, L, D) tensor; zeros outside."""
+    inside = (idx < L)[:, None] & (cols < D)[None, :]
+    return _up(tl.load(ptr + base * L * D + idx[:, None] * D + cols[None, :], mask=inside, other=0.0), UPCAST)
+
+
+@triton.jit
+def _store(ptr, value, base, idx, L, cols, D):
+    inside = (idx < L)[:, None] & (cols < D)[None, :]
+    tl.store(ptr + base * L * D + idx[:, None] * D + cols[None, :], value.to(ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm, smn,
+               seed, offset, t, keep_scale, scale, CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr,
+               MASK_BOOL: tl.constexpr, DROP: tl.constexpr, BLOCK_E: tl.constexpr):
+    """(dropped probabilities, dS) of one tile, everything regenerated: FlashAttention-2's backward step."""
+    lse = tl.load(lse_ptr + base * Lq + m, mask=m < Lq, other=float("-inf"))
+    delta = tl.load(delta_ptr + base * Lq + m, mask=m < Lq, other=0.0)
+    s = _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E)
+    pr = tl.exp(s - tl.where(lse == float("-inf"), 0.0, lse)[:, None])
+    dp = tl.dot(g, tl.trans(v), input_precision="ieee")
+    pd = pr
+    if DROP:
+        keep = _keep(seed, offset, bh, m, n, Lq, Lk, t)
+        pd = tl.where(keep, pr * keep_scale, 0.0)
+        dp = tl.where(keep, dp * keep_scale, 0.0)
+    return pd, pr * (dp - delta[:, None])
 
 
 @triton.jit
@@ -125,38 +151,25 @@ def _attention_bwd_kv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dk_
                              Lq, Lk, E, Ev, H1, smb, smh, smm, smn, seed, offset, t, keep_scale, scale,
                              CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, DROP: tl.constexpr,
                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr,
-                          UPCAST: tl.constexpr):
+                             UPCAST: tl.constexpr):
     bh = tl.program_id(1)
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
     base = bh.to(tl.int64)
     k_ptrs = k_ptr + base * Lk * E + n[:, None] * E + e[None, :]
-    v = _up(tl.load(v_ptr + base * Lk * Ev + n[:, None] * Ev + ev[None, :], mask=(n < Lk)[:, None] & (ev < Ev)[None, :], other=0.0), UPCAST)
-    k = _up(tl.load(k_ptrs, mask=(n < Lk)[:, None] & (e < E)[None, :], other=0.0), UPCAST)
+    v = _tile(v_ptr, base, n, Lk, ev, Ev, UPCAST)
     dk = tl.zeros((BLOCK_N, BLOCK_E), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_EV), tl.float32)
     for start in range(0, Lq, BLOCK_M):
         m = start + tl.arange(0, BLOCK_M)
-        rows = (m < Lq)[:, None]
-        q = _up(tl.load(q_ptr + base * Lq * E + m[:, None] * E + e[None, :], mask=rows & (e < E)[None, :], other=0.0), UPCAST)
-        g = _up(tl.load(g_ptr + base * Lq * Ev + m[:, None] * Ev + ev[None, :], mask=rows & (ev < Ev)[None, :], other=0.0), UPCAST)
-        lse = tl.load(lse_ptr + base * Lq + m, mask=m < Lq, other=float("-inf"))
-        delta = tl.load(delta_ptr + base * Lq + m, mask=m < Lq, other=0.0)
-        s = _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E)
-        pr = _probs(s, lse)
-        dp = tl.dot(g, tl.trans(v), input_precision="ieee")
-        if DROP:
-            keep = _keep(seed, offset, bh, m, n, Lq, Lk, t)
-            pd = tl.where(keep, pr * keep_scale, 0.0)
-            dp = tl.where(keep, dp * keep_scale, 0.0)
-        else:
-            pd = pr
+        q = _tile(q_ptr, base, m, Lq, e, E, UPCAST)
+        g = _tile(g_ptr, base, m, Lq, ev, Ev, UPCAST)
+        pd, ds = _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm,
+                            smn, seed, offset, t, keep_scale, scale, CAUSAL, HAS_MASK, MASK_BOOL, DROP, BLOCK_E)
         dv += tl.dot(tl.trans(pd).to(g.dtype), g, input_precision="ieee")
-        ds = pr * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision="ieee")
-    inside = (n < Lk)[:, None]
-    tl.store(dk_ptr + base * Lk * E + n[:, None] * E + e[None, :], (dk * scale).to(dk_ptr.dtype.element_ty), mask=inside & (e < E)[None, :])
-    tl.store(dv_ptr + base * Lk * Ev + n[:, None] * Ev + ev[None, :], dv.to(dv_ptr.dtype.element_ty), mask=inside & (ev < Ev)[None, :])
+    _store(dk_ptr, dk * scale, base, n, Lk, e, E)
+    _store(dv_ptr, dv, base, n, Lk, ev, Ev)
 
 
 @triton.jit
@@ -164,30 +177,23 @@ def _attention_bwd_q_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dq_p
                             Lq, Lk, E, Ev, H1, smb, smh, smm, smn, seed, offset, t, keep_scale, scale,
                             CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, DROP: tl.constexpr,
                             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr,
-                          UPCAST: tl.constexpr):
+                            UPCAST: tl.constexpr):
     bh = tl.program_id(1)
     m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
     base = bh.to(tl.int64)
-    rows = (m < Lq)[:, None]
-    q = _up(tl.load(q_ptr + base * Lq * E + m[:, None] * E + e[None, :], mask=rows & (e < E)[None, :], other=0.0), UPCAST)
-    g = _up(tl.load(g_ptr + base * Lq * Ev + m[:, None] * Ev + ev[None, :], mask=rows & (ev < Ev)[None, :], other=0.0), UPCAST)
-    lse = tl.load(lse_ptr + base * Lq + m, mask=m < Lq, other=float("-inf"))
-    delta = tl.load(delta_ptr + base * Lq + m, mask=m < Lq, other=0.0)
+    q = _tile(q_ptr, base, m, Lq, e, E, UPCAST)
+    g = _tile(g_ptr, base, m, Lq, ev, Ev, UPCAST)
     dq = tl.zeros((BLOCK_M, BLOCK_E), tl.float32)
     for start in range(0, Lk, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         k_ptrs = k_ptr + base * Lk * E + n[:, None] * E + e[None, :]
-        s = _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E)
-        pr = _probs(s, lse)
-        v = _up(tl.load(v_ptr + base * Lk * Ev + n[:, None] * Ev + ev[None, :], mask=(n < Lk)[:, None] & (ev < Ev)[None, :], other=0.0), UPCAST)
-        dp = tl.dot(g, tl.trans(v), input_precision="ieee")
-        if DROP:
-            dp = tl.where(_keep(seed, offset, bh, m, n, Lq, Lk, t), dp * keep_scale, 0.0)
-        ds = pr * (dp - delta[:, None])
-        k = _up(tl.load(k_ptrs, mask=(n < Lk)[:, None] & (e < E)[None, :], other=0.0), UPCAST)
+        v = _tile(v_ptr, base, n, Lk, ev, Ev, UPCAST)
+        _, ds = _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm,
+                           smn, seed, offset, t, keep_scale, scale, CAUSAL, HAS_MASK, MASK_BOOL, DROP, BLOCK_E)
+        k = _tile(k_ptr, base, n, Lk, e, E, UPCAST)
         dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
-    tl.store(dq_ptr + base * Lq * E + m[:, None] * E + e[None, :], (dq * scale).to(dq_ptr.dtype.element_ty), mask=rows & (e < E)[None, :])
+    _store(dq_ptr, dq * scale, base, m, Lq, e, E)
 
 
 def _flat(t: Tensor) -> Tensor:
