@@ -8,7 +8,7 @@ peak memory of one step at seq 2048, batch 1, <= 0.5x stock.
 Times: stock "sdpa", stock "eager" and dropkit models built from the same weights,
 timed in interleaved rounds; each figure is the median of --repeats steps. Saved
 bytes: saved_tensors_hooks around one attention call. Peak memory: each variant in a
-fresh subprocess, peak RSS of its first step over the RSS before it (CPU torch allocates with malloc).
+fresh subprocess, peak RSS (sampled) of its first step over the RSS before it (CPU torch allocates with malloc).
 Prints a markdown table and writes JSON.
 
 Usage: python benchmarks/bench_attention.py [--quick] [--repeats 5] [--out benchmarks/results/attention.json]
@@ -16,11 +16,13 @@ Usage: python benchmarks/bench_attention.py [--quick] [--repeats 5] [--out bench
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,37 +81,63 @@ def time_steps(batch: int, seq: int, repeats: int) -> dict:
 
 
 def saved_bytes_per_probability(seq: int = 256) -> dict:
-    """Bytes saved for backward by one attention call with dropout 0.1, per element of the (B, H, L, L) probabilities."""
-    q, k, v = (torch.randn(2, 4, seq, 64, requires_grad=True) for _ in range(3))
+    """Bytes saved for backward by one attention call with dropout 0.1, per element of the (B, H, L, L) probabilities.
+
+    "lxl": only tensors with at least B*H*L*L elements (what grows with L_q x L_k); "all": every saved
+    tensor except q, k and v themselves (dropkit's output and row log-sum-exp grow with L only).
+    """
+    b, h, e = 2, 4, 64
+    q, k, v = (torch.randn(b, h, seq, e, requires_grad=True) for _ in range(3))
     calls = {
         "torch_sdpa": lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=0.1),
         "dropkit": lambda: dropkit.functional.scaled_dot_product_attention(q, k, v, dropout_p=0.1),
     }
+    probs = b * h * seq * seq
     out = {}
     for name, call in calls.items():
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
             call()
         inputs = {t.data_ptr() for t in (q, k, v)}
-        own = [t for t in saved if t.data_ptr() not in inputs]  # q, k, v are the caller's tensors either way
-        out[name] = sum(t.numel() * t.element_size() for t in own) / (2 * 4 * seq * seq)
+        own = [t for t in saved if t.data_ptr() not in inputs]
+        size = lambda ts: sum(t.numel() * t.element_size() for t in ts) / probs
+        out[name] = {"lxl": size([t for t in own if t.numel() >= probs]), "all": size(own)}
     return out
 
 
 def peak_rss_child(variant: str, seq: int) -> None:
-    """One first step (AdamW state included, alike for both): its peak RSS over the RSS before it."""
+    """One first step (AdamW state included, alike for both): peak RSS sampled every 0.2 ms, over the RSS before it.
+
+    Run with a fixed glibc mmap threshold (see peak_memory), so freed tensors leave RSS and it tracks live memory.
+    """
     step = stepper(bert(variant, seq), 1, seq)
-    with open("/proc/self/statm") as f:
-        before = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    page = resource.getpagesize() / 2**20
+
+    def rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    before, peak, done = rss(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rise_mib": peak - before}))
+    done.set()
+    sampler.join()
+    print(json.dumps({"rise_mib": max(peak[0], rss()) - before}))
 
 
 def peak_memory(seq: int) -> dict:
     out = {}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")  # fixed: glibc then returns every large block on free
     for v in ("stock_sdpa", "dropkit"):
-        res = subprocess.run([sys.executable, __file__, "--peak-child", v, "--seq", str(seq)], capture_output=True, text=True, check=True)
+        cmd = [sys.executable, __file__, "--peak-child", v, "--seq", str(seq)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         out[v] = json.loads(res.stdout.strip().splitlines()[-1])["rise_mib"]
     out["ratio"] = out["dropkit"] / out["stock_sdpa"]
     return out
@@ -141,7 +169,7 @@ def main() -> None:
         target = "<= 0.85x" if s["seq"] == 512 else "<= 1.0x"
         print(f"| BERT 4x256 AdamW step, batch 8, seq {s['seq']} (ms) | {ms['stock_sdpa']:.0f} | {ms['stock_eager']:.0f} | {ms['dropkit']:.0f} | {s['ratio_vs_sdpa']:.2f}x | {target} |")
     b = result["saved_bytes_per_probability"]
-    print(f"| bytes saved per attention probability | {b['torch_sdpa']:.2f} | - | {b['dropkit']:.3f} | - | 0 |")
+    print(f"| bytes saved per attention probability, L x L tensors (all but q, k, v) | {b['torch_sdpa']['lxl']:.2f} ({b['torch_sdpa']['all']:.2f}) | - | {b['dropkit']['lxl']:.2f} ({b['dropkit']['all']:.2f}) | - | 0 |")
     m = result["peak_memory_mib"]
     print(f"| peak RSS rise of one step, batch 1, seq {512 if args.quick else 2048} (MiB) | {m['stock_sdpa']:.0f} | - | {m['dropkit']:.0f} | {m['ratio']:.2f}x | <= 0.5x |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
