@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import torch
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .. import rng
 
@@ -26,6 +28,7 @@ _B62 = np.uint64(2**62 - 1)
 # _SPREAD[b] holds bit k of b in its byte k (little-endian, as .view(np.uint8) reads it).
 _SPREAD = np.array([sum(((b >> k) & 1) << (8 * k) for k in range(8)) for b in range(256)], dtype=np.uint64)
 _JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+_NO_BITS = np.empty(0, dtype=np.uint8)
 
 
 @nb.njit(**_JIT)
@@ -186,8 +189,39 @@ def _launch(chunks, parallel, n: int, *args) -> None:
         parallel(*args, threads)
 
 
+@intrinsic
+def _address(typingctx, addr):
+    """The int64 address of a tensor's data as a void pointer (for nb.carray)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(types.int64), codegen
+
+
+@nb.njit(**_JIT)
+def _dropout_direct(x_addr, y_addr, n, f64, seed, offset, t, scale):
+    """Serial spec dropout between raw buffers of n float32 or float64 (seed, offset as int64 bits).
+
+    Small tensors come here: the buffers are torch's own, reached by address,
+    which skips the numpy views, numba's array typing and the thread count,
+    about 4 us of a 6 us call on a (1, 16) tensor.
+    """
+    c1 = (n + CHUNK - 1) // CHUNK
+    s, off, tt = np.uint64(seed), np.uint64(offset), np.uint64(t)
+    no_bits = np.empty(0, dtype=np.uint8)
+    if f64:
+        x = nb.carray(_address(x_addr), n, np.float64)
+        y = nb.carray(_address(y_addr), n, np.float64)
+        _dropout_chunks(x, y, no_bits, s, off, tt, np.float64(scale), 0, c1)
+    else:
+        x = nb.carray(_address(x_addr), n, np.float32)
+        y = nb.carray(_address(y_addr), n, np.float32)
+        _dropout_chunks(x, y, no_bits, s, off, tt, np.float32(scale), 0, c1)
+
+
 _HALF = (torch.float16, torch.bfloat16)
-_NO_BITS = np.empty(0, dtype=np.uint8)
+_DIRECT = {torch.float32: False, torch.float64: True}
 _DROPOUT = (_dropout_chunks, _dropout_parallel)
 _UNPACK = (_unpack_chunks, _unpack_parallel)
 
@@ -220,6 +254,12 @@ def _apply(kernels, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.T
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
     """Spec dropout of contiguous x, into `out` (may be x itself) or a new tensor."""
+    n = x.numel()
+    f64 = _DIRECT.get(x.dtype)
+    if n < PARALLEL_MIN and f64 is not None:
+        y = torch.empty_like(x) if out is None else out
+        _dropout_direct(x.data_ptr(), y.data_ptr(), n, f64, rng.to_int64(seed), rng.to_int64(offset), rng.threshold(p), rng.scale(p))
+        return y
     return _apply(_DROPOUT, x, out, _NO_BITS, np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), rng.scale(p))
 
 
