@@ -13,7 +13,7 @@ import dropkit.functional as DF
 from dropkit import uncertainty
 from dropkit.uncertainty import MCResult, is_dropout, mc_dropout, mc_predict
 
-from conftest import four_sigma
+from _helpers.stats import four_sigma
 
 TORCH_DROPOUTS = [
     (nn.Dropout, (4, 32)),

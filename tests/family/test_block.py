@@ -8,7 +8,7 @@ import dropkit
 import dropkit.functional as DF
 from dropkit import rng
 from dropkit.ops.block import block_gamma
-from familytools import saved_numels
+from _helpers.family import saved_numels
 
 
 def numpy_block_keep(shape, p, block_size, seed, offset=0):

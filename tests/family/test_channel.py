@@ -7,7 +7,7 @@ import torch.nn.functional as TF
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 CASES = [  # function, batched shape, unbatched shape, torch module
     (DF.dropout1d, (3, 5, 7), (5, 7), dropkit.Dropout1d),

@@ -5,7 +5,7 @@ import torch
 
 import dropkit
 import dropkit.functional as DF
-from familytools import assert_rate, reference_keep
+from _helpers.family import assert_rate, reference_keep
 
 
 def test_rows_follow_the_spec_mask_and_every_occurrence_agrees():
