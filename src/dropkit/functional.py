@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import _mode, _validate, ops
+from .family.activation import activation_dropout as activation_dropout
 from .family.alpha import alpha_dropout as alpha_dropout
 from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
 from .family.block import drop_block2d as drop_block2d
@@ -36,6 +37,7 @@ from .fused import bias_dropout_add as bias_dropout_add
 __all__ = [
     "dropout",
     "bias_dropout_add",
+    "activation_dropout",
     "keep_mask",
     "BACKWARD_MODES",
     "alpha_dropout",

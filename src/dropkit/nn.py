@@ -37,6 +37,9 @@ __all__ = [
     "DROPOUT_KINDS",
     "make_dropout",
     "BiasDropoutAdd",
+    "ActivationDropout",
+    "ReLUDropout",
+    "GELUDropout",
 ]
 
 
@@ -637,3 +640,55 @@ class BiasDropoutAdd(DropoutBase):
 
     def extra_repr(self) -> str:
         return f"{self.features}, p={self.p}, activation={self.activation!r}, bias={self.bias is not None}"
+
+
+class ActivationDropout(DropoutBase):
+    """dropout(activation(x)) in one pass: the fused form of an activation followed by Dropout.
+
+    Same outputs and masks as the pair activation -> dropkit.nn.Dropout(p) drawing
+    from the same generator (gelu to about one float32 ulp, the mask identical);
+    eval() gives the activation alone. dropkit.control.fuse_activation_dropout
+    turns such pairs of a built model into these. Subclasses name the activation.
+
+    Args:
+        p: probability of an element being zeroed. Default: 0.5
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: any shape. Output: same shape and memory format.
+    """
+
+    activation: str
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _validate.p(p)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.activation_dropout(input, self.p, self.training, activation=self.activation, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ReLUDropout(ActivationDropout):
+    """dropout(relu(x)) in one pass; backward reads the mask off the output's sign (no random numbers).
+
+    Example:
+        >>> ReLUDropout(0.5)(torch.randn(4, 8)).shape
+        torch.Size([4, 8])
+    """
+
+    activation = "relu"
+
+
+class GELUDropout(ActivationDropout):
+    """dropout(gelu(x)) in one pass (exact erf gelu); backward recomputes the mask.
+
+    Example:
+        >>> GELUDropout(0.1)(torch.randn(4, 8)).shape
+        torch.Size([4, 8])
+    """
+
+    activation = "gelu"

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ..control import fuse_activation_dropout
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..schedule import DropoutSchedule
 from . import LabError
@@ -217,7 +218,9 @@ def build_mlp(
     if kind == "concrete" and rates[-1] > 0:
         out = ConcreteDropout(out, rates[-1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
     layers.append(out)
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    fuse_activation_dropout(model)  # ReLU + Dropout in one pass: the same outputs, masks and state dict
+    return model
 
 
 def concrete_modules(model: nn.Module) -> list[ConcreteDropout]:
