@@ -14,7 +14,7 @@ from torch import Tensor
 
 from . import _validate
 from . import functional as F
-from .fused import ACTIVATIONS as _FUSED_ACTIVATIONS
+from .fused import FUSED_ACTIVATIONS
 
 __all__ = [
     "Dropout",
@@ -93,7 +93,7 @@ class Dropout(torch.nn.Dropout, DropoutBase):
         return f"p={self.p}, inplace={self.inplace}{extra}"
 
 
-# --- the dropout family (issue 4) ---
+# --- the dropout family ---
 
 
 def is_dropout(module: torch.nn.Module) -> bool:
@@ -422,7 +422,7 @@ class DropBlock2d(DropoutBase):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.drop_block2d(
-            input, self.p, self.block_size, self.training, self.batchwise, generator=self.generator
+            input, self.p, self.block_size, self.training, batchwise=self.batchwise, generator=self.generator
         )
 
     def extra_repr(self) -> str:
@@ -467,7 +467,7 @@ class EmbeddingDropout(DropoutBase):
 
     Args:
         embedding: the nn.Embedding to wrap (its options are honoured).
-        p: probability of a row being dropped.
+        p: probability of a row being dropped. Default: 0.1, as embedding_dropout
         generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
@@ -479,7 +479,7 @@ class EmbeddingDropout(DropoutBase):
         torch.Size([1, 3, 8])
     """
 
-    def __init__(self, embedding: torch.nn.Embedding, p: float, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, embedding: torch.nn.Embedding, p: float = 0.1, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.embedding = _validate.module_type(embedding, torch.nn.Embedding, "embedding")
         self.p = _validate.p(p)
@@ -640,7 +640,7 @@ class BiasDropoutAdd(DropoutBase):
         super().__init__()
         self.features = _validate.positive_int(features, "features")
         self.p = _validate.p(p)
-        self.activation = _validate.choice(activation, _FUSED_ACTIVATIONS, "activation")
+        self.activation = _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
         self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype)) if bias else None
         self.generator = generator
 

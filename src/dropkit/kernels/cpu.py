@@ -18,7 +18,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .. import rng
-from . import ACTIVATION_CODES
+from ._contract import ACTIVATION_CODES
 
 __all__ = ["dropout_fwd", "dropout_fwd_packed", "dropout_bwd_packed", "relu_dropout_bwd", "random_bits"]
 

@@ -28,7 +28,8 @@ import triton
 import triton.language as tl
 
 from .. import rng
-from . import ACTIVATION_CODES, fallback
+from ._contract import ACTIVATION_CODES
+from .torch import relu_dropout_bwd
 
 __all__ = [
     "dropout_fwd",
@@ -312,11 +313,6 @@ def dropout_bwd_packed(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torc
             grad, bits, y, grad.numel(), _scale_bits(p, grad.dtype),
             BLOCK=BLOCK, F64=grad.dtype == torch.float64, **_LAUNCH)
     return y
-
-
-def relu_dropout_bwd(grad: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
-    """Gradient of dropout(relu(x)) from its output y: one select, which torch's own kernels do (no random numbers)."""
-    return fallback.relu_dropout_bwd(grad, y, p)
 
 
 def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
