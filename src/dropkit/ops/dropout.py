@@ -80,7 +80,7 @@ def _from_bits_formula(again):
     """The autograd of dropkit::dropout_bitpacked and dropkit::dropout_from_bits: dx = again(grad, bits, p)."""
 
     def setup(ctx, inputs, output):
-        bits = output[1] if isinstance(output, tuple) else inputs[1]
+        bits = output[1] if len(inputs) == 4 else inputs[1]  # dropout_bitpacked(x, seed, offset, p) or from_bits(grad, bits, p)
         ctx.save_for_backward(bits)  # n/8 bytes
         ctx.p = inputs[-1]
 
@@ -166,7 +166,7 @@ def _(grad, bits, p):
 
 
 register_formula(dropout, _dropout_formula)
-register_formula(dropout_bitpacked, _from_bits_formula)
+register_formula(dropout_bitpacked, _from_bits_formula, dropout_from_bits)
 register_formula(dropout_from_bits, _from_bits_formula)
 _Dropout = eager_function("_Dropout", dropout_impl, _dropout_formula)
 _FromBits = eager_function("_FromBits", dropout_from_bits_impl, _from_bits_formula)
