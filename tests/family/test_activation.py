@@ -10,7 +10,7 @@ import dropkit
 import dropkit.functional as DF
 from _helpers import reference
 from _helpers.family import reference_keep, saved_numels
-from _helpers.models import seed_network
+from _helpers.models import output_and_grads, seed_network
 from _helpers.reference import TRITON_DEVICE, needs_triton
 from dropkit.kernels import cpu
 
@@ -151,23 +151,14 @@ def test_rewrite_fuses_only_exact_pairs_and_keeps_names():
     assert dropkit.nn.is_dropout(net[2])
 
 
-def _step(model, x, seed):
-    torch.manual_seed(seed)
-    out = model(x)
-    out.square().sum().backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    return out, grads
-
-
 def test_rewritten_seed_network_trains_like_the_original():
     torch.manual_seed(0)
     net = seed_network()
     fused = copy.deepcopy(net)
     assert dropkit.fuse_activation_dropout(fused) == ["2", "5"]
     x = torch.randn(16, 784)
-    out, grads = _step(net, x, seed=3)
-    out_f, grads_f = _step(fused, x, seed=3)
+    out, grads = output_and_grads(net, x, seed=3)
+    out_f, grads_f = output_and_grads(fused, x, seed=3)
     # Same ops on the same shapes in the same order, relu + dropout fused bit-exactly: equal.
     assert torch.equal(out_f, out)
     for a, b in zip(grads_f, grads):
@@ -181,8 +172,8 @@ def test_compiled_fused_network_equals_eager():
     net = _mixed_net()[:7]
     dropkit.fuse_activation_dropout(net)
     x = torch.randn(8, 6)
-    eager, eager_grads = _step(net, x, seed=5)
-    out, grads = _step(torch.compile(net, fullgraph=True), x, seed=5)
+    eager, eager_grads = output_and_grads(net, x, seed=5)
+    out, grads = output_and_grads(torch.compile(net, fullgraph=True), x, seed=5)
     assert torch.equal(out, eager)
     # Inductor may fuse the loss's backward into other kernels: the weight gradients agree to rounding.
     for g, e in zip(grads, eager_grads):
