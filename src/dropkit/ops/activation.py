@@ -7,7 +7,7 @@ y = dropout(relu(x)) is > 0 exactly where the element was kept and x > 0, so
 dx = grad * scale where y > 0 (y is what torch's relu keeps for backward
 anyway). Backward for gelu recomputes the mask and keeps x, as gelu does.
 
-Example:
+Examples:
     >>> torch.ops.dropkit.activation_dropout(torch.tensor([1.0, -1.0, 1.0, 1.0]), torch.tensor(7), 0, 0.5, "relu")
     tensor([2., 0., 0., 0.])
 """
@@ -85,18 +85,14 @@ _ActivationDropout = eager_function(
 )
 
 
-def apply_activation_dropout(
-    x: Tensor, p: float, seed: int | None, offset: int, generator: torch.Generator | None, activation: str
-) -> Tensor:
-    """Run the op on validated arguments (0 < p), drawing the seed if none is given.
+def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, activation: str) -> Tensor:
+    """Run the op on validated arguments (0 < p) and a resolved seed (dropkit.family._common.resolve_seed).
 
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions and formula through an autograd.Function.
     """
     if torch.compiler.is_compiling():
-        return activation_dropout(x, seed_tensor(seed, generator), rng.to_int64(offset), p, activation)
-    if seed is None:
-        seed = rng.draw_seed(generator)
+        return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.is_grad_enabled() and x.requires_grad:
         return _ActivationDropout.apply(x, seed, offset, p, activation)
     return forward_impl(x, seed, offset, p, activation)
