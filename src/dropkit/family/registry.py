@@ -45,11 +45,20 @@ def kinds() -> dict[str, type[DropoutBase]]:
 
 
 def make_dropout(kind: str, p: float) -> torch.nn.Module:
-    """A dropout module of `kind` (one of dropkit.nn.DROPOUT_KINDS) at rate p; for "gaussian_noise", p is the stddev.
+    """A dropout module of `kind` (one of dropkit.nn.DROPOUT_KINDS) at drop rate p.
+
+    A kind whose number is no rate (gaussian_noise: a standard deviation) is refused rather
+    than given p as its number; build it directly, e.g. dropkit.nn.GaussianNoise(stddev).
 
     Examples:
         >>> make_dropout("drop_path", 0.1)
         DropPath(p=0.1, scale_by_keep=True)
     """
     registered = kinds()
-    return registered[_validate.choice(kind, tuple(registered), "kind")](p)
+    cls = registered[_validate.choice(kind, tuple(registered), "kind")]
+    if not cls.has_rate:
+        raise ValueError(
+            f"kind {kind!r} has no drop rate: make_dropout({kind!r}, p={p!r}) would read p as its standard "
+            f"deviation; build dropkit.nn.{cls.__name__}(stddev) directly"
+        )
+    return cls(p)
