@@ -18,14 +18,20 @@ def is_dropout(module: torch.nn.Module) -> bool:
     """True for every dropout-family module: dropkit's (all variants) and torch's (Dropout*, AlphaDropout ...).
 
     The wrappers (EmbeddingDropout, ConcreteDropout, DropConnectLinear) count too;
-    switching their mode with .train() also switches the layer they hold.
+    switching their mode with .train() also switches the layer they hold. So do timm's
+    DropPath and DropBlock2d (recognised by name: timm is never imported).
 
     Examples:
         >>> from dropkit.nn import DropPath
         >>> is_dropout(torch.nn.Dropout2d()), is_dropout(DropPath(0.1)), is_dropout(torch.nn.ReLU())
         (True, True, False)
     """
-    return isinstance(module, (DropoutBase, torch.nn.modules.dropout._DropoutNd))
+    return isinstance(module, (DropoutBase, torch.nn.modules.dropout._DropoutNd)) or _is_timm_dropout(module)
+
+
+def _is_timm_dropout(module: torch.nn.Module) -> bool:
+    cls = type(module)
+    return cls.__module__.startswith("timm.layers") and cls.__name__ in ("DropPath", "DropBlock2d")
 
 
 def variants() -> list[type[DropoutBase]]:
