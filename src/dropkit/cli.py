@@ -81,7 +81,7 @@ _NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
 def join_list_options(argv: list[str]) -> list[str]:
     """Join the space-separated values of list options into one comma-separated value.
 
-    Example:
+    Examples:
         >>> join_list_options(["train", "--hidden", "1024", "1024", "--epochs", "3"])
         ['train', '--hidden', '1024,1024', '--epochs', '3']
     """

@@ -3,7 +3,7 @@
 Every file is written atomically (a temp file in the same folder, then os.replace), so
 an interrupted run never leaves a half-written report.
 
-Example:
+Examples:
     >>> summary = json.load(open("runs/demo/summary.json"))  # doctest: +SKIP
     >>> rich.print(summary_table(summary))  # doctest: +SKIP
 """
@@ -41,7 +41,7 @@ KNOCKOUT_FIELDS = ("knockout_drop_50", "knockout_drop_75")
 def write_atomic(path, write: Callable[[Path], object]) -> None:
     """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
 
-    Example:
+    Examples:
         >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
     """
     path = Path(path)
@@ -73,7 +73,7 @@ def select_on_validation(history: list[dict]) -> dict | None:
 
     Returns None for a history without validation records (val_split 0): nothing can be selected honestly.
 
-    Example:
+    Examples:
         >>> h = [{"epoch": 1, "val_acc": 0.8, "val_loss": 0.5, "test_acc": 0.79},
         ...      {"epoch": 2, "val_acc": 0.7, "val_loss": 0.6, "test_acc": 0.81}]
         >>> select_on_validation(h)
@@ -97,7 +97,7 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
         dataset: the data set's name. runs: name -> train.Settings.
         results: name -> the dict train.fit returns (its "history" and "elapsed").
 
-    Example:
+    Examples:
         >>> summarize("digits", {"dropout": s}, {"dropout": state})["runs"]["dropout"]["gap"]  # doctest: +SKIP
         0.012
     """
@@ -128,7 +128,7 @@ def _pct(x: float) -> str:
 def summary_table(summary: dict):
     """A rich Table of a summary: one row per run; dropout reads "input | hidden rates".
 
-    Example:
+    Examples:
         >>> rich.print(summary_table(summary))  # doctest: +SKIP
     """
     from rich import box
@@ -166,7 +166,7 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
     Selection: the rate with the lowest mean validation error (ties: the lower rate); its test error is
     the one to report. "selected" is None without a validation split.
 
-    Example:
+    Examples:
         >>> sweep_summary(sweep_runs(base, [0, 0.5], [0, 1]), summary)["results"][0]["rate"]  # doctest: +SKIP
         0.0
     """
@@ -245,7 +245,7 @@ def save_figure(fig, path, **options) -> None:
 
     The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
 
-    Example:
+    Examples:
         >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
     """
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
@@ -259,7 +259,7 @@ def _save_figure(fig, path) -> None:
 def plot_curves(histories: dict[str, list[dict]], path) -> None:
     """curves.png: train (dashed) and test (solid) accuracy and loss per epoch, one colour per run, gap shaded.
 
-    Example:
+    Examples:
         >>> plot_curves({"dropout": history}, "curves.png")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
@@ -320,7 +320,7 @@ def plot_sweep(sweep: dict, path) -> None:
 class RichProgress:
     """Implements train.Progress: draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
 
-    Example:
+    Examples:
         >>> with RichProgress() as progress:  # doctest: +SKIP
         ...     train.run_experiment(runs, "runs/x", progress=progress)
     """

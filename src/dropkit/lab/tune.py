@@ -22,7 +22,7 @@ Output folder layout:
     trials/<n>/          trial n's run folder
     final-<n>/           the retrain of the best trial n on train+validation
 
-Example:
+Examples:
     >>> result = run(train.Settings(dataset="digits", epochs=3, val_split=0.1), "runs/tune", trials=4)  # doctest: +SKIP
     >>> result["final"]["test_acc"]  # doctest: +SKIP
 """
@@ -55,7 +55,7 @@ _CHECKED = ("data_dir", "download", "threads")  # settings that may differ betwe
 class Search:
     """What the search varies besides the hidden and input rates.
 
-    Example:
+    Examples:
         >>> Search(shared_rate=True, lr=True)
         Search(shared_rate=True, lr=True, max_norm=False)
     """
@@ -68,7 +68,7 @@ class Search:
 def suggest(trial, base: train.Settings, search: Search) -> train.Settings:
     """The trial's settings: `base` with the values the trial's sampler proposes.
 
-    Example:
+    Examples:
         >>> s = suggest(optuna.trial.FixedTrial({"dropout": 0.4, "input_dropout": 0.1}), train.Settings(), Search(shared_rate=True))  # doctest: +SKIP
         >>> s.dropout, s.input_dropout  # doctest: +SKIP
         ((0.4, 0.4), 0.1)
@@ -290,7 +290,7 @@ def run(
         SettingsError: bad settings, or a study of that name made with other settings.
         train.Interrupted: Ctrl-C; the study and the trial's checkpoint are saved, the same call continues.
 
-    Example:
+    Examples:
         >>> run(train.Settings(dataset="digits", epochs=3, val_split=0.1), "runs/tune", trials=4)["best"]["params"]  # doctest: +SKIP
     """
     try:
@@ -382,7 +382,7 @@ def _final(study, base: train.Settings, search: Search, out: Path, retrain: bool
 def table(result: dict, top: int = 10):
     """A rich Table of the best `top` complete trials and the final figure.
 
-    Example:
+    Examples:
         >>> rich.print(table(json.load(open("runs/tune/tune.json"))))  # doctest: +SKIP
     """
     from rich import box
