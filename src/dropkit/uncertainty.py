@@ -24,7 +24,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from . import _mode, _validate
+from . import _mode, _validate, acquisition
+from .acquisition import _entropy
 from .nn import is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS"]
@@ -93,11 +94,6 @@ def mc_dropout(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             m.training = training
 
 
-def _entropy(probs: Tensor, dim: int) -> Tensor:
-    # entr(0) = 0, so classes with zero probability add nothing instead of NaN.
-    return torch.special.entr(probs).sum(dim)
-
-
 @dataclasses.dataclass(eq=False)
 class MCResult:
     """T stochastic predictions and their summaries (entropies in nats).
@@ -147,8 +143,22 @@ class MCResult:
     @functools.cached_property
     def mutual_information(self) -> Tensor:
         """(B, ...) BALD: predictive minus expected entropy, the part due to the weights (epistemic)."""
-        # Mathematically >= 0 (Jensen); rounding can leave -1e-8.
-        return (self.predictive_entropy - self.expected_entropy).clamp_min(0)
+        return acquisition.bald(self.probs)
+
+    @property
+    def bald(self) -> Tensor:
+        """(B, ...) the BALD acquisition score (Houlsby et al. 2011): the mutual information."""
+        return self.mutual_information
+
+    @functools.cached_property
+    def variation_ratio(self) -> Tensor:
+        """(B, ...) 1 - (passes voting for the modal class) / T: 0 when every pass agrees."""
+        return acquisition.variation_ratio(self.probs)
+
+    def batch_bald(self, k: int, **options) -> acquisition.BatchBALD:
+        """Greedy BatchBALD over the B points (dropkit.acquisition.batch_bald; needs consistent=True samples)."""
+        self._require("classification", "batch_bald")
+        return acquisition.batch_bald(self.probs, k, **options)
 
     @functools.cached_property
     def variance(self) -> Tensor:
