@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dropkit import cli
 from dropkit.lab import report
-from lab.idx_files import STEMS, make_idx_dir, write_idx
+from _helpers.idx_files import STEMS, make_idx_dir, write_idx
 
 runner = CliRunner()
 TINY = ["--dataset", "digits", "--hidden", "32", "--epochs", "1", "--batch-size", "100", "--quiet"]

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import dropkit.functional as DF
-from conftest import FLOAT_DTYPES, four_sigma
-from kernels_reference import dropout as reference
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.stats import four_sigma
+from _helpers.reference import dropout as reference
 
 
 @pytest.mark.parametrize("seed,offset", [(0, 0), (7, 3), (2**64 - 1, 2**33 + 1), (2**63, 2**40 + 2)])

@@ -41,20 +41,56 @@ def test_perfectly_calibrated_toy_has_ece_zero():
 
 
 def test_ece_known_value_and_bin_edges():
-    # 0.6 lies exactly on the edge 9/15: bins are (lo, hi], so it belongs to bin 8 (8/15, 9/15].
+    # 0.6 lies exactly on the edge 9/15: bins are [lo, hi), as torchmetrics', so it belongs to bin 9.
     probs = torch.tensor([[0.9, 0.1], [0.6, 0.4]], dtype=torch.float64)
     labels = torch.tensor([0, 1])
     assert M.ece(probs, labels) == pytest.approx(0.5 * 0.1 + 0.5 * 0.6)
     r = M.reliability(probs, labels)
-    assert r.counts[8] == 1 and r.counts[13] == 1
+    assert r.counts[9] == 1 and r.counts[13] == 1
     assert M.ece(probs, labels, bins=1) == pytest.approx(abs(0.5 - 0.75))
+
+
+def _torchmetrics_ece(probs, labels, bins):
+    from _helpers import torchvision_shim
+
+    torchvision_shim.install()  # torchmetrics imports torchvision where it is installed
+    tm = pytest.importorskip("torchmetrics.functional.classification", reason="torchmetrics is a dev dependency")
+    return float(tm.multiclass_calibration_error(probs, labels, num_classes=probs.shape[1], n_bins=bins, norm="l1"))
+
+
+@pytest.mark.parametrize(
+    "confidences, labels, ours_before",
+    [
+        ([0.6, 0.6, 0.62], [0, 1, 1], 0.193),  # two on the edge 9/15, one inside its bin
+        ([1.0, 0.9, 0.95, 0.99], [0, 1, 0, 0], 0.470),  # a confidence of exactly 1 gets its own bin
+        ([0.2 + k / 15 for k in range(12)], [0] * 6 + [1] * 6, None),  # every one on an edge
+    ],
+)
+def test_ece_equals_torchmetrics_at_bin_edges(confidences, labels, ours_before):
+    conf = torch.tensor(confidences)
+    probs = torch.stack([conf, 1 - conf], 1)
+    labels = torch.tensor(labels)
+    expected = _torchmetrics_ece(probs, labels, M.ECE_BINS)
+    assert M.ece(probs, labels) == pytest.approx(expected, abs=1e-6)
+    assert M.ece(probs.double(), labels) == pytest.approx(expected, abs=1e-6)
+    if ours_before is not None:  # what the (lo, hi] bins gave: the case is a real edge case
+        assert abs(expected - ours_before) > 0.05
+
+
+@pytest.mark.parametrize("bins", [1, 10, 15])
+def test_ece_equals_torchmetrics_on_random_predictions(bins):
+    torch.manual_seed(bins)
+    probs = torch.softmax(torch.randn(2000, 10) * 3, dim=1)
+    labels = torch.randint(0, 10, (2000,))
+    assert M.ece(probs, labels, bins) == pytest.approx(_torchmetrics_ece(probs, labels, bins), abs=1e-6)
 
 
 def test_reliability_empty_bins_and_json():
     r = M.reliability(torch.tensor([[0.95, 0.05]]), torch.tensor([0]))
-    assert torch.isnan(r.accuracy[0]) and r.accuracy[-1] == 1.0
+    assert torch.isnan(r.accuracy[0]) and r.accuracy[M.ECE_BINS - 1] == 1.0
+    assert torch.isnan(r.accuracy[-1])  # the bin of confidences of exactly 1 is empty
     d = json.loads(json.dumps(r.to_dict()))
-    assert d["accuracy"][0] is None and d["counts"][-1] == 1
+    assert d["accuracy"][0] is None and d["counts"][M.ECE_BINS - 1] == 1 and len(d["counts"]) == M.ECE_BINS + 1
 
 
 def test_dense_predictions_flatten_like_rows():

@@ -2,28 +2,55 @@
 
 `mc_active()` is True inside dropkit.mc_dropout(...): functional dropout then
 drops even when called with training=False (Monte-Carlo dropout).
+
+Example:
+    >>> with mc_enabled():
+    ...     mc_active()
+    True
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
+
+import torch
 
 __all__ = ["mc_active", "mc_enabled"]
 
+# Eager code reads the ContextVar, so one thread's MC block never leaks into another.
 _MC = contextvars.ContextVar("dropkit_mc", default=False)
+# Dynamo cannot trace ContextVar.get, so compiled code reads this mirror instead: a plain
+# module global, which Dynamo guards on. Entering or leaving MC mode then recompiles once
+# per mode (True/False), never per call. It is process-wide: under torch.compile, MC mode in
+# one thread is seen by compiled code in every thread.
+_mc_compiled = False
+_depth = 0
+_lock = threading.Lock()
 
 
 def mc_active() -> bool:
     """True inside an mc_enabled() block."""
+    if torch.compiler.is_compiling():
+        return _mc_compiled
     return _MC.get()
+
+
+def _count(step: int) -> None:
+    global _depth, _mc_compiled
+    with _lock:
+        _depth += step
+        _mc_compiled = _depth > 0
 
 
 @contextlib.contextmanager
 def mc_enabled():
     """Make functional dropout stochastic regardless of its `training` argument."""
     token = _MC.set(True)
+    _count(1)
     try:
         yield
     finally:
+        _count(-1)
         _MC.reset(token)

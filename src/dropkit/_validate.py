@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "rank", "min_rank", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
     "module_type", "parameter_name", "schedule_spec", "bias_for", "same_as", "eager_generator"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -93,22 +93,34 @@ def positive_int(value, name: str) -> int:
 # --- the dropout family (issue 4) ---
 
 
-def _shape(t: torch.Tensor) -> str:
+def shape_str(t: torch.Tensor) -> str:
     return "(" + ", ".join(map(str, t.shape)) + ")"
+
+
+class RankError(ValueError, RuntimeError):
+    """An input of a rank the function does not take.
+
+    A ValueError, as dropkit's argument errors are, and a RuntimeError, as torch's rank
+    errors are, so `except RuntimeError` code written for torch keeps working.
+    """
 
 
 def rank(input: torch.Tensor, layouts: dict[int, str], fn: str, name: str = "input") -> int:
     """An input whose rank is one of `layouts` (rank -> layout such as "(N, C, H, W)"); returns the rank."""
     if input.dim() not in layouts:
+        ranks = " or ".join(f"{r}D" for r in layouts)
         expected = " or ".join(f"{r}-D {layout}" for r, layout in layouts.items())
-        raise ValueError(f"{fn} expects {expected} {name}, got shape {_shape(input)} ({input.dim()}-D)")
+        raise RankError(
+            f"{fn}: Expected {ranks} {name}, but received a {input.dim()}D {name} of shape {shape_str(input)} "
+            f"({fn} takes {expected})"
+        )
     return input.dim()
 
 
 def min_rank(input: torch.Tensor, r: int, layout: str, fn: str) -> torch.Tensor:
     """An input of rank at least r, laid out as `layout`."""
     if input.dim() < r:
-        raise ValueError(f"{fn} expects input of at least {r} dimensions {layout}, got shape {_shape(input)} ({input.dim()}-D)")
+        raise ValueError(f"{fn} expects input of at least {r} dimensions {layout}, got shape {shape_str(input)} ({input.dim()}-D)")
     return input
 
 

@@ -78,14 +78,16 @@ def brier(probs, labels) -> float:
 class Reliability:
     """Reliability-diagram data: per confidence bin, how many predictions, their accuracy and mean confidence.
 
-    Bin i holds confidences in (edges[i], edges[i+1]] (bin 0 also takes 0).
-    Empty bins have accuracy and confidence NaN.
+    Bin i < bins holds confidences in [edges[i], edges[i+1]); the last bin, i = bins, holds
+    confidences of exactly 1. These are torchmetrics' bins (and baal's): binned in float32
+    against float32 edges, as torchmetrics does, so ECE equals its multiclass_calibration_error
+    (norm="l1"). Empty bins have accuracy and confidence NaN.
 
     Attributes:
         edges: (bins + 1,) bin edges from 0 to 1.
-        counts: (bins,) predictions per bin.
-        accuracy: (bins,) fraction correct per bin.
-        confidence: (bins,) mean top-class probability per bin.
+        counts: (bins + 1,) predictions per bin.
+        accuracy: (bins + 1,) fraction correct per bin.
+        confidence: (bins + 1,) mean top-class probability per bin.
     """
 
     edges: Tensor
@@ -120,13 +122,15 @@ def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
     p, y = _flat(probs, labels)
     conf, pred = p.max(1)
     correct = (pred == y).double()
-    # ceil puts a confidence that sits exactly on an edge into the bin below it: bins are (lo, hi].
-    idx = (conf * bins).ceil().long().sub(1).clamp(0, bins - 1)
-    counts = torch.bincount(idx, minlength=bins)
-    sums = torch.zeros(bins, dtype=torch.float64, device=p.device)
+    # torchmetrics' binning, to the bit: float32 confidences against float32 edges, a confidence on
+    # an edge goes to the bin above it ([lo, hi)), and 1.0 gets a bin of its own. Sums stay float64.
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float32, device=p.device)
+    idx = torch.bucketize(conf.float(), edges, right=True) - 1
+    counts = torch.bincount(idx, minlength=bins + 1)
+    sums = torch.zeros(bins + 1, dtype=torch.float64, device=p.device)
     acc = sums.index_add(0, idx, correct) / counts
     mean_conf = sums.index_add(0, idx, conf) / counts
-    return Reliability(torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=p.device), counts, acc, mean_conf)
+    return Reliability(edges.double(), counts, acc, mean_conf)
 
 
 def ece(probs, labels, bins: int = ECE_BINS) -> float:

@@ -122,7 +122,8 @@ class Dropout1d(torch.nn.Dropout1d, DropoutBase):
         generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
-        Input: (N, C, L) or (C, L); any other rank raises ValueError. Output: same shape.
+        Input: (N, C, L) or (C, L); any other rank raises dropkit's RankError, a ValueError
+        and a RuntimeError (torch raises RuntimeError). Output: same shape.
 
     Example:
         >>> Dropout1d(p=0.2)(torch.randn(4, 3, 10)).shape
@@ -137,29 +138,37 @@ class Dropout1d(torch.nn.Dropout1d, DropoutBase):
 
 
 class Dropout2d(torch.nn.Dropout2d, DropoutBase):
-    """Zero whole channels of (N, C, H, W) or (C, H, W) input; a drop-in for torch.nn.Dropout2d.
+    """Zero whole channels of (N, C, H, W) input; a drop-in for torch.nn.Dropout2d.
 
-    Unlike torch, 3-D input is always (C, H, W) (torch treats it as (N, C, L) with a warning).
-    Tompson et al. 2015, "Efficient Object Localization Using Convolutional Networks".
+    Ranks as torch: a 3-D input is (N, C, L), with torch's warning, unless unbatched=True
+    says it is one (C, H, W) image; other ranks warn as torch's do and drop channels of
+    dim 1. Tompson et al. 2015, "Efficient Object Localization Using Convolutional Networks".
 
     Args:
         p: probability of a channel being zeroed. Default: 0.5
         inplace: overwrite the input. Default: False
+        unbatched: 3-D input is one (C, H, W) image, not (N, C, L). Default: False
         generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
-        Input: (N, C, H, W) or (C, H, W); any other rank raises ValueError. Output: same shape.
+        Input: (N, C, H, W), or (C, H, W) with unbatched=True. Output: same shape.
 
     Example:
         >>> Dropout2d(p=0.2)(torch.randn(4, 3, 8, 8)).shape
         torch.Size([4, 3, 8, 8])
     """
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, *, unbatched: bool = False, generator: torch.Generator | None = None
+    ) -> None:
         _init_rate(self, p, inplace, generator)
+        self.unbatched = unbatched
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
+        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator, unbatched=self.unbatched)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", unbatched=True" if self.unbatched else "")
 
 
 class Dropout3d(torch.nn.Dropout3d, DropoutBase):
@@ -171,7 +180,8 @@ class Dropout3d(torch.nn.Dropout3d, DropoutBase):
         generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
-        Input: (N, C, D, H, W) or (C, D, H, W); any other rank raises ValueError. Output: same shape.
+        Input: (N, C, D, H, W) or (C, D, H, W); other ranks warn as torch's do and are read as
+        unbatched, channels along dim 0. Output: same shape.
 
     Example:
         >>> Dropout3d(p=0.2)(torch.randn(2, 3, 4, 4, 4)).shape

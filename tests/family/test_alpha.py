@@ -8,7 +8,7 @@ import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
 from dropkit.ops.alpha import alpha_coefficients
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8])

@@ -8,7 +8,7 @@ import dropkit
 import dropkit.functional as DF
 from dropkit import rng
 from dropkit.ops.block import block_gamma
-from familytools import saved_numels
+from _helpers.family import saved_numels
 
 
 def numpy_block_keep(shape, p, block_size, seed, offset=0):
@@ -85,7 +85,7 @@ def test_half_types(dtype):
     "call, exc, message",
     [
         (lambda: DF.drop_block2d(torch.ones(2, 3), 0.1), ValueError,
-         r"drop_block2d expects 3-D \(C, H, W\) or 4-D \(N, C, H, W\) input, got shape \(2, 3\) \(2-D\)"),
+         r"drop_block2d: Expected 3D or 4D input, but received a 2D input of shape \(2, 3\) \(drop_block2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)"),
         (lambda: dropkit.DropBlock2d(0.1, 0), ValueError, r"block_size must be >= 1, got 0"),
         (lambda: dropkit.DropBlock2d(0.1, 2.5), TypeError, r"block_size must be an int >= 1, got 2.5 of type float"),
         (lambda: dropkit.DropBlock2d(1.1, 3), ValueError, r"p must be between 0 and 1, got 1.1"),

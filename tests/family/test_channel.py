@@ -1,4 +1,6 @@
-"""Dropout1d/2d/3d: one spec draw per (sample, channel), torch's shape rules, no silent 3-D reinterpretation."""
+"""Dropout1d/2d/3d: one spec draw per (sample, channel), torch's rank rules and warnings."""
+
+import warnings
 
 import pytest
 import torch
@@ -7,7 +9,12 @@ import torch.nn.functional as TF
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
+
+def unbatched_kw(fn, shape) -> dict:
+    """dropout2d reads 3-D input as (N, C, L), as torch does; unbatched=True makes it one (C, H, W) image."""
+    return {"unbatched": True} if fn is DF.dropout2d and len(shape) == 3 else {}
+
 
 CASES = [  # function, batched shape, unbatched shape, torch module
     (DF.dropout1d, (3, 5, 7), (5, 7), dropkit.Dropout1d),
@@ -20,7 +27,7 @@ CASES = [  # function, batched shape, unbatched shape, torch module
 @pytest.mark.parametrize("seed, offset", [(0, 0), (2**64 - 1, 3), (12345, 2**33 + 1)])
 def test_mask_is_the_spec_mask_of_the_channel_grid(fn, batched, unbatched, _, seed, offset):
     for shape in (batched, unbatched):
-        y = fn(torch.ones(shape), 0.4, seed=seed, offset=offset)
+        y = fn(torch.ones(shape), 0.4, seed=seed, offset=offset, **unbatched_kw(fn, shape))
         channels = shape[: len(shape) - (len(batched) - 2)]
         keep = reference_keep(channels, 0.4, seed, offset)
         expected = torch.where(keep, 1 / 0.6, 0.0).to(torch.float32).view(*channels, *[1] * (len(batched) - 2))
@@ -57,28 +64,62 @@ def test_same_output_distribution_as_torch(p):
 @pytest.mark.parametrize(
     "fn, shape, message",
     [
-        (DF.dropout1d, (4,), r"dropout1d expects 2-D \(C, L\) or 3-D \(N, C, L\) input, got shape \(4\) \(1-D\)"),
-        (DF.dropout2d, (2, 3), r"dropout2d expects 3-D \(C, H, W\) or 4-D \(N, C, H, W\) input, got shape \(2, 3\) \(2-D\)"),
-        (DF.dropout2d, (1, 2, 3, 4, 5), r"dropout2d expects 3-D \(C, H, W\) or 4-D \(N, C, H, W\) input, got shape \(1, 2, 3, 4, 5\) \(5-D\)"),
-        (DF.dropout3d, (2, 3, 4), r"dropout3d expects 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\) input, got shape \(2, 3, 4\) \(3-D\)"),
+        (DF.dropout1d, (4,), r"dropout1d: Expected 2D or 3D input, but received a 1D input of shape \(4\) \(dropout1d takes 2-D \(C, L\) or 3-D \(N, C, L\)\)"),
+        (DF.dropout1d, (1, 2, 2, 2), r"dropout1d: Expected 2D or 3D input, but received a 4D input of shape \(1, 2, 2, 2\)"),
+        (DF.dropout2d, (3,), r"dropout2d: Expected 3D or 4D input, but received a 1D input of shape \(3\) \(dropout2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)"),
+        (DF.dropout3d, (), r"dropout3d: Expected 4D or 5D input, but received a 0D input of shape \(\) \(dropout3d takes 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\)\)"),
     ],
 )
 def test_wrong_rank_names_expected_and_received_shapes(fn, shape, message):
-    with pytest.raises(ValueError, match=message):
-        fn(torch.ones(shape), 0.5, seed=0)
-    with pytest.raises(ValueError, match=message):
-        fn(torch.ones(shape), 0.5, training=False)
+    # Catchable as torch's rank errors are (RuntimeError) and as dropkit's argument errors (ValueError).
+    for error in (ValueError, RuntimeError):
+        with pytest.raises(error, match=message):
+            fn(torch.ones(shape), 0.5, seed=0)
+        with pytest.raises(error, match=message):
+            fn(torch.ones(shape), 0.5, training=False)
+
+
+def test_unbatched_keyword_takes_only_3d_input():
+    with pytest.raises(ValueError, match=r"dropout2d\(unbatched=True\): Expected 3D input, but received a 4D input"):
+        DF.dropout2d(torch.ones(1, 2, 3, 4), 0.5, seed=0, unbatched=True)
+
+
+@pytest.mark.parametrize(
+    "fn, tfn, shape, warning, channels",
+    [
+        (DF.dropout2d, TF.dropout2d, (6, 5), "Received a 2-D input to dropout2d", (6, 5)),
+        (DF.dropout2d, TF.dropout2d, (2, 3, 2, 2, 2), "Received a 5-D input to dropout2d", (2, 3)),
+        (DF.dropout2d, TF.dropout2d, (4, 6, 5), "assuming that channel-wise 1D dropout behavior is desired", (4, 6)),
+        (DF.dropout3d, TF.dropout3d, (6, 2, 2), "Received a 3-D input to dropout3d", (6,)),
+        (DF.dropout3d, TF.dropout3d, (5, 2, 2, 2, 2, 2), "Received a 6-D input to dropout3d", (5,)),
+    ],
+)
+def test_ranks_torch_warns_on_warn_the_same_and_drop_the_same_channels(fn, tfn, shape, warning, channels):
+    x = torch.ones(shape)
+    with pytest.warns(UserWarning, match=warning):
+        y = fn(x, 0.5, seed=9)
+    with pytest.warns(UserWarning, match=warning):
+        assert tfn(x, 0.5).shape == y.shape
+    # The mask is the spec mask of the leading `channels` grid, broadcast over the rest, as torch draws it.
+    keep = reference_keep(channels, 0.5, 9)
+    assert torch.equal(y != 0, keep.view(*channels, *[1] * (len(shape) - len(channels))).expand(shape))
 
 
 def test_ranks_torch_accepts_without_warning_are_the_ranks_dropkit_accepts():
-    for fn, tfn, spatial in [(DF.dropout1d, TF.dropout1d, 1), (DF.dropout3d, TF.dropout3d, 3)]:
-        for rank in (spatial + 1, spatial + 2):
+    for fn, tfn, spatial in [(DF.dropout1d, TF.dropout1d, 1), (DF.dropout2d, TF.dropout2d, 2), (DF.dropout3d, TF.dropout3d, 3)]:
+        for rank in range(spatial + 1, spatial + 3):
+            if fn is DF.dropout2d and rank == 3:
+                continue  # torch warns there: the test above
             x = torch.ones((2,) * rank)
-            assert fn(x, 0.5, seed=0).shape == tfn(x, 0.5).shape
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                assert fn(x, 0.5, seed=0).shape == tfn(x, 0.5).shape
 
 
-def test_3d_input_to_dropout2d_is_one_unbatched_image():
-    y = DF.dropout2d(torch.ones(6, 4, 5), 0.5, seed=9)
+def test_3d_input_to_dropout2d_with_unbatched_is_one_image():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = DF.dropout2d(torch.ones(6, 4, 5), 0.5, seed=9, unbatched=True)
     keep = reference_keep((6,), 0.5, 9)
     assert torch.equal(y != 0, keep.view(6, 1, 1).expand(6, 4, 5))
 

@@ -8,7 +8,7 @@ import torch
 import dropkit
 import dropkit.functional as DF
 from dropkit import rng
-from familytools import assert_rate, saved_numels
+from _helpers.family import assert_rate, saved_numels
 
 
 def reference(x, p, seed, offset, t):

@@ -7,7 +7,7 @@ from torch.nn.utils import parametrize
 
 import dropkit
 import dropkit.functional as DF
-from familytools import assert_rate, reference_keep
+from _helpers.family import assert_rate, reference_keep
 
 
 def test_linear_uses_the_spec_masked_weight_and_keeps_the_bias():

@@ -5,7 +5,7 @@ import torch
 
 import dropkit
 import dropkit.functional as DF
-from familytools import assert_rate, reference_keep
+from _helpers.family import assert_rate, reference_keep
 
 
 def test_rows_follow_the_spec_mask_and_every_occurrence_agrees():
@@ -45,7 +45,7 @@ def test_p_one_and_errors():
     assert torch.equal(y, torch.zeros(2, 2)) and torch.isfinite(weight.grad).all()
     with pytest.raises(TypeError, match="embedding must be an instance of Embedding, got Linear"):
         dropkit.EmbeddingDropout(torch.nn.Linear(2, 2), 0.1)
-    with pytest.raises(ValueError, match=r"embedding_dropout expects 2-D \(num_embeddings, embedding_dim\) weight, got shape \(5\) \(1-D\)"):
+    with pytest.raises(ValueError, match=r"embedding_dropout: Expected 2D weight, but received a 1D weight of shape \(5\) \(embedding_dropout takes 2-D \(num_embeddings, embedding_dim\)\)"):
         DF.embedding_dropout(torch.tensor([1]), torch.ones(5), 0.1)
 
 

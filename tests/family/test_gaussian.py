@@ -10,7 +10,7 @@ import dropkit
 import dropkit.functional as DF
 from dropkit import _mode, rng
 from dropkit.ops.gaussian import box_muller, normal
-from familytools import saved_numels
+from _helpers.family import saved_numels
 
 
 def numpy_normals(n, seed, offset):

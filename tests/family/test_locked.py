@@ -5,7 +5,7 @@ import torch
 
 import dropkit
 import dropkit.functional as DF
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("batch_first", [False, True])

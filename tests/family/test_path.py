@@ -6,7 +6,7 @@ import torch
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from familytools import assert_rate, reference_keep, saved_numels
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("shape", [(5,), (7, 3), (4, 3, 2, 2)])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import kernels_reference as ref
+from _helpers import reference as ref
 import dropkit.functional as DF
 from dropkit import kernels
 

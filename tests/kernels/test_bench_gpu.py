@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import kernels_reference as ref
+from _helpers import reference as ref
 from dropkit import kernels
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-import kernels_reference as ref
-from conftest import FLOAT_DTYPES
+from _helpers import reference as ref
+from _helpers.devices import FLOAT_DTYPES
 from dropkit import _mode, kernels, rng
 from dropkit.functional import bias_dropout_add
 from dropkit.kernels import cpu, cpu_fused, fallback

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels_reference as ref
-from conftest import FLOAT_DTYPES
+from _helpers import reference as ref
+from _helpers.devices import FLOAT_DTYPES
 from dropkit import rng
 from dropkit.kernels import cpu
 

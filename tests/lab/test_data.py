@@ -11,7 +11,7 @@ import torch
 
 from dropkit.lab import data
 from dropkit.lab.data import DataError
-from lab.idx_files import STEMS, idx_bytes, make_idx_dir, write_idx
+from _helpers.idx_files import STEMS, idx_bytes, make_idx_dir, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

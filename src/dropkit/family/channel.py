@@ -1,12 +1,15 @@
 """Channel dropout: zero whole channels (Tompson et al. 2015, "Efficient Object Localization Using
 Convolutional Networks").
 
-Rank rule (the same for 1d, 2d and 3d): an input with k spatial dimensions is
-batched, (N, C, *spatial) of rank k + 2, or unbatched, (C, *spatial) of rank
-k + 1. Any other rank raises ValueError naming both shapes. Unlike
-torch.nn.functional.dropout2d, a 3-D input to dropout2d is always (C, H, W),
-never silently reinterpreted as (N, C, L). One draw per (sample, channel),
-the spec mask of the (N, C) grid, broadcast over the spatial dimensions.
+Rank rules are torch's, so a model moved from torch.nn.functional keeps its behaviour:
+- dropout1d: (N, C, L) or (C, L); any other rank raises RankError (a ValueError and a
+  RuntimeError, as torch's is).
+- dropout2d: (N, C, H, W). A 3-D input is (N, C, L), with torch's warning, unless
+  unbatched=True says it is one (C, H, W) image. Other ranks of at least 2 warn, as torch
+  does, and drop channels of dim 1 per sample of dim 0.
+- dropout3d: (N, C, D, H, W) or (C, D, H, W). Other ranks of at least 1 warn, as torch
+  does, and are treated as unbatched: channels along dim 0.
+One draw per (sample, channel): the spec mask of the (N, C) grid, broadcast over the rest.
 
 Example:
     >>> y = dropout2d(torch.ones(2, 3, 4, 4), 0.5, seed=1)
@@ -14,28 +17,64 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
 from .. import _validate
 from ._common import active, apply_small_mask, check
 
-__all__ = ["dropout1d", "dropout2d", "dropout3d", "channel_mask_shape"]
+__all__ = ["dropout1d", "dropout2d", "dropout3d"]
 
 _SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
-def channel_mask_shape(input: Tensor, spatial: int, fn: str) -> tuple[int, ...]:
-    """Shape of the per-channel mask, (N, C, 1, ...) or (C, 1, ...), after the rank check."""
+def _warn_rank(input: Tensor, fn: str, expected: str) -> None:
+    warnings.warn(
+        f"{fn}: Received a {input.dim()}-D input to {fn} of shape {_validate.shape_str(input)}, which is "
+        f"deprecated in torch and will be an error there in a future release; {fn} expects {expected}. "
+        "dropkit follows torch's result for now; use dropkit.functional.dropout for element-wise dropout.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+# Ranks torch runs with a warning: spatial dims -> (lowest such rank, leading dims that get one draw each).
+_TORCH_LENIENT = {2: (2, 2), 3: (1, 1)}
+
+
+def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[int, ...]:
+    """The per-channel mask's shape, (N, C, 1, ...) or (C, 1, ...), by torch's rank rules."""
     names = ", ".join(_SPATIAL[spatial])
-    _validate.rank(input, {spatial + 1: f"(C, {names})", spatial + 2: f"(N, C, {names})"}, fn)
-    channels = input.dim() - spatial
-    return tuple(input.shape[:channels]) + (1,) * spatial
+    layouts = {spatial + 1: f"(C, {names})", spatial + 2: f"(N, C, {names})"}
+    rank = input.dim()
+    if unbatched:
+        _validate.rank(input, {3: layouts[3]}, f"{fn}(unbatched=True)")
+        channels = 1
+    elif spatial == 2 and rank == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
+            "is desired - input is interpreted as shape (N, C, L), as torch does. Pass unbatched=True for one "
+            "(C, H, W) image, or use dropout1d for (N, C, L) input.",
+            UserWarning,
+            stacklevel=4,
+        )
+        channels = 2
+    elif rank in layouts:
+        channels = rank - spatial
+    elif spatial in _TORCH_LENIENT and rank >= _TORCH_LENIENT[spatial][0]:
+        _warn_rank(input, fn, " or ".join(f"{r}-D {layout}" for r, layout in layouts.items()))
+        channels = _TORCH_LENIENT[spatial][1]
+    else:
+        _validate.rank(input, layouts, fn)  # raises
+    return tuple(input.shape[:channels]) + (1,) * (rank - channels)
 
 
-def _channel_dropout(input, p, training, inplace, seed, offset, generator, spatial: int, fn: str) -> Tensor:
+def _channel_dropout(input, p, training, inplace, seed, offset, generator, spatial: int, fn: str,
+                     unbatched: bool = False) -> Tensor:
     p, seed, offset = check(input, p, seed, offset)
-    shape = channel_mask_shape(input, spatial, fn)
+    shape = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
         return input
     return apply_small_mask(input, shape, p, inplace, seed, offset, generator)
@@ -74,16 +113,23 @@ def dropout2d(
     seed: int | None = None,
     offset: int = 0,
     generator: torch.Generator | None = None,
+    unbatched: bool = False,
 ) -> Tensor:
-    """Zero whole channels of (N, C, H, W) or (C, H, W) input with probability p; scale the rest by 1/(1-p).
+    """Zero whole channels of (N, C, H, W) input with probability p; scale the rest by 1/(1-p).
 
-    A 3-D input is (C, H, W); for (N, C, L) input use dropout1d.
+    Args:
+        input: (N, C, H, W) floating tensor; a 3-D input is (N, C, L), with torch's warning,
+            unless `unbatched` is set.
+        p, training, inplace, seed, offset, generator: as in dropkit.functional.dropout.
+        unbatched: the input is one (C, H, W) image (3-D only); no warning.
 
     Example:
         >>> dropout2d(torch.ones(2, 3, 4, 4), 0.5, seed=1).shape
         torch.Size([2, 3, 4, 4])
+        >>> dropout2d(torch.ones(3, 4, 4), 0.5, seed=1, unbatched=True).shape
+        torch.Size([3, 4, 4])
     """
-    return _channel_dropout(input, p, training, inplace, seed, offset, generator, 2, "dropout2d")
+    return _channel_dropout(input, p, training, inplace, seed, offset, generator, 2, "dropout2d", unbatched)
 
 
 def dropout3d(

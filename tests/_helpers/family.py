@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from conftest import four_sigma
+from _helpers.stats import four_sigma
 from dropkit import rng
 
 

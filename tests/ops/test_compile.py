@@ -7,7 +7,7 @@ from torch.utils.checkpoint import checkpoint
 
 import dropkit
 import dropkit.functional as DF
-from test_nn import seed_network
+from _helpers.models import seed_network
 
 
 def _run(model, x, seed):

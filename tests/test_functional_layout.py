@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dropkit.functional as DF
-from conftest import FLOAT_DTYPES
-from kernels_reference import dropout as reference
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.reference import dropout as reference
 
 
 @st.composite

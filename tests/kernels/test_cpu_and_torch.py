@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from dropkit import rng
 from dropkit.kernels import cpu, fallback
-from conftest import FLOAT_DTYPES
-from kernels_reference import dropout as reference
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.reference import dropout as reference
 
 BACKENDS = {"cpu": cpu, "torch": fallback}
 
