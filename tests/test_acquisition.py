@@ -1,12 +1,8 @@
 """Acquisition scores: BALD, variation ratio and BatchBALD against brute-force references and baal."""
 
 import doctest
-import importlib.util
 import itertools
 import math
-import sys
-import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -70,28 +66,12 @@ def test_variation_ratio_counts_votes():
 
 
 def load_baal_heuristics():
-    """baal's heuristics module, loaded from its file: `import baal` imports torchmetrics, which imports
-    torchvision, and torchvision does not import beside this venv's CPU torch."""
-    spec = importlib.util.find_spec("baal")
-    if spec is None:
-        pytest.skip("baal is not installed (pip install --no-deps baal structlog)")
-    root = Path(spec.origin).parent
-    saved = {name: sys.modules.get(name) for name in ("baal", "baal.utils", "baal.utils.array_utils")}
-    try:
-        sys.modules["baal"] = types.ModuleType("baal")
-        sys.modules["baal.utils"] = types.ModuleType("baal.utils")
-        for name, path in (("baal.utils.array_utils", root / "utils" / "array_utils.py"), ("baal_heuristics", root / "active" / "heuristics" / "heuristics.py")):
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            module_spec.loader.exec_module(module)
-        return sys.modules.pop("baal_heuristics")
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    """baal's heuristics module (baal imports torchmetrics, which imports torchvision: hence the shim)."""
+    pytest.importorskip("structlog", reason="baal needs structlog (pip install --no-deps baal structlog)")
+    from _helpers import torchvision_shim
+
+    torchvision_shim.install()
+    return pytest.importorskip("baal.active.heuristics", reason="baal is not installed (pip install --no-deps baal structlog)")
 
 
 def test_bald_and_entropy_match_baal():
