@@ -28,6 +28,8 @@ from .nn import DropBlock2d as DropBlock2d
 from .nn import LockedDropout as LockedDropout
 from .nn import EmbeddingDropout as EmbeddingDropout
 from .nn import ConcreteDropout as ConcreteDropout
+from .nn import ScaledDotProductAttention as ScaledDotProductAttention
+from .functional import scaled_dot_product_attention as scaled_dot_product_attention
 from .control import insert_dropout as insert_dropout
 from .control import replace_dropout as replace_dropout
 from .control import set_dropout as set_dropout
@@ -58,5 +60,6 @@ __all__ = [
     "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
+    "ScaledDotProductAttention", "scaled_dot_product_attention",
     "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
 ]

@@ -18,6 +18,8 @@ from torch import Tensor
 
 from . import _mode, _validate, ops
 from .family.alpha import alpha_dropout as alpha_dropout
+from .family.attention import attention_keep_mask as attention_keep_mask
+from .family.attention import scaled_dot_product_attention as scaled_dot_product_attention
 from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
 from .family.block import drop_block2d as drop_block2d
 from .family.channel import dropout1d as dropout1d
@@ -52,6 +54,8 @@ __all__ = [
     "gaussian_noise",
     "locked_dropout",
     "drop_path",
+    "scaled_dot_product_attention",
+    "attention_keep_mask",
 ]
 
 BACKWARD_MODES = ("recompute", "bitpacked")

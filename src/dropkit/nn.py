@@ -37,11 +37,12 @@ __all__ = [
     "DROPOUT_KINDS",
     "make_dropout",
     "BiasDropoutAdd",
+    "ScaledDotProductAttention",
 ]
 
 
-class DropoutBase(torch.nn.Module):
-    """Marker base of every dropkit dropout-family module, so is_dropout() is one isinstance check."""
+from .family._common import DropoutBase as DropoutBase
+from .family.attention import ScaledDotProductAttention as ScaledDotProductAttention
 
 
 class Dropout(torch.nn.Dropout, DropoutBase):
@@ -418,7 +419,7 @@ class DropBlock2d(DropoutBase):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.drop_block2d(
-            input, self.p, self.block_size, self.training, self.batchwise, generator=self.generator
+            input, self.p, self.block_size, self.training, batchwise=self.batchwise, generator=self.generator
         )
 
     def extra_repr(self) -> str:
@@ -463,7 +464,7 @@ class EmbeddingDropout(DropoutBase):
 
     Args:
         embedding: the nn.Embedding to wrap (its options are honoured).
-        p: probability of a row being dropped.
+        p: probability of a row being dropped. Default: 0.1, as embedding_dropout
         generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
 
     Shape:
@@ -475,7 +476,7 @@ class EmbeddingDropout(DropoutBase):
         torch.Size([1, 3, 8])
     """
 
-    def __init__(self, embedding: torch.nn.Embedding, p: float, *, generator: torch.Generator | None = None) -> None:
+    def __init__(self, embedding: torch.nn.Embedding, p: float = 0.1, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.embedding = _validate.module_type(embedding, torch.nn.Embedding, "embedding")
         self.p = _validate.p(p)

@@ -99,3 +99,8 @@ def test_bad_arguments(call, exc, message):
 def test_module_repr_and_rate_first():
     m = dropkit.DropBlock2d(0.2, 5, batchwise=True)
     assert repr(m) == "DropBlock2d(p=0.2, block_size=5, batchwise=True)"
+
+
+def test_batchwise_is_keyword_only_as_in_the_module():
+    with pytest.raises(TypeError, match="positional argument"):
+        DF.drop_block2d(torch.ones(1, 1, 4, 4), 0.3, 3, True, True, seed=0)

@@ -52,3 +52,10 @@ def test_p_one_and_errors():
 def test_integer_weight_error_names_the_weight():
     with pytest.raises(TypeError, match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$"):
         DF.embedding_dropout(torch.tensor([0, 1]), torch.ones(5, 2, dtype=torch.int64), 0.1, seed=1)
+
+
+def test_module_and_function_share_one_default_rate():
+    import inspect
+
+    default = inspect.signature(DF.embedding_dropout).parameters["p"].default
+    assert default == 0.1 and dropkit.EmbeddingDropout(torch.nn.Embedding(3, 2)).p == default

@@ -103,6 +103,14 @@ def test_load_standardises_and_keeps_labels(tmp_path):
     assert ds.source == str(directory)
 
 
+def test_standardising_a_constant_data_set_gives_no_inf_or_nan():
+    train = np.full((5, 2, 2), 7, dtype=np.uint8)  # every pixel of every image the same: std 0
+    x_train, x_test = data._standardise(train, np.arange(8, dtype=np.uint8).reshape(2, 2, 2))
+    assert torch.isfinite(x_train).all() and torch.isfinite(x_test).all()
+    assert torch.equal(x_train, torch.zeros(5, 4))  # centred, and a std of 0 divides by 1
+    assert torch.equal(x_test[0], torch.tensor([-7.0, -6.0, -5.0, -4.0]))
+
+
 def test_search_order(tmp_path, monkeypatch, no_system_data):
     env = make_idx_dir(tmp_path / "env" / "mnist", n_train=30)
     explicit = make_idx_dir(tmp_path / "explicit" / "mnist", n_train=40)

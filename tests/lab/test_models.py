@@ -52,8 +52,11 @@ def test_dropout_rates():
 
 
 def test_bad_layers():
-    with pytest.raises(SettingsError, match=r"hidden must list one or more positive layer widths, got \(\)"):
+    with pytest.raises(SettingsError, match=r"hidden must list one or more positive layer widths \(integers\), got \(\)"):
         models.build_mlp(4, (), 2)
+    for hidden in ([1.5], [8, 2.0], [True]):  # never truncated to a width
+        with pytest.raises(SettingsError, match=r"hidden must list one or more positive layer widths \(integers\), got \("):
+            models.build_mlp(4, hidden, 2)
     with pytest.raises(SettingsError, match="input_dropout must be between 0 and 1, got -0.1"):
         models.build_mlp(4, (3,), 2, input_dropout=-0.1)
 

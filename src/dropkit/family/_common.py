@@ -7,7 +7,11 @@ from torch import Tensor
 
 from .. import _mode, _validate, ops
 
-__all__ = ["active", "check", "small_mask", "apply_small_mask"]
+__all__ = ["DropoutBase", "active", "check", "small_mask", "apply_small_mask"]
+
+
+class DropoutBase(torch.nn.Module):
+    """Marker base of every dropkit dropout-family module, so is_dropout() is one isinstance check."""
 
 
 def active(training: bool) -> bool:

@@ -15,6 +15,7 @@ __all__ = [
     "dropout_fwd_packed",
     "dropout_bwd_packed",
     "random_bits",
+    "random_bits_at",
     "bias_dropout_add_fwd",
     "bias_dropout_add_bwd",
 ]
@@ -25,7 +26,11 @@ _BIT_WEIGHTS = [1 << b for b in range(8)]
 
 def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
     """The spec's random words for stream indices offset .. offset+n-1, as int64."""
-    g = torch.arange(n, dtype=torch.int64, device=device) + rng.to_int64(offset)
+    return random_bits_at(torch.arange(n, dtype=torch.int64, device=device) + rng.to_int64(offset), seed)
+
+
+def random_bits_at(g: torch.Tensor, seed: int) -> torch.Tensor:
+    """The spec's random words at the stream indices g (1-D int64 holding uint64 bits)."""
     b = (g >> 2) & ((1 << 62) - 1)  # a logical shift of the uint64 g
     c0, c1 = b & _U32, (b >> 32) & _U32
     c2 = torch.zeros_like(c0)

@@ -237,6 +237,8 @@ def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor,
     x_train = torch.from_numpy(x_train.reshape(len(x_train), -1).astype(np.float32))
     x_test = torch.from_numpy(x_test.reshape(len(x_test), -1).astype(np.float32))
     mean, std = x_train.mean(), x_train.std()
+    if not std > 0:  # a constant training set: centre it, but dividing by 0 would give inf and NaN
+        std = torch.ones_like(std)
     return (x_train - mean) / std, (x_test - mean) / std
 
 

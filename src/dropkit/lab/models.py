@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Sequence
 
 import torch
@@ -153,9 +155,10 @@ def concrete_rates(rates: Sequence[float]) -> tuple[float, ...]:
 
 
 def hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
-    """Hidden layer widths as a tuple of positive ints; SettingsError otherwise."""
-    if not hidden or any(int(h) < 1 for h in hidden):
-        raise SettingsError(f"hidden must list one or more positive layer widths, got {tuple(hidden)}")
+    """Hidden layer widths as a tuple of positive ints; SettingsError otherwise (1.5 is no width, never truncated)."""
+    hidden = tuple(hidden)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
+        raise SettingsError(f"hidden must list one or more positive layer widths (integers), got {hidden}")
     return tuple(int(h) for h in hidden)
 
 

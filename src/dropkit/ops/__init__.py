@@ -10,6 +10,8 @@ Example:
     tensor([2., 2., 0., 0.])
 """
 
+from .attention import attention as attention
+from .attention import attention_backward as attention_backward
 from .dropout import apply_dropout as apply_dropout
 from .dropout import dropout as dropout
 from .dropout import dropout_ as dropout_
@@ -27,6 +29,8 @@ from .seed import seed_tensor as seed_tensor
 from .seed import seed_value as seed_value
 
 __all__ = [
+    "attention",
+    "attention_backward",
     "apply_dropout",
     "dropout",
     "dropout_",
