@@ -259,15 +259,18 @@ def uncertainty(
     run: Annotated[str, typer.Option("--run", help="Which run of the folder.")] = "dropout",
     samples: Annotated[str, typer.Option(help="MC sample counts T, e.g. --samples 1 10 50.")] = "1,2,5,10,20,50,100",
     seed: Annotated[int, typer.Option(help="Seed of the MC dropout masks.")] = 0,
+    calibration: Annotated[bool, typer.Option("--calibration/--no-calibration", help="Temperature scaling on the run's validation split.")] = True,
+    ood: _opt(str, "Out-of-distribution set scored against the test split: digits.") = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ):
-    """Weight scaling vs MC dropout on a trained run: accuracy, NLL, ECE, Brier per T, error AUROC; uncertainty.json."""
+    """Weight scaling vs MC dropout on a trained run: accuracy, NLL, ECE, Brier per T, temperature scaling, OOD; uncertainty.json."""
     from .lab import uncertainty as mc
 
     with mc.progress_bar(quiet) as progress:
-        result = mc.run(run_dir, run_name=run, samples=_numbers(samples, int, "samples"), seed=seed, progress=progress)
-    _show(result, mc.table(result), quiet, as_json, f"wrote {', '.join(mc.FILES)} in {run_dir}")
+        result = mc.run(run_dir, run_name=run, samples=_numbers(samples, int, "samples"), seed=seed, calibration=calibration, ood=ood, progress=progress)
+    written = [f for f in mc.FILES if f != "ood_hist.png" or ood is not None]
+    _show(result, mc.table(result), quiet, as_json, f"wrote {', '.join(written)} in {run_dir}")
 
 
 @app.command()
