@@ -1,4 +1,4 @@
-"""CPU benchmark of dropkit vs torch (issue 2): prints a markdown table and writes JSON.
+"""CPU benchmark of dropkit vs torch: prints a markdown table and writes JSON.
 
 Usage: python benchmarks/bench_cpu.py [--quick] [--out benchmarks/results/cpu.json]
 """

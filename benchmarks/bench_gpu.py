@@ -1,4 +1,4 @@
-"""GPU benchmark of dropkit's Triton kernels (issue 6): prints tables, writes JSON, names the GPU.
+"""GPU benchmark of dropkit's Triton kernels: prints tables, writes JSON, names the GPU.
 
 Usage: python benchmarks/bench_gpu.py [--out benchmarks/results/gpu.json] [--quick]
 
@@ -270,7 +270,7 @@ def saved(b: Bench) -> dict:
 
 
 def _summary(results: dict) -> list[dict]:
-    """The issue's targets, read off this run."""
+    """The GPU targets, read off this run."""
     def pick(section, **match):
         rows = results.get(section, {}).get("rows", [])
         return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)

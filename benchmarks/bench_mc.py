@@ -1,4 +1,4 @@
-"""mc_predict with T = 50 samples vs 50 plain eval forwards of the same batch (issue 5's speed target: <= 1.2x).
+"""mc_predict with T = 50 samples vs 50 plain eval forwards of the same batch (the speed target: <= 1.2x).
 
 Both sides run in this process on the seed network (784-256-128-10, dropout 0.5
 and 0.3 after the hidden activations), interleaved, and each figure is the

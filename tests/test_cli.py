@@ -28,7 +28,7 @@ def assert_one_line_error(result, message):
     assert result.stderr.startswith("error: ")
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["sweep"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["sweep"], ["bench"], ["analyze"]])
 def test_help(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage: dropkit" in result.output
@@ -50,6 +50,8 @@ def test_demo_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
     assert (out / "curves.png").exists() and len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert "co-adaptation" in result.stdout and "75% out" in result.stdout  # the analysis runs by default
+    assert all("knockout_drop_75" in r for r in summary["runs"].values()) and (out / "coadaptation.png").exists()
     again = invoke("demo", "--dataset", "digits", "--epochs", "1", "--out", out)
     assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
 

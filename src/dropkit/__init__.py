@@ -9,6 +9,9 @@ Example:
 from . import functional as functional
 from . import nn as nn
 from . import rng as rng
+from . import addressing as addressing
+from . import sharding as sharding
+from .addressing import sample_addressed as sample_addressed
 from .functional import dropout as dropout
 from .kernels import use_backend as use_backend
 from .functional import keep_mask as keep_mask
@@ -55,7 +58,7 @@ from .uncertainty import mc_predict as mc_predict
 __version__ = "0.1.0"
 
 __all__ = [
-    "functional", "nn", "rng", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
+    "functional", "nn", "rng", "addressing", "sharding", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",
     "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",

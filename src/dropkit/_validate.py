@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "backend", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
+__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
     "module_type", "parameter_name", "schedule_spec", "bias_for", "same_as", "eager_generator"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -74,13 +74,6 @@ def choice(value, options, name: str):
     return value
 
 
-def backend(value, name: str = "backend") -> str:
-    """A kernel backend name (see dropkit.kernels)."""
-    from .kernels import BACKENDS
-
-    return choice(value, BACKENDS, name)
-
-
 def positive_int(value, name: str) -> int:
     """An int >= 1 (a count such as samples or chunk): TypeError for a non-int, ValueError below 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -90,7 +83,7 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-# --- the dropout family (issue 4) ---
+# --- the dropout family ---
 
 
 def shape_str(t: torch.Tensor) -> str:

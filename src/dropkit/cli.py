@@ -5,6 +5,7 @@
     dropkit sweep --rates 0 0.2 0.5 0.8 --seeds 0 1 2
     dropkit bench --quick
     dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
+    dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
     dropkit active --seeds 0 1 2                      # active learning: random, entropy, BALD, BatchBALD
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on
@@ -29,7 +30,7 @@ from .lab.models import SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, bench, uncertainty, active.",
+    help="Dropout experiments on real data: demo, train, sweep, bench, uncertainty, analyze, active.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -186,13 +187,19 @@ def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
 @known_errors
 @training_options()
 def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
-    """Train the seed network with dropout, without, and with L2 from the same start; compare them."""
+    """Train the seed network with dropout, without, and with L2 from the same start; compare them, knock units out."""
+    from rich.console import Group
+
+    from .lab import analyze as analysis
     from .lab import report, train
 
     l2 = settings.pop("l2")
     runs_of = functools.partial(train.demo_runs, **({"l2": l2} if l2 is not None else {}))
     summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
-    _show(summary, report.summary_table(summary), quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png)")
+    coadaptation = analysis.run(out)
+    summary = json.loads((out / "summary.json").read_text())  # now with each run's knock-out drops
+    tables = Group(report.summary_table(summary), analysis.table(coadaptation))
+    _show(summary, tables, quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png, {', '.join(analysis.FILES)})")
 
 
 @app.command("train")
@@ -219,16 +226,27 @@ def sweep(
     quiet: Quiet = False,
     as_json: Json = False,
 ):
-    """Test error against the dropout rate over several seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
+    """Test error and knock-out robustness against the dropout rate over seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
+    from .lab import analyze as analysis
     from .lab import report, train
 
     runs_of = functools.partial(train.sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
-    summary, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
+    _, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
+    analysis.run(out)
+    result = _write_sweep(out)
+    _show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json, {', '.join(analysis.FILES)})")
+
+
+def _write_sweep(out: Path) -> dict:
+    """sweep.json and sweep.png of a sweep's run folder, from its config.json and summary.json; the sweep's dict."""
+    from .lab import report, train
+
     config = json.loads((out / "config.json").read_text())  # on --resume the rates come from here
+    summary = json.loads((out / "summary.json").read_text())  # with the knock-out drops
     result = report.sweep_summary({n: train.Settings.from_dict(d) for n, d in config["runs"].items()}, summary)
     report.write_json(out / "sweep.json", result)
     report.plot_sweep(result, out / "sweep.png")
-    _show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json)")
+    return result
 
 
 @app.command()
@@ -311,6 +329,24 @@ def active(
     except al.Interrupted as e:
         raise al.Interrupted(f"{e}; resume with: dropkit active --out {out} --resume (and the same options)") from None
     _show(result, al.table(result), quiet, as_json, f"wrote {', '.join(al.FILES)} in {out}")
+
+
+@app.command()
+@known_errors
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by dropkit demo, train or sweep.")],
+    repeats: Annotated[int, typer.Option(help="Random knock-outs per fraction and layer.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the knock-out masks.")] = 0,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Unit knock-outs, activation sparsity and correlation, first-layer features of every run: coadaptation.json."""
+    from .lab import analyze as analysis
+
+    result = analysis.run(run_dir, repeats=repeats, seed=seed)
+    if json.loads((run_dir / "config.json").read_text())["command"] == "sweep" and (run_dir / "summary.json").is_file():
+        _write_sweep(run_dir)  # sweep.png's robustness panel
+    _show(result, analysis.table(result), quiet, as_json, f"wrote {', '.join(analysis.FILES)} in {run_dir} ({result['seconds']:.1f} s)")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, ops
+from . import _mode, _validate, addressing, ops, sharding
 from .family.alpha import alpha_dropout as alpha_dropout
 from .family.attention import attention_keep_mask as attention_keep_mask
 from .family.attention import scaled_dot_product_attention as scaled_dot_product_attention
@@ -84,6 +84,8 @@ def dropout(
             torch's default generator, so torch.manual_seed makes runs reproducible.
         offset: index of the first element in the random stream; a shard that
             starts at element k of a batch passes offset + k to get its slice of the mask.
+            A DTensor input (any placements) needs an explicit seed and gets its block of
+            the unsharded mask (dropkit.sharding).
         generator: torch.Generator to draw the seed from when seed is None.
         backward: "recompute" (default) saves only the seed and recomputes the mask
             in backward: 0 bytes per element. "bitpacked" saves the mask at 1 bit per
@@ -102,8 +104,11 @@ def dropout(
     _validate.choice(backward, BACKWARD_MODES, "backward")
     if not (training or _mode.mc_active()) or p == 0.0:
         return input
+    if type(input) is not Tensor and sharding.is_dtensor(input):
+        return sharding.dtensor_dropout(input, p, training, seed=seed, offset=offset)
     if inplace:
         _validate.inplace_target(input)
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     return ops.apply_dropout(input, p, seed, offset, generator, inplace=inplace, bitpacked=backward == "bitpacked")
 
 
@@ -120,4 +125,5 @@ def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Te
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64), got None: keep_mask needs an explicit seed")
     offset = _validate.offset(offset)
+    device = torch.get_default_device() if device is None else torch.device(device)
     return ops.keep_mask(torch.Size(shape), p, seed, offset, device)

@@ -27,12 +27,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate
+from . import _mode, _validate, addressing
 from .ops.fused import apply_bias_dropout_add
 
-__all__ = ["bias_dropout_add", "ACTIVATIONS"]
+__all__ = ["bias_dropout_add", "FUSED_ACTIVATIONS"]
 
-ACTIVATIONS = (None, "relu", "gelu")
+# The activations the fused op computes, by name (control.ACTIVATIONS holds module classes).
+FUSED_ACTIVATIONS = (None, "relu", "gelu")
 
 
 def bias_dropout_add(
@@ -74,9 +75,11 @@ def bias_dropout_add(
     bias = _validate.bias_for(bias, x)
     residual = _validate.same_as(residual, x, "residual")
     p = _validate.p(p)
-    _validate.choice(activation, ACTIVATIONS, "activation")
+    _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
     seed = _validate.seed(seed)
     offset = _validate.offset(offset)
     if not (training or _mode.mc_active()):
         p = 0.0
+    if p > 0.0:
+        seed, offset = addressing.resolve(seed, offset, x.shape)
     return apply_bias_dropout_add(x, bias, residual, p, seed, offset, generator, activation)

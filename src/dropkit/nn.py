@@ -14,7 +14,7 @@ from torch import Tensor
 
 from . import _validate
 from . import functional as F
-from .fused import ACTIVATIONS as _FUSED_ACTIVATIONS
+from .fused import FUSED_ACTIVATIONS
 
 __all__ = [
     "Dropout",
@@ -90,7 +90,7 @@ class Dropout(torch.nn.Dropout, DropoutBase):
         return f"p={self.p}, inplace={self.inplace}{extra}"
 
 
-# --- the dropout family (issue 4) ---
+# --- the dropout family ---
 
 
 def is_dropout(module: torch.nn.Module) -> bool:
@@ -637,7 +637,7 @@ class BiasDropoutAdd(DropoutBase):
         super().__init__()
         self.features = _validate.positive_int(features, "features")
         self.p = _validate.p(p)
-        self.activation = _validate.choice(activation, _FUSED_ACTIVATIONS, "activation")
+        self.activation = _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
         self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype)) if bias else None
         self.generator = generator
 

@@ -18,6 +18,7 @@ import torch
 
 __all__ = [
     "philox4x32",
+    "philox4x32_int",
     "random_bits",
     "keep_mask",
     "threshold",
@@ -33,27 +34,30 @@ ROUNDS = 10
 _MASK32 = 0xFFFFFFFF
 
 
+def _rounds(c0, c1, c2, c3, k0, k1):
+    """Ten Philox rounds; works on Python ints and on uint64 numpy arrays alike."""
+    for _ in range(ROUNDS):
+        p0 = c0 * M0  # < 2^64: 32-bit times 32-bit never wraps
+        p1 = c2 * M1
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & _MASK32, (p0 >> 32) ^ c3 ^ k1, p0 & _MASK32
+        k0 = (k0 + W0) & _MASK32
+        k1 = (k1 + W1) & _MASK32
+    return c0, c1, c2, c3
+
+
 def philox4x32(ctr, key):
     """Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1).
 
     Each component may be an int or a numpy array (broadcast together); the
     result is a tuple of four uint32 arrays.
     """
-    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in ctr)
-    k0, k1 = (np.asarray(k, dtype=np.uint64) for k in key)
-    m0, m1, mask = np.uint64(M0), np.uint64(M1), np.uint64(_MASK32)
-    for _ in range(ROUNDS):
-        p0 = c0 * m0  # < 2^64: 32-bit times 32-bit never wraps
-        p1 = c2 * m1
-        c0, c1, c2, c3 = (
-            (p1 >> np.uint64(32)) ^ c1 ^ k0,
-            p1 & mask,
-            (p0 >> np.uint64(32)) ^ c3 ^ k1,
-            p0 & mask,
-        )
-        k0 = (k0 + np.uint64(W0)) & mask
-        k1 = (k1 + np.uint64(W1)) & mask
-    return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
+    words = (np.asarray(v, dtype=np.uint64) for v in (*ctr, *key))
+    return tuple(c.astype(np.uint32) for c in _rounds(*words))
+
+
+def philox4x32_int(ctr, key) -> tuple[int, int, int, int]:
+    """philox4x32 of one counter, in Python ints (about 20x faster than numpy on a single block)."""
+    return _rounds(*(int(v) for v in (*ctr, *key)))
 
 
 def random_bits(n: int, seed: int, offset: int = 0) -> np.ndarray:
@@ -96,5 +100,5 @@ def to_uint64(i: int) -> int:
 
 def draw_seed(generator: torch.Generator | None = None) -> int:
     """A 64-bit seed drawn from `generator` (torch's default one if None)."""
-    hi_lo = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
-    return hi_lo[0] | (hi_lo[1] << 32)
+    lo_hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
+    return lo_hi[0] | (lo_hi[1] << 32)

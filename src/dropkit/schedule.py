@@ -26,9 +26,9 @@ from torch import nn
 from . import _validate
 from .control import set_dropout
 
-__all__ = ["SCHEDULES", "DropoutSchedule"]
+__all__ = ["DROPOUT_SCHEDULES", "DropoutSchedule"]
 
-SCHEDULES = ("constant", "linear", "early", "late")
+DROPOUT_SCHEDULES = ("constant", "linear", "early", "late")
 
 
 def _steps(schedule: str, steps) -> int:
@@ -42,7 +42,7 @@ class DropoutSchedule:
     Args:
         model: the model whose dropout layers are driven.
         p: the schedule's target rate.
-        schedule: one of SCHEDULES.
+        schedule: one of DROPOUT_SCHEDULES.
         steps: warm-up length ("linear") or cut-off step ("early", "late"); unused by "constant".
         types: drive only dropout modules of these types (default: all).
 
@@ -63,7 +63,7 @@ class DropoutSchedule:
     ) -> None:
         self.model = model
         self.target = _validate.p(p, "p")
-        self.schedule = _validate.choice(schedule, SCHEDULES, "schedule")
+        self.schedule = _validate.choice(schedule, DROPOUT_SCHEDULES, "schedule")
         self.steps = _steps(schedule, steps)
         self.types = types
         self.last_step = 0
@@ -77,7 +77,7 @@ class DropoutSchedule:
             >>> DropoutSchedule.from_string(nn.Dropout(), 0.1, "late:100").steps
             100
         """
-        name, steps = _validate.schedule_spec(spec, SCHEDULES)
+        name, steps = _validate.schedule_spec(spec, DROPOUT_SCHEDULES)
         return cls(model, p, name, steps=steps, **kwargs)
 
     def rate_at(self, step: int) -> float:
@@ -109,7 +109,7 @@ class DropoutSchedule:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from state_dict() output and set the model's rates accordingly."""
         target = _validate.p(state["p"], "p")
-        schedule = _validate.choice(state["schedule"], SCHEDULES, "schedule")
+        schedule = _validate.choice(state["schedule"], DROPOUT_SCHEDULES, "schedule")
         steps = _steps(schedule, state["steps"])
         last_step = _validate.non_negative_int(state["last_step"], "last_step")
         # validated before anything is set, so a bad state leaves the schedule as it was

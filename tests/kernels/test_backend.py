@@ -1,6 +1,11 @@
 """The backend switch: auto picks by device and Triton's presence; DROPKIT_BACKEND and use_backend force a path."""
 
+import importlib
+import inspect
+import os
+import subprocess
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -27,26 +32,69 @@ def test_cuda_without_triton_falls_back_to_torch(monkeypatch):
     assert kernels._triton_available.__wrapped__() is False
     monkeypatch.setattr(kernels, "_triton_available", kernels._triton_available.__wrapped__)
     assert kernels.backend_name(CUDA_TENSOR) == "torch"
-    assert kernels.for_tensor(CUDA_TENSOR).__name__ == "dropkit.kernels.fallback"
-    assert kernels.fused_for_tensor(CUDA_TENSOR).__name__ == "dropkit.kernels.fallback"
+    assert kernels.for_tensor(CUDA_TENSOR).__name__ == "dropkit.kernels.torch"
+    assert kernels.fused_for_tensor(CUDA_TENSOR).__name__ == "dropkit.kernels.torch"
 
 
 def test_fused_modules():
     x = torch.ones(1)
-    for name, module in [("cpu", "cpu_fused"), ("torch", "fallback")]:
+    for name, module in [("cpu", "cpu_fused"), ("torch", "torch")]:
         with kernels.use_backend(name):
             assert kernels.fused_for_tensor(x).__name__ == f"dropkit.kernels.{module}"
 
 
-def test_environment_variable_and_context_manager(monkeypatch):
-    monkeypatch.setenv("DROPKIT_BACKEND", "torch")
-    assert kernels.backend_name(torch.ones(1)) == "torch"
-    with kernels.use_backend("cpu"):
-        assert kernels.backend_name(torch.ones(1)) == "cpu"
-    monkeypatch.setenv("DROPKIT_BACKEND", "gpu")
-    with pytest.raises(ValueError, match=r"DROPKIT_BACKEND must be one of 'auto', 'cpu', 'triton', 'torch', got 'gpu'"):
-        kernels.backend_name(torch.ones(1))
+def _in_a_fresh_process(env_value: str, code: str) -> subprocess.CompletedProcess:
+    # DROPKIT_BACKEND is read once, when dropkit is imported: only a new interpreter sees a new value.
+    env = dict(os.environ, DROPKIT_BACKEND=env_value, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
+
+def test_environment_variable_and_context_manager():
+    code = """
+import os, torch
+from dropkit import kernels
+os.environ["DROPKIT_BACKEND"] = "cpu"  # read once at import: changing it later does nothing
+assert kernels.backend_name(torch.ones(1)) == "torch"
+with kernels.use_backend("cpu"):
+    assert kernels.backend_name(torch.ones(1)) == "cpu"
+assert kernels.backend_name(torch.ones(1)) == "torch"
+"""
+    run = _in_a_fresh_process("torch", code)
+    assert run.returncode == 0, run.stderr
+    run = _in_a_fresh_process("gpu", "import torch\nfrom dropkit import kernels\nkernels.backend_name(torch.ones(1))")
+    assert "ValueError: DROPKIT_BACKEND must be one of 'auto', 'cpu', 'triton', 'torch', got 'gpu'" in run.stderr
+
+
+def test_use_backend_is_per_thread():
+    inside, other = threading.Event(), []
+
+    def elsewhere():
+        inside.wait(timeout=10)
+        other.append(kernels.backend_name(torch.ones(1)))
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    with kernels.use_backend("torch"):
+        inside.set()
+        thread.join(timeout=10)
+        assert kernels.backend_name(torch.ones(1)) == "torch"
+    assert other == ["cpu"]
+
+
+@pytest.mark.parametrize(
+    "file,contract",
+    [("cpu", "Backend"), ("cpu_fused", "FusedBackend"), ("triton", "Backend"), ("triton", "FusedBackend"),
+     ("torch", "Backend"), ("torch", "FusedBackend")],
+)
+def test_backends_keep_the_contract(file, contract):
+    if file == "triton":
+        pytest.importorskip("triton")
+    module, protocol = importlib.import_module(f"dropkit.kernels.{file}"), getattr(kernels, contract)
+    assert isinstance(module, protocol), f"{module.__name__} lacks part of {contract}"
+    for name in [n for n in vars(protocol) if not n.startswith("_") and callable(getattr(protocol, n))]:
+        want = [p for p in inspect.signature(getattr(protocol, name)).parameters if p != "self"]
+        got = list(inspect.signature(getattr(module, name)).parameters)
+        assert got == want, f"{module.__name__}.{name}{got} differs from {contract}.{name}{want}"
 
 @ref.needs_triton
 @pytest.mark.parametrize("backward", ["recompute", "bitpacked"])

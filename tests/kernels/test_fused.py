@@ -9,10 +9,11 @@ from _helpers import reference as ref
 from _helpers.devices import FLOAT_DTYPES
 from dropkit import _mode, kernels, rng
 from dropkit.functional import bias_dropout_add
-from dropkit.kernels import cpu, cpu_fused, fallback
+from dropkit.kernels import cpu, cpu_fused
+from dropkit.kernels import torch as torch_backend
 from dropkit.nn import BiasDropoutAdd
 
-BACKENDS = {"cpu": (cpu_fused, "cpu"), "torch": (fallback, "cpu")}
+BACKENDS = {"cpu": (cpu_fused, "cpu"), "torch": (torch_backend, "cpu")}
 if ref.TRITON_DEVICE == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
     from dropkit.kernels import triton as triton_kernels
 

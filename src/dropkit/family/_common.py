@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _mode, _validate, ops
+from .. import _mode, _validate, addressing, ops
 
 __all__ = ["DropoutBase", "active", "check", "small_mask", "apply_small_mask"]
 
@@ -29,13 +29,21 @@ def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[f
 
 
 def small_mask(
-    input: Tensor, shape, p: float, seed: int | None, offset: int, generator: torch.Generator | None
+    input: Tensor,
+    shape,
+    p: float,
+    seed: int | None,
+    offset: int,
+    generator: torch.Generator | None,
+    batch_dim: int | None = 0,
 ) -> Tensor:
     """The spec's scaled keep mask (0 or 1/(1-p)) of a small `shape`, in input's dtype and device.
 
     Its element i is the spec dropout of 1 at stream index offset + i, so a
     per-channel or per-sample mask is a spec mask of the (N, C) or (N,) grid.
+    `batch_dim` is the grid's sample dimension for sample addressing (None: one mask for the whole batch).
     """
+    seed, offset = addressing.resolve(seed, offset, shape, batch_dim)
     ones = torch.ones(shape, dtype=input.dtype, device=input.device)
     return ops.apply_dropout(ones, p, seed, offset, generator, inplace=False, bitpacked=False)
 
@@ -48,9 +56,10 @@ def apply_small_mask(
     seed: int | None,
     offset: int,
     generator: torch.Generator | None,
+    batch_dim: int | None = 0,
 ) -> Tensor:
     """input * mask, the mask drawn on `mask_shape` (broadcastable to input) and never saved at input's size."""
     if inplace:
         _validate.inplace_target(input)
-    mask = small_mask(input, mask_shape, p, seed, offset, generator)
+    mask = small_mask(input, mask_shape, p, seed, offset, generator, batch_dim)
     return input.mul_(mask) if inplace else input * mask

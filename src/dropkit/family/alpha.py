@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
+from .. import _validate, addressing, ops
 from ..ops.alpha import alpha_coefficients
 from ._common import active, check, small_mask
 
@@ -52,6 +52,7 @@ def alpha_dropout(
         return input
     if inplace:
         _validate.inplace_target(input)
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     if p == 1.0:
         return _zeros(input, inplace, seed, offset, generator)
     y = ops.apply_noise(input, "alpha", [p], seed=seed, offset=offset, generator=generator)
@@ -86,6 +87,7 @@ def feature_alpha_dropout(
     if inplace:
         _validate.inplace_target(input)
     shape = tuple(input.shape[:2]) + (1,) * (input.dim() - 2)
+    seed, offset = addressing.resolve(seed, offset, shape)
     if p == 1.0:
         return _zeros(input, inplace, seed, offset, generator)
     keep = small_mask(input, shape, p, seed, offset, generator) != 0

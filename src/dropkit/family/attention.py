@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from .. import _validate, ops, rng
+from .. import _validate, addressing, ops, rng
 from ._common import DropoutBase, active
 
 __all__ = ["scaled_dot_product_attention", "attention_keep_mask", "ScaledDotProductAttention"]
@@ -114,6 +114,7 @@ def scaled_dot_product_attention(
             _validate.float_tensor(attn_mask, "attn_mask")
         attn_mask = attn_mask.expand(*batch, lq, lk)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    seed, offset = addressing.resolve(seed, offset, (*batch, lq, lk))
     seed_t = ops.seed_tensor(seed, generator)
     return ops.attention(query, key, value, attn_mask, seed_t, rng.to_int64(offset), p, bool(is_causal), scale)[0]
 

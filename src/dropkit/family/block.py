@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
+from .. import _validate, addressing, ops
 from ._common import active, check
 
 __all__ = ["drop_block2d"]
@@ -52,6 +52,9 @@ def drop_block2d(
     _validate.rank(input, {3: "(C, H, W)", 4: "(N, C, H, W)"}, "drop_block2d")
     if not active(training) or p == 0.0:
         return input
+    if not batchwise and input.dim() == 4:
+        addressing.refuse("drop_block2d", "it scales by the kept fraction of the whole batch; use batchwise=True")
+    seed, offset = addressing.resolve(seed, offset, input.shape, None)
     if p == 1.0:
         return ops.apply_dropout(input, 1.0, seed, offset, generator, inplace=False, bitpacked=False)
     return ops.apply_noise(input, "block2d", [p, block_size, float(batchwise)], seed=seed, offset=offset, generator=generator)

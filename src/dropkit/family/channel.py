@@ -77,7 +77,8 @@ def _channel_dropout(input, p, training, inplace, seed, offset, generator, spati
     shape = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
         return input
-    return apply_small_mask(input, shape, p, inplace, seed, offset, generator)
+    batched = input.dim() == spatial + 2
+    return apply_small_mask(input, shape, p, inplace, seed, offset, generator, 0 if batched else None)
 
 
 def dropout1d(

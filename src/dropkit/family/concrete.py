@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops, rng
+from .. import _validate, addressing, ops, rng
 from ._common import active
 
 __all__ = ["concrete_dropout"]
@@ -53,5 +53,6 @@ def concrete_dropout(
     seed, offset = _validate.seed(seed), _validate.offset(offset)
     if not active(training):
         return input
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     seed_t = ops.seed_tensor(seed, generator)
     return ops.concrete_dropout(input, p, seed_t, rng.to_int64(offset), temperature)

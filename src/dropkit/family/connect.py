@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import ops
+from .. import addressing, ops
 from ._common import active, check
 
 __all__ = ["drop_connect", "drop_connect_linear"]
@@ -38,6 +38,7 @@ def drop_connect(
     p, seed, offset = check(weight, p, seed, offset, "weight")
     if not active(training) or p == 0.0:
         return weight
+    seed, offset = addressing.resolve(seed, offset, weight.shape, None)  # one weight mask for the whole batch
     return ops.apply_dropout(weight, p, seed, offset, generator, inplace=False, bitpacked=False)
 
 

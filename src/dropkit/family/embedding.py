@@ -52,5 +52,5 @@ def embedding_dropout(
     p, seed, offset = check(weight, p, seed, offset, "weight")
     _validate.rank(weight, {2: "(num_embeddings, embedding_dim)"}, "embedding_dropout", "weight")
     if active(training) and p > 0.0:
-        weight = weight * small_mask(weight, (weight.shape[0], 1), p, seed, offset, generator)
+        weight = weight * small_mask(weight, (weight.shape[0], 1), p, seed, offset, generator, None)
     return F.embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)

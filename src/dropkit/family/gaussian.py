@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
+from .. import _validate, addressing, ops
 from ._common import active, check
 
 __all__ = ["gaussian_dropout", "gaussian_noise"]
@@ -48,6 +48,7 @@ def gaussian_dropout(
     p, seed, offset = check(input, p, seed, offset)
     if not active(training) or p == 0.0:
         return input
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     if p == 1.0:
         return ops.apply_dropout(input, 1.0, seed, offset, generator, inplace=False, bitpacked=False)
     return ops.apply_noise(input, "gaussian", [math.sqrt(p / (1.0 - p)), 0.0], seed=seed, offset=offset, generator=generator)
@@ -78,4 +79,5 @@ def gaussian_noise(
     seed, offset = _validate.seed(seed), _validate.offset(offset)
     if not active(training) or stddev == 0.0:
         return input
+    seed, offset = addressing.resolve(seed, offset, input.shape)
     return ops.apply_noise(input, "gaussian", [0.0, stddev], seed=seed, offset=offset, generator=generator)

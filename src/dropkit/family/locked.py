@@ -48,4 +48,4 @@ def locked_dropout(
         return input
     shape = list(input.shape)
     shape[1 if batch_first else 0] = 1
-    return apply_small_mask(input, shape, p, inplace, seed, offset, generator)
+    return apply_small_mask(input, shape, p, inplace, seed, offset, generator, 0 if batch_first else 1)

@@ -3,9 +3,11 @@
 Backends: "cpu" (numba, CPU tensors), "triton" (GPU kernels; CPU tensors too
 under TRITON_INTERPRET=1), "torch" (the spec in plain torch ops, any device).
 "auto" takes cpu for CPU tensors, triton for GPU tensors where Triton imports,
-and torch otherwise. Force one with DROPKIT_BACKEND or `use_backend`.
+and torch otherwise. Force one with DROPKIT_BACKEND (read once, when dropkit is
+imported) or `use_backend` (per thread and per asyncio task).
 
 Example:
+    >>> import torch
     >>> import dropkit.kernels as K
     >>> with K.use_backend("torch"):
     ...     K.backend_name(torch.ones(1))
@@ -15,23 +17,36 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib
 import os
 from types import ModuleType
 
-import torch
+# Not `import torch`: loading the backend module dropkit.kernels.torch binds the name `torch` in this package.
+from torch import Tensor
+from torch import device as Device
 
 from .. import _validate
+from ._contract import ACTIVATION_CODES, Backend, FusedBackend
 
-__all__ = ["ACTIVATION_CODES", "BACKENDS", "backend_name", "for_tensor", "fused_for_tensor", "use_backend"]
+__all__ = [
+    "ACTIVATION_CODES",
+    "BACKENDS",
+    "Backend",
+    "FusedBackend",
+    "backend_name",
+    "for_device",
+    "for_tensor",
+    "fused_for_tensor",
+    "use_backend",
+]
 
 BACKENDS = ("auto", "cpu", "triton", "torch")
-_MODULES = {"cpu": "cpu", "triton": "triton", "torch": "fallback"}
-_FUSED_MODULES = {"cpu": "cpu_fused", "triton": "triton", "torch": "fallback"}
-# The fused kernels' activation argument, as the numba and Triton kernels take it.
-ACTIVATION_CODES = {None: 0, "relu": 1, "gelu": 2}
-_forced: list[str] = []
+_FUSED_FILES = {"cpu": "cpu_fused", "triton": "triton", "torch": "torch"}
+# Read once: a kernel call should not pay for os.environ, and a backend should not change under a running model.
+_ENVIRONMENT = os.environ.get("DROPKIT_BACKEND", "auto")
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("dropkit_backend", default=None)
 _loaded: dict[str, ModuleType] = {}
 
 
@@ -44,15 +59,18 @@ def _triton_available() -> bool:
     return True
 
 
-def backend_name(x: torch.Tensor) -> str:
-    """Name of the backend that runs kernels for tensor x."""
-    # Read on every call (about 1 us) so that a changed DROPKIT_BACKEND takes effect.
-    name = _forced[-1] if _forced else os.environ.get("DROPKIT_BACKEND", "auto")
+def _pick(is_cpu: bool, is_cuda: bool) -> str:
+    name = _FORCED.get() or _validate.choice(_ENVIRONMENT, BACKENDS, "DROPKIT_BACKEND")
     if name == "auto":
-        if x.is_cpu:
+        if is_cpu:
             return "cpu"
-        return "triton" if x.is_cuda and _triton_available() else "torch"
-    return _validate.backend(name, "DROPKIT_BACKEND")
+        return "triton" if is_cuda and _triton_available() else "torch"
+    return name
+
+
+def backend_name(x: Tensor) -> str:
+    """Name of the backend that runs kernels for tensor x."""
+    return _pick(x.is_cpu, x.is_cuda)
 
 
 def _load(file: str) -> ModuleType:
@@ -62,21 +80,27 @@ def _load(file: str) -> ModuleType:
     return module
 
 
-def for_tensor(x: torch.Tensor) -> ModuleType:
+def for_tensor(x: Tensor) -> Backend:
     """The kernel module (dropout_fwd, dropout_fwd_packed, ...) for tensor x."""
-    return _load(_MODULES[backend_name(x)])
+    return _load(backend_name(x))
 
 
-def fused_for_tensor(x: torch.Tensor) -> ModuleType:
+def for_device(device: Device | str) -> Backend:
+    """The kernel module for tensors on `device` (what for_tensor gives a tensor there)."""
+    kind = Device(device).type
+    return _load(_pick(kind == "cpu", kind == "cuda"))
+
+
+def fused_for_tensor(x: Tensor) -> FusedBackend:
     """The kernel module with bias_dropout_add_fwd and bias_dropout_add_bwd for tensor x."""
-    return _load(_FUSED_MODULES[backend_name(x)])
+    return _load(_FUSED_FILES[backend_name(x)])
 
 
 @contextlib.contextmanager
 def use_backend(name: str):
-    """Force a backend inside a with block (overrides DROPKIT_BACKEND)."""
-    _forced.append(_validate.backend(name, "name"))
+    """Force a backend inside a with block (overrides DROPKIT_BACKEND), in this thread or task only."""
+    token = _FORCED.set(_validate.choice(name, BACKENDS, "name"))
     try:
         yield
     finally:
-        _forced.pop()
+        _FORCED.reset(token)

@@ -4,7 +4,7 @@ Forward keeps the row log-sum-exp; backward recomputes scores, probabilities and
 the dropout mask block by block from (seed, offset), as FlashAttention-2 does
 (Dao 2023), so nothing of size L_q x L_k is saved. Matmuls are torch's; the
 mask of a block is applied in place by a numba kernel on CPU tensors and by
-the plain-torch spec (kernels.fallback) on other devices.
+the plain-torch spec (kernels.torch) on other devices.
 
 Element (b, i, j) of the probability tensor, b the flattened batch index, has
 stream index offset + (b * L_q + i) * L_k + j: a block of rows [i0, i1) of b
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import rng
-from . import fallback
+from . import torch as torch_backend
 from .cpu import _JIT, CHUNK, PARALLEL_MIN, _chunk_bits, _keep_apply
 
 __all__ = ["attention_fwd", "attention_bwd", "drop_runs", "BLOCK_ELEMENTS"]
@@ -60,7 +60,7 @@ def _drop_runs_torch(y: Tensor, seed: int, offset: int, run_stride: int, start: 
     runs, m = y.shape
     g = torch.arange(runs, dtype=torch.int64, device=y.device).view(-1, 1) * run_stride
     g = g + torch.arange(m, dtype=torch.int64, device=y.device) + rng.to_int64((offset + start) % 2**64)
-    keep = fallback.random_bits_at(g.view(-1), seed) >= rng.threshold(p)
+    keep = torch_backend.random_bits_at(g.view(-1), seed) >= rng.threshold(p)
     y.mul_(torch.where(keep.view(runs, m), rng.scale(p), 0.0).to(y.dtype))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import rng
-from . import ACTIVATION_CODES
+from ._contract import ACTIVATION_CODES
 from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _chunk_bits, _launch, _np
 
 __all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]

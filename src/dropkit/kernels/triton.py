@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from .. import rng
-from . import ACTIVATION_CODES
+from ._contract import ACTIVATION_CODES
 
 __all__ = [
     "dropout_fwd",

@@ -29,7 +29,12 @@ __all__ = [
     "plot_curves",
     "plot_sweep",
     "RichProgress",
+    "KNOCKOUT_FIELDS",
 ]
+
+# What `dropkit analyze` adds to each run of summary.json: the mean test accuracy drop with 50% and
+# 75% of the first hidden layer's units knocked out.
+KNOCKOUT_FIELDS = ("knockout_drop_50", "knockout_drop_75")
 
 
 def write_atomic(path, write: Callable[[Path], object]) -> None:
@@ -131,6 +136,7 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
         >>> sweep_summary(sweep_runs(base, [0, 0.5], [0, 1]), summary)["results"][0]["rate"]  # doctest: +SKIP
         0.0
     """
+    knockout = _knockout_by_rate(runs, summary)
     by_rate: dict[float, list[tuple[int, float]]] = {}
     for name, s in runs.items():
         by_rate.setdefault(s.dropout[0], []).append((s.seed, 1.0 - summary["runs"][name]["final_test_acc"]))
@@ -147,8 +153,25 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
                 "test_errors": errors,
             }
         )
+    for r in results:
+        r.update(knockout.get(r["rate"], {}))
     seeds = sorted({s.seed for s in runs.values()})
     return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results}
+
+
+def _knockout_by_rate(runs: dict, summary: dict) -> dict[float, dict]:
+    """Per rate, the mean and std over seeds of the runs' knock-out drops (dropkit analyze), where every run of it has them."""
+    by_rate: dict[float, list[dict]] = {}
+    for name, s in runs.items():
+        by_rate.setdefault(s.dropout[0], []).append(summary["runs"][name])
+    out: dict[float, dict] = {}
+    for rate, rows in by_rate.items():
+        for key in KNOCKOUT_FIELDS:
+            if all(key in r for r in rows):
+                values = [r[key] for r in rows]
+                out.setdefault(rate, {})[f"{key}_mean"] = statistics.fmean(values)
+                out[rate][f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
 
 
 def sweep_table(sweep: dict):
@@ -212,11 +235,16 @@ def plot_curves(histories: dict[str, list[dict]], path) -> None:
 
 
 def plot_sweep(sweep: dict, path) -> None:
-    """sweep.png: test error (mean and min-max over seeds) against the dropout rate (Srivastava et al. Figure 9)."""
+    """sweep.png: test error (mean and min-max over seeds) against the dropout rate (Srivastava et al. Figure 9).
+
+    Where the runs were analyzed (dropkit analyze), a second panel shows the accuracy drop with 50% and
+    75% of the first hidden layer's units removed, against the rate.
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.subplots()
+    robustness = all(f"{key}_mean" in r for r in sweep["results"] for key in KNOCKOUT_FIELDS)
+    fig = Figure(figsize=(11, 4) if robustness else (5.5, 4))
+    ax, *second = fig.subplots(1, 2 if robustness else 1, squeeze=False)[0]
     rates = [r["rate"] for r in sweep["results"]]
     mean = [100 * r["test_error_mean"] for r in sweep["results"]]
     ax.fill_between(
@@ -225,8 +253,17 @@ def plot_sweep(sweep: dict, path) -> None:
     )
     ax.errorbar(rates, mean, yerr=[100 * r["test_error_std"] for r in sweep["results"]], marker="o", capsize=3, label="mean ± std")
     ax.set(xlabel="dropout rate p (hidden layers)", ylabel="test error (%)", title=f"{sweep['dataset']}, {sweep['epochs']} epochs")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if robustness:
+        drops = second[0]
+        for key, marker in zip(KNOCKOUT_FIELDS, "os"):
+            drops.errorbar(
+                rates, [100 * r[f"{key}_mean"] for r in sweep["results"]], yerr=[100 * r[f"{key}_std"] for r in sweep["results"]],
+                marker=marker, capsize=3, label=f"{key.rsplit('_', 1)[1]}% of hidden layer 1 removed",
+            )
+        drops.set(xlabel="dropout rate p (hidden layers)", ylabel="test accuracy drop (pp)", title="knock-out robustness (mean ± std over seeds)")
+    for a in (ax, *second):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
     _save_figure(fig, path)
 
 

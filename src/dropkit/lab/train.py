@@ -441,11 +441,11 @@ _OURS = ("config.json", "metrics.jsonl", "summary.json", "curves.png", "sweep.js
 
 
 def _run_files() -> tuple[str, ...]:
-    """Every file the lab writes into a run folder: a run's own, and the uncertainty report's made from it."""
-    # Imported here, not at the top: lab.uncertainty imports this module (for load_model).
-    from .uncertainty import FILES
+    """Every file the lab writes into a run folder: a run's own, and the reports made from it (uncertainty, analyze)."""
+    # Imported here, not at the top: lab.uncertainty and lab.analyze import this module (for load_model).
+    from . import analyze, uncertainty
 
-    return _OURS + FILES
+    return _OURS + uncertainty.FILES + analyze.FILES
 
 
 def _prepare(out: Path, resume: bool, overwrite: bool) -> None:

@@ -24,7 +24,6 @@ from .fused import bias_dropout_add_backward as bias_dropout_add_backward
 from .concrete import concrete_dropout as concrete_dropout
 from .noise import apply_noise as apply_noise
 from .noise import noise as noise
-from .seed import draw_seed as draw_seed
 from .seed import seed_tensor as seed_tensor
 from .seed import seed_value as seed_value
 
@@ -40,7 +39,6 @@ __all__ = [
     "apply_bias_dropout_add",
     "bias_dropout_add",
     "bias_dropout_add_backward",
-    "draw_seed",
     "seed_tensor",
     "seed_value",
     "concrete_dropout",

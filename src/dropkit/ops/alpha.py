@@ -14,15 +14,15 @@ from torch import Tensor
 
 from .. import kernels, rng
 
-__all__ = ["ALPHA", "alpha_coefficients", "alpha"]
+__all__ = ["alpha_coefficients", "alpha"]
 
-ALPHA = 1.7580993408473766  # lambda * alpha of SELU, the value torch.nn.AlphaDropout uses
+_SELU_ALPHA = 1.7580993408473766  # lambda * alpha of SELU, the value torch.nn.AlphaDropout uses
 
 
 def alpha_coefficients(p: float) -> tuple[float, float, float]:
     """(a, kept shift, dropped value) for 0 <= p < 1: y = a*x + shift if kept, else the dropped value."""
-    a = 1.0 / math.sqrt((ALPHA * ALPHA * p + 1.0) * (1.0 - p))
-    return a, ALPHA * a * p, -ALPHA * a * (1.0 - p)
+    a = 1.0 / math.sqrt((_SELU_ALPHA * _SELU_ALPHA * p + 1.0) * (1.0 - p))
+    return a, _SELU_ALPHA * a * p, -_SELU_ALPHA * a * (1.0 - p)
 
 
 def alpha(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import rng
 from ..kernels import attention_cpu
-from .seed import seed_value
+from .seed import stream
 
 __all__ = ["attention", "attention_backward"]
 
@@ -30,7 +29,7 @@ def attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, seed: Tensor, offset: int, p: float, is_causal: bool, scale: float
 ) -> tuple[Tensor, Tensor]:
     """(output, row log-sum-exp) of softmax(q k^T * scale + mask) with spec dropout, times v."""
-    return attention_cpu.attention_fwd(q, k, v, mask, seed_value(seed), rng.to_uint64(offset), p, is_causal, scale)
+    return attention_cpu.attention_fwd(q, k, v, mask, *stream(seed, offset), p, is_causal, scale)
 
 
 @attention.register_fake
@@ -57,7 +56,7 @@ def attention_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(dq, dk, dv, dmask) of dropkit::attention; dmask is empty unless mask_grad."""
     dq, dk, dv, dmask = attention_cpu.attention_bwd(
-        grad, q, k, v, out, lse, mask, seed_value(seed), rng.to_uint64(offset), p, is_causal, scale, mask_grad
+        grad, q, k, v, out, lse, mask, *stream(seed, offset), p, is_causal, scale, mask_grad
     )
     return dq, dk, dv, q.new_empty(0) if dmask is None else dmask
 

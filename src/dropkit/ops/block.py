@@ -29,8 +29,7 @@ def block_keep(shape: torch.Size, seed: int, offset: int, p: float, block_size: 
     """Boolean keep mask of `shape` (..., H, W): False inside every dropped block."""
     h, w = shape[-2], shape[-1]
     bs = min(block_size, h, w)
-    probe = torch.empty(0, device=device)
-    bits = kernels.for_tensor(probe).random_bits(shape.numel(), seed, offset, probe.device).to(probe.device)
+    bits = kernels.for_device(device).random_bits(shape.numel(), seed, offset, device).to(device)
     seeds = (bits < rng.threshold(block_gamma(p, bs, h, w))).view(-1, 1, h, w)
     seeds[..., h - bs + 1 :, :] = False  # a block must fit inside the map
     seeds[..., :, w - bs + 1 :] = False

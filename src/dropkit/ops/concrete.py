@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import kernels, rng
+from .. import kernels
 from .dropout import _like
-from .seed import seed_value
+from .seed import stream
 
 __all__ = ["concrete_dropout", "concrete_dropout_backward"]
 
@@ -25,7 +25,7 @@ __all__ = ["concrete_dropout", "concrete_dropout_backward"]
 def _keep_weight(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
     """(1 - d, d, p) in x's compute dtype, laid out in x's logical order."""
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    bits = kernels.for_tensor(x).random_bits(x.numel(), seed_value(seed), rng.to_uint64(offset), x.device)
+    bits = kernels.for_tensor(x).random_bits(x.numel(), *stream(seed, offset), x.device)
     u = (bits.to(device=x.device, dtype=torch.float64) + 0.5) * 2.0**-32
     p = p.to(dtype).reshape(())
     z = ((torch.logit(p) + torch.logit(u).to(dtype)) / temperature).view(x.shape)

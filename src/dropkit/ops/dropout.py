@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import _mode, consistent, kernels, rng
-from .seed import seed_tensor, seed_value
+from .seed import seed_tensor, stream
 
 __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
 
@@ -30,7 +30,7 @@ def _like(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _args(seed: Tensor, offset: int) -> tuple[int, int]:
-    return seed_value(seed), rng.to_uint64(offset)
+    return stream(seed, offset)
 
 
 def dropout_impl(x: Tensor, seed: int, offset: int, p: float) -> Tensor:
@@ -144,9 +144,7 @@ dropout_bitpacked.register_autograd(_bitpacked_backward, setup_context=_bitpacke
 
 def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Tensor:
     """The spec's boolean keep mask for a tensor of `shape` (not differentiable)."""
-    probe = torch.empty(0, device=device)
-    n = shape.numel()
-    bits = kernels.for_tensor(probe).random_bits(n, seed, offset, probe.device)
+    bits = kernels.for_device(device).random_bits(shape.numel(), seed, offset, device)
     return (bits >= rng.threshold(p)).view(shape)
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .. import kernels, rng
 from .dropout import _like
-from .seed import seed_tensor, seed_value
+from .seed import seed_tensor, stream
 
 __all__ = ["apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward"]
 
@@ -57,7 +57,7 @@ def bias_dropout_add(
     x: Tensor, bias: Optional[Tensor], residual: Tensor, seed: Tensor, offset: int, p: float, activation: Optional[str]
 ) -> Tensor:
     """residual + dropout(activation(x + bias)); the output keeps x's memory format."""
-    return forward_impl(x, bias, residual, seed_value(seed), rng.to_uint64(offset), p, activation)
+    return forward_impl(x, bias, residual, *stream(seed, offset), p, activation)
 
 
 @bias_dropout_add.register_fake
@@ -71,7 +71,7 @@ def bias_dropout_add_backward(
     activation: Optional[str],
 ) -> Tensor:
     """Gradient of dropkit::bias_dropout_add with respect to x + bias."""
-    return backward_impl(grad, x, bias, seed_value(seed), rng.to_uint64(offset), p, activation)
+    return backward_impl(grad, x, bias, *stream(seed, offset), p, activation)
 
 
 @bias_dropout_add_backward.register_fake

@@ -27,11 +27,10 @@ _TWO_M32 = 2.0**-32
 
 def normal(n: int, seed: int, offset: int, device) -> Tensor:
     """Standard normals (float64) for stream indices offset .. offset+n-1."""
-    probe = torch.empty(0, device=device)
     start = offset & ~1  # the pair that holds element `offset`
     words = (offset + n - start + 1) & ~1
-    bits = kernels.for_tensor(probe).random_bits(words, seed, start, probe.device)
-    return box_muller(bits.to(probe.device))[offset - start : offset - start + n]
+    bits = kernels.for_device(device).random_bits(words, seed, start, device)
+    return box_muller(bits.to(device))[offset - start : offset - start + n]
 
 
 def box_muller(bits: Tensor) -> Tensor:

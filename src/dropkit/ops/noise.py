@@ -21,12 +21,11 @@ from .alpha import alpha
 from .block import drop_block
 from .dropout import _like
 from .gaussian import gaussian
-from .seed import seed_tensor, seed_value
+from .seed import seed_tensor, stream
 
-__all__ = ["NOISE_KINDS", "noise", "apply_noise"]
+__all__ = ["noise", "apply_noise"]
 
 _KINDS = {"alpha": alpha, "gaussian": gaussian, "block2d": drop_block}
-NOISE_KINDS = tuple(_KINDS)
 
 
 def noise_impl(x: Tensor, seed: int, offset: int, kind: str, args: list[float], linear: bool) -> Tensor:
@@ -39,7 +38,7 @@ def noise_impl(x: Tensor, seed: int, offset: int, kind: str, args: list[float], 
 @torch.library.custom_op("dropkit::noise", mutates_args=())
 def noise(x: Tensor, seed: Tensor, offset: int, kind: str, args: list[float], linear: bool) -> Tensor:
     """The `kind` variant of x under (seed, offset); linear=True applies only its Jacobian."""
-    return noise_impl(x, seed_value(seed), rng.to_uint64(offset), kind, args, linear)
+    return noise_impl(x, *stream(seed, offset), kind, args, linear)
 
 
 @noise.register_fake

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .. import _validate, rng
 
-__all__ = ["draw_seed", "seed_tensor", "seed_value"]
+__all__ = ["seed_tensor", "seed_value", "stream"]
 
 
 # Counts seed draws. Each draw mutates it, which chains the draws in a compiled
@@ -24,7 +24,7 @@ _DRAWS = torch.zeros((), dtype=torch.int64)
 @torch.library.custom_op(
     "dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,)
 )
-def draw_seed(draws: Tensor) -> Tensor:
+def _draw_seed_op(draws: Tensor) -> Tensor:
     """A fresh 64-bit seed from torch's default generator, as an int64 scalar tensor.
 
     Drawn inside an op so that torch.compile runs it eagerly: compiled code then
@@ -34,19 +34,22 @@ def draw_seed(draws: Tensor) -> Tensor:
     return torch.tensor(rng.to_int64(rng.draw_seed()), dtype=torch.int64)
 
 
-@draw_seed.register_fake
+@_draw_seed_op.register_fake
 def _(draws) -> Tensor:
     return torch.empty((), dtype=torch.int64)
 
 
-def seed_tensor(seed: int | None, generator: torch.Generator | None = None) -> Tensor:
+def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = None) -> Tensor:
     """A seed as the ops take it (int64 scalar tensor): `seed`, or drawn from `generator` or torch's default.
 
     Works under torch.compile: a draw from the default generator goes through
     dropkit::draw_seed, so compiled code draws exactly as eager code does.
+    A tensor (a (seed, offset shift) pair from dropkit.addressing) passes through.
     """
+    if isinstance(seed, Tensor):
+        return seed
     if seed is None and generator is None:
-        return draw_seed(_DRAWS)
+        return _draw_seed_op(_DRAWS)
     if seed is None:
         seed = rng.draw_seed(_validate.eager_generator(generator))
     return torch.tensor(rng.to_int64(seed), dtype=torch.int64)
@@ -57,3 +60,14 @@ def seed_value(seed: Tensor) -> int:
     return rng.to_uint64(int(seed.item()))
 
 
+def stream(seed: Tensor, offset: int) -> tuple[int, int]:
+    """(seed, offset) as uint64 ints, from an op's seed tensor and int64 offset.
+
+    The seed tensor is a scalar seed, or the (seed, offset shift) pair that
+    dropkit.addressing computes under torch.compile: the shift then travels as
+    tensor data, so a new sample offset does not recompile the graph.
+    """
+    if seed.dim() == 0:
+        return seed_value(seed), rng.to_uint64(offset)
+    s, shift = seed.tolist()
+    return rng.to_uint64(s), (rng.to_uint64(offset) + shift) % 2**64
