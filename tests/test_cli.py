@@ -28,7 +28,7 @@ def assert_one_line_error(result, message):
     assert result.stderr.startswith("error: ")
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["sweep"], ["bench"], ["analyze"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["sweep"], ["tune"], ["bench"], ["analyze"]])
 def test_help(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage: dropkit" in result.output
@@ -44,11 +44,14 @@ def test_demo_end_to_end(tmp_path):
     result = invoke("demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--dropout-type", "alpha", "--out", out)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["runs"]["dropout"]["dropout_type"] == "alpha"
-    for column in ("test", "best", "train", "gap", "s/epoch", "wall s"):
+    for column in ("test", "test@val", "oracle", "train", "gap", "s/epoch", "wall s"):
         assert column in result.stdout
     assert "dropout" in result.stdout and "no_dropout" in result.stdout and "l2" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
+    # the demo holds out 10% for validation by default, so each run has its selected figure
+    assert json.loads((out / "config.json").read_text())["runs"]["l2"]["val_split"] == 0.1
+    assert all(r["test_acc_at_best_val"] is not None and r["best_val_epoch"] == 1 for r in summary["runs"].values())
     assert (out / "curves.png").exists() and len((out / "metrics.jsonl").read_text().splitlines()) == 3
     assert "co-adaptation" in result.stdout and "75% out" in result.stdout  # the analysis runs by default
     assert all("knockout_drop_75" in r for r in summary["runs"].values()) and (out / "coadaptation.png").exists()
@@ -121,6 +124,8 @@ def test_sweep_end_to_end(tmp_path):
     assert {d["dropout_schedule"] for d in json.loads((out / "config.json").read_text())["runs"].values()} == {"late:1"}
     sweep = json.loads(result.stdout)
     assert [r["rate"] for r in sweep["results"]] == [0.0, 0.5] and sweep["seeds"] == [0, 1]
+    # validated by default (10% held out): the rate with the lower mean validation error is selected
+    assert sweep["selected"]["rate"] == min(sweep["results"], key=lambda r: (r["val_error_mean"], r["rate"]))["rate"]
     assert sweep == json.loads((out / "sweep.json").read_text()) and (out / "sweep.png").exists()
 
 

@@ -1,6 +1,6 @@
 """dropkit: dropout for PyTorch with reproducible counter-based masks and fused kernels.
 
-Example:
+Examples:
     >>> import torch, dropkit
     >>> layer = dropkit.Dropout(p=0.5)
     >>> y = dropkit.functional.dropout(torch.ones(4), 0.5, seed=7)

@@ -3,7 +3,7 @@
 `mc_active()` is True inside dropkit.mc_dropout(...): functional dropout then
 drops even when called with training=False (Monte-Carlo dropout).
 
-Example:
+Examples:
     >>> with mc_enabled():
     ...     mc_active()
     True

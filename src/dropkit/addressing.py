@@ -26,7 +26,7 @@ weight mask, embedding rows, batchwise DropBlock) use the seed alone, so every
 rank draws the same one. Under torch.compile the step and k0 are tensors the
 loop overwrites in place: a new step does not recompile the graph.
 
-Example:
+Examples:
     >>> import torch, dropkit
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), dropkit.Dropout(0.5))
     >>> x = torch.ones(6, 4)
@@ -58,7 +58,7 @@ _ACTIVE: SampleAddressing | None = None
 def layer_key(name: str) -> int:
     """The stable 64-bit identity of the module called `name` (blake2b of its qualified name).
 
-    Example:
+    Examples:
         >>> layer_key("0.drop") == layer_key("0.drop")
         True
     """
@@ -156,7 +156,8 @@ def sample_addressed(model: torch.nn.Module, *, seed: int) -> SampleAddressing:
         model: the module to address; every submodule's dropout calls are covered.
         seed: base seed, an int in [0, 2**64).
 
-    Example:
+    Examples:
+        >>> import dropkit
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), dropkit.Dropout(0.5))
         >>> with sample_addressed(model, seed=1) as addr:
         ...     addr.set_step(0)

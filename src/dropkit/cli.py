@@ -3,6 +3,7 @@
     dropkit demo                      # dropout vs no dropout vs L2 on Fashion-MNIST (or digits)
     dropkit train --hidden 1024 1024 --dropout 0.5 --input-dropout 0.2 --max-norm 3
     dropkit sweep --rates 0 0.2 0.5 0.8 --seeds 0 1 2
+    dropkit tune --trials 20                          # Optuna search of the rates on validation
     dropkit bench --quick
     dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
     dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
@@ -30,7 +31,7 @@ from .lab.models import SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, bench, uncertainty, analyze, active.",
+    help="Dropout experiments on real data: demo, train, sweep, tune, bench, uncertainty, analyze, active.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -67,7 +68,7 @@ _TRAINING_OPTIONS = {
     "schedule": _opt(str, "constant | cosine | step (default cosine)."),
     "epochs": _opt(int, "Epochs per run (default 20)."),
     "batch_size": _opt(int, "Mini-batch size (default 128)."),
-    "val_split": _opt(float, "Fraction of the training set held out for validation."),
+    "val_split": _opt(float, "Fraction of the training set held out for validation (default 0.1 in demo, sweep and tune; 0 in train)."),
     "seed": _opt(int, "Seed of initialisation, batch order and dropout masks (default 0)."),
     "time_budget": _opt(str, "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h."),
     "threads": _opt(int, "torch threads (default: one per core)."),
@@ -81,7 +82,7 @@ _NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
 def join_list_options(argv: list[str]) -> list[str]:
     """Join the space-separated values of list options into one comma-separated value.
 
-    Example:
+    Examples:
         >>> join_list_options(["train", "--hidden", "1024", "1024", "--epochs", "3"])
         ['train', '--hidden', '1024,1024', '--epochs', '3']
     """
@@ -158,6 +159,14 @@ def known_errors(fn):
     return wrapper
 
 
+def _hold_out_validation(options: dict) -> None:
+    """Default --val-split for the commands that choose something (an epoch, a rate): choose on validation, not test."""
+    from .lab.tune import DEFAULT_VAL_SPLIT
+
+    if options["val_split"] is None:
+        options["val_split"] = DEFAULT_VAL_SPLIT
+
+
 def _experiment(command: str, runs_of, options: dict, out: Optional[Path], resume: bool, overwrite: bool, quiet: bool):
     """Build the runs from the options, train them with progress bars unless quiet; return (summary, run folder)."""
     from .lab import report, train
@@ -193,6 +202,7 @@ def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite
     from .lab import analyze as analysis
     from .lab import report, train
 
+    _hold_out_validation(settings)
     l2 = settings.pop("l2")
     runs_of = functools.partial(train.demo_runs, **({"l2": l2} if l2 is not None else {}))
     summary, out = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet)
@@ -230,6 +240,7 @@ def sweep(
     from .lab import analyze as analysis
     from .lab import report, train
 
+    _hold_out_validation(settings)
     runs_of = functools.partial(train.sweep_runs, rates=_numbers(rates, float, "rates"), seeds=_numbers(seeds, int, "seeds"))
     _, out = _experiment("sweep", runs_of, settings, out, resume, overwrite, quiet)
     analysis.run(out)
@@ -247,6 +258,45 @@ def _write_sweep(out: Path) -> dict:
     report.write_json(out / "sweep.json", result)
     report.plot_sweep(result, out / "sweep.png")
     return result
+
+
+@app.command()
+@known_errors
+@training_options(exclude=("dropout", "input_dropout"))
+def tune(
+    settings,
+    trials: Annotated[int, typer.Option(help="Finished trials the study should reach, over all its workers.")] = 20,
+    timeout: Annotated[Optional[str], typer.Option(help="Start no new trial after this long, e.g. 15m.")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: SQLite in --out).")] = None,
+    study: Annotated[str, typer.Option(help="Study name in the storage; workers of one search pass the same.")] = "dropkit-tune",
+    shared_rate: Annotated[bool, typer.Option("--shared-rate", help="One hidden rate for all layers instead of one per layer.")] = False,
+    tune_lr: Annotated[bool, typer.Option("--tune-lr", help="Also search the learning rate (0.2x to 5x of --lr or the default).")] = False,
+    tune_max_norm: Annotated[bool, typer.Option("--tune-max-norm", help="Also search the max-norm bound (1 to 6).")] = False,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Median pruning on per-epoch validation accuracy.")] = True,
+    retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="Retrain the best on train+validation and report its test accuracy.")] = True,
+    out: Out = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Search the dropout rates on validation with Optuna, retrain the best, report test accuracy once: tune.json."""
+    from .lab import report, train
+    from .lab import tune as tuning
+
+    settings["epochs"] = tuning.DEFAULT_EPOCHS if settings["epochs"] is None else settings["epochs"]
+    _hold_out_validation(settings)
+    base = _settings(settings)
+    out = out or Path("runs") / "tune"
+    search = tuning.Search(shared_rate=shared_rate, lr=tune_lr, max_norm=tune_max_norm)
+    progress = train.Progress() if quiet else report.RichProgress()
+    try:
+        with progress:
+            result = tuning.run(
+                base, out, trials=trials, timeout=None if timeout is None else train.parse_duration(timeout),
+                storage=storage, study_name=study, search=search, prune=prune, retrain=retrain, progress=progress,
+            )
+    except train.Interrupted as e:
+        raise train.Interrupted(f"{e}; the same command continues the study") from None
+    _show(result, tuning.table(result), quiet, as_json, f"folder: {out} (tune.json, tune_history.png, tune_rates.png, trials/)")
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """Dropout on models that already exist: insert it, change its rate, swap torch's layers for dropkit's.
 
-Example:
+Examples:
     >>> import torch.nn as nn, dropkit
     >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> model, places = dropkit.insert_dropout(model, 0.2)
@@ -68,7 +68,7 @@ def insert_dropout(
     Returns:
         (model, the qualified names of the activations that got a dropout).
 
-    Example:
+    Examples:
         >>> m, places = insert_dropout(nn.Sequential(nn.Linear(2, 2), nn.SELU(), nn.Linear(2, 1)), 0.1)
         >>> m[1]
         Sequential(
@@ -113,7 +113,7 @@ def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | 
     Returns:
         The qualified names of the modules changed ("" for `model` itself).
 
-    Example:
+    Examples:
         >>> set_dropout(nn.Sequential(nn.Dropout(0.5), nn.Linear(2, 2)), 0.1)
         ['0']
     """
@@ -145,7 +145,7 @@ def replace_dropout(model: nn.Module) -> tuple[nn.Module, Counter]:
         (model, a Counter of replaced modules by torch class name). If `model` itself is a
         torch dropout, the returned model is its replacement.
 
-    Example:
+    Examples:
         >>> model, counts = replace_dropout(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)))
         >>> model[1], counts
         (Dropout(p=0.1, inplace=False), Counter({'Dropout': 1}))
@@ -174,7 +174,7 @@ def weight_dropout(
     Undo with torch.nn.utils.parametrize.remove_parametrizations(module, name, leave_parametrized=False).
     Works with nn.LSTM/GRU weights (e.g. name="weight_hh_l0").
 
-    Example:
+    Examples:
         >>> lin = weight_dropout(nn.Linear(4, 3), "weight", 0.3)
         >>> y = lin(torch.randn(2, 4))
     """

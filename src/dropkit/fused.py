@@ -13,7 +13,7 @@ result is bit-identical across backends. gelu uses each backend's erf (torch's,
 libm's, CUDA's), which agree to about one float32 ulp, so gelu outputs agree to
 that rounding; its mask is identical.
 
-Example:
+Examples:
     >>> import torch
     >>> from dropkit.functional import bias_dropout_add
     >>> x, b, r = torch.ones(2, 4), torch.ones(4), torch.zeros(2, 4)
@@ -27,10 +27,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, addressing
+from . import _validate
+from .family._common import DropoutBase, active, resolve_seed
 from .ops.fused import apply_bias_dropout_add
 
-__all__ = ["bias_dropout_add", "FUSED_ACTIVATIONS"]
+__all__ = ["bias_dropout_add", "BiasDropoutAdd", "FUSED_ACTIVATIONS"]
 
 # The activations the fused op computes, by name (control.ACTIVATIONS holds module classes).
 FUSED_ACTIVATIONS = (None, "relu", "gelu")
@@ -68,7 +69,7 @@ def bias_dropout_add(
     Saved for backward: the seed; with relu or gelu also x and bias (the inputs
     themselves, no copy). No mask and no activation output is stored.
 
-    Example:
+    Examples:
         >>> h = bias_dropout_add(torch.randn(8, 64), torch.zeros(64), torch.randn(8, 64), 0.1, activation="gelu")
     """
     _validate.float_tensor(x, "x")
@@ -78,8 +79,64 @@ def bias_dropout_add(
     _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
     seed = _validate.seed(seed)
     offset = _validate.offset(offset)
-    if not (training or _mode.mc_active()):
+    if not active(training):
         p = 0.0
-    if p > 0.0:
-        seed, offset = addressing.resolve(seed, offset, x.shape)
-    return apply_bias_dropout_add(x, bias, residual, p, seed, offset, generator, activation)
+    # No mask at p = 0: draw nothing and address nothing, as dropout does.
+    seed, offset = resolve_seed(0 if p == 0.0 else seed, offset, generator, x.shape)
+    return apply_bias_dropout_add(x, bias, residual, p, seed, offset, activation)
+
+
+class BiasDropoutAdd(DropoutBase):
+    """residual + dropout(activation(x + bias)) in one fused pass; the layer holds the bias.
+
+    The end of a transformer sublayer (Megatron-LM's bias_dropout_add): follow a
+    bias-free projection with it, nn.Linear(d, H, bias=False) then BiasDropoutAdd(H),
+    and the bias add, activation, dropout and residual add cost one pass over
+    memory instead of four. Backward recomputes the mask (no mask is stored).
+    To pass a bias from elsewhere, call dropkit.functional.bias_dropout_add.
+
+    Args:
+        features: size H of the last dimension (and of the bias).
+        p: probability of an element being zeroed. Default: 0.5
+        activation: None, "relu" or "gelu" (exact erf form). Default: None
+        bias: hold a learnable bias of shape (H,), initialised to zeros. Default: True
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        x, residual, output: (..., H).
+
+    Examples:
+        >>> m = BiasDropoutAdd(64, p=0.1, activation="gelu")
+        >>> m
+        BiasDropoutAdd(64, p=0.1, activation='gelu', bias=True)
+        >>> y = m(torch.randn(8, 64), torch.randn(8, 64))
+    """
+
+    def __init__(
+        self,
+        features: int,
+        p: float = 0.5,
+        activation: str | None = None,
+        *,
+        bias: bool = True,
+        generator: torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.features = _validate.positive_int(features, "features")
+        self.p = _validate.p(p)
+        self.activation = _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
+        if bias:
+            self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)  # as torch.nn.Linear: the name exists, holding no parameter
+        self.generator = generator
+
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return bias_dropout_add(
+            x, self.bias, residual, self.p, self.training, activation=self.activation, generator=self.generator
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.features}, p={self.p}, activation={self.activation!r}, bias={self.bias is not None}"

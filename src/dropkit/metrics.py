@@ -7,7 +7,7 @@ computed in float64, on the device of the probabilities. Plots need
 matplotlib (the [lab] extra), imported only when a plot is drawn, and are
 written atomically.
 
-Example:
+Examples:
     >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     >>> labels = torch.tensor([0, 1, 1])
     >>> round(nll(probs, labels), 4), round(brier(probs, labels), 4)
@@ -55,7 +55,7 @@ def nll(probs, labels) -> float:
     A probability of 0 is clamped to float64's smallest normal number, so a
     confident mistake costs about 708 nats instead of infinity.
 
-    Example:
+    Examples:
         >>> round(nll(torch.tensor([[0.5, 0.5]]), torch.tensor([1])), 4)
         0.6931
     """
@@ -67,7 +67,7 @@ def nll(probs, labels) -> float:
 def brier(probs, labels) -> float:
     """Brier score: mean over predictions of sum_c (p_c - [c == label])^2, in [0, 2] (Brier 1950).
 
-    Example:
+    Examples:
         >>> brier(torch.tensor([[1.0, 0.0]]), torch.tensor([1]))
         2.0
     """
@@ -115,7 +115,7 @@ class Reliability:
 def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
     """Bin predictions by top-class confidence into `bins` equal-width bins.
 
-    Example:
+    Examples:
         >>> r = reliability(torch.tensor([[0.75, 0.25]] * 4), torch.tensor([0, 0, 0, 1]))
         >>> r.ece
         0.0
@@ -138,7 +138,7 @@ def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
 def ece(probs, labels, bins: int = ECE_BINS) -> float:
     """Expected calibration error with `bins` equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017).
 
-    Example:
+    Examples:
         >>> round(ece(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), torch.tensor([0, 1])), 4)
         0.35
     """
@@ -151,7 +151,7 @@ def auroc(scores, positives) -> float:
     Computed from average ranks (the Mann-Whitney U statistic), so it equals
     the trapezoidal ROC area exactly, ties included.
 
-    Example:
+    Examples:
         >>> auroc(torch.tensor([0.1, 0.4, 0.4, 0.9]), torch.tensor([False, True, False, True]))
         0.875
     """
@@ -193,7 +193,7 @@ def fpr_at_tpr(scores, positives, tpr: float = 0.95) -> float:
 def misclassification_auroc(uncertainty, correct) -> float:
     """AUROC of an uncertainty score (higher = less sure) at telling wrong predictions from right ones.
 
-    Example:
+    Examples:
         >>> misclassification_auroc(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([True, True, False]))
         1.0
     """
@@ -217,7 +217,7 @@ def _save(fig, path) -> None:
 def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
     """Reliability diagram: accuracy against confidence per bin for each named curve, with the diagonal.
 
-    Example:
+    Examples:
         >>> plot_reliability({"MC T=50": reliability(p, y)}, "reliability.png")  # doctest: +SKIP
     """
     fig, (ax,) = _figure()
@@ -243,7 +243,7 @@ def plot_histograms(
 
     Each title gives the AUROC of the score at finding the second group.
 
-    Example:
+    Examples:
         >>> plot_histograms({"predictive entropy": h}, correct, "uncertainty_hist.png")  # doctest: +SKIP
     """
     correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1).cpu()

@@ -3,7 +3,7 @@
 The numpy functions here are the reference every backend is tested against
 (docs/mask-spec.md). They favour clarity over speed.
 
-Example:
+Examples:
     >>> from dropkit import rng
     >>> [hex(v) for v in rng.philox4x32((0, 0, 0, 0), (0, 0))]
     ['0x6627e8d5', '0xe169c58d', '0xbc57ac4c', '0x9b00dbd8']

@@ -9,7 +9,7 @@ Schedules (Liu et al. 2023, "Dropout Reduces Underfitting"):
 A step is whatever the loop counts (an iteration or an epoch). Call .step()
 after each one; the rate for step 0 is applied at construction.
 
-Example:
+Examples:
     >>> import torch.nn as nn
     >>> model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
     >>> sched = DropoutSchedule(model, 0.2, "early", steps=2)
@@ -46,7 +46,7 @@ class DropoutSchedule:
         steps: warm-up length ("linear") or cut-off step ("early", "late"); unused by "constant".
         types: drive only dropout modules of these types (default: all).
 
-    Example:
+    Examples:
         >>> sched = DropoutSchedule(nn.Dropout(), 0.1, "linear", steps=4)
         >>> sched.p, sched.step(), sched.step()
         (0.0, 0.025, 0.05)
@@ -73,7 +73,7 @@ class DropoutSchedule:
     def from_string(cls, model: nn.Module, p: float, spec: str, **kwargs) -> DropoutSchedule:
         """A schedule from "constant", "linear:STEPS", "early:STEPS" or "late:STEPS" (a command-line form).
 
-        Example:
+        Examples:
             >>> DropoutSchedule.from_string(nn.Dropout(), 0.1, "late:100").steps
             100
         """

@@ -11,7 +11,7 @@ dropout is linear, so masking each partial term masks their sum.
 dropkit.functional.dropout applies this to a DTensor (torch.distributed.tensor)
 sharded on any dimensions, from its placements.
 
-Example:
+Examples:
     >>> import torch, dropkit.functional as DF
     >>> x = torch.ones(4, 6)
     >>> right = shard_dropout(x[:, 2:], 0.5, seed=3, full_shape=(4, 6), start=(0, 2))
@@ -39,7 +39,7 @@ def run_offsets(local_shape, full_shape, start) -> tuple[int, list[int]]:
         full_shape: shape of the whole tensor (same rank).
         start: the block's first index along each dimension.
 
-    Example:
+    Examples:
         >>> run_offsets((4, 2), (4, 6), (0, 2))   # features 2..3 of 4 rows of 6
         (2, [2, 8, 14, 20])
     """
@@ -77,7 +77,8 @@ def shard_dropout(
         seed: the mask's seed, the same on every rank (an explicit int: ranks must agree).
         full_shape: shape of the unsharded tensor.
         start: index of the block's first element along each dimension.
-        offset, training: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
 
     Shape:
         Output: local's shape. One dropout call per run (see run_offsets): one for

@@ -5,7 +5,7 @@ T predictions as uncertainty. `mc_dropout(model)` switches on only the
 dropout-family modules (BatchNorm and everything else stay in eval mode);
 `mc_predict` runs the T passes batched and summarizes them.
 
-Example:
+Examples:
     >>> import torch, dropkit
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), dropkit.Dropout(0.5), torch.nn.Linear(8, 3))
     >>> r = dropkit.mc_predict(model, torch.randn(2, 4), samples=20, seed=0)
@@ -27,7 +27,7 @@ from torch import Tensor
 from . import _mode, _validate, acquisition, rng
 from .acquisition import _entropy
 from .consistent import Replicas
-from .nn import Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
+from .nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
 
@@ -46,11 +46,13 @@ def shares_mask_across_batch(module: torch.nn.Module) -> bool:
     Replicated copies of an input in one forward would all see the same mask
     there, so mc_predict runs one sample per forward for models that hold one.
 
-    Example:
+    Examples:
         >>> shares_mask_across_batch(torch.nn.Dropout())
         False
     """
-    # By class name, so fastai's WeightDropout and EmbeddingDropout, which draw the same way, are caught too.
+    if isinstance(module, DropoutBase):
+        return bool(module.shares_mask_across_batch)  # declared by each dropkit variant
+    # Others by class name, so fastai's WeightDropout and EmbeddingDropout and timm's DropBlock are caught too.
     name = type(module).__name__
     return name in ("DropConnectLinear", "EmbeddingDropout", "WeightDropout") or (
         name.startswith("DropBlock") and bool(getattr(module, "batchwise", False))
@@ -73,7 +75,7 @@ def mc_dropout(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     Args:
         model: any nn.Module.
 
-    Example:
+    Examples:
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5)).eval()
         >>> with mc_dropout(model):
         ...     [m.training for m in model]
@@ -107,7 +109,7 @@ class MCResult:
         samples: (T, B, ...) raw model outputs, one row per pass.
         task: "classification" or "regression".
 
-    Example:
+    Examples:
         >>> r = MCResult(torch.zeros(4, 2, 3), "classification")
         >>> r.predictive_entropy
         tensor([1.0986, 1.0986])
@@ -273,7 +275,7 @@ def mc_predict(
     Returns:
         MCResult with samples (T, B, ...) and the task's summaries.
 
-    Example:
+    Examples:
         >>> model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
         >>> r = mc_predict(model, torch.randn(5, 3), samples=30, seed=1, task="regression")
         >>> r.mean.shape, r.std.shape

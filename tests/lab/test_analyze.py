@@ -71,6 +71,7 @@ def test_knockout_at_fraction_0_is_the_plain_test_accuracy_exactly(run_dir, resu
         _, acc = train.evaluate(model, x, y, settings.eval_batch_size)
         r = result["runs"][name]
         assert r["test_acc"] == acc, name
+        assert r["test_acc"] == json.loads((run_dir / "summary.json").read_text())["runs"][name]["final_test_acc"], name
         for layer in r["layers"]:
             assert layer["random"]["acc"][0] == [acc] * A.REPEATS and layer["worst"]["acc"][0] == acc, name
 

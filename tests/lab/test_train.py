@@ -4,7 +4,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 
 import pytest
 import torch
@@ -14,6 +13,8 @@ from dropkit.lab import data, models, report, train
 from dropkit.lab import uncertainty as U
 from dropkit.lab.models import SettingsError
 from dropkit.lab.train import Interrupted, RunFolderError, Settings
+
+from _helpers.sigint import InterruptAt
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +31,6 @@ def small(digits):
 TINY = Settings(dataset="digits", hidden=(64, 32), dropout=(0.5, 0.3), epochs=2, batch_size=50, lr=0.1)
 EARLY = dataclasses.replace(TINY, dropout_schedule="early:1")  # dropout in epoch 1 only: the schedule's state matters
 CONCRETE = dataclasses.replace(TINY, dropout_type="concrete", input_dropout=0.2)  # learned rates: parameters carry them
-
-
-class InterruptAt(train.Progress):
-    """Sends a real SIGINT (as Ctrl-C does) once `at` training steps have run."""
-
-    def __init__(self, at):
-        self.at, self.steps = at, 0
-
-    def step(self, name, loss):
-        self.steps += 1
-        if self.steps == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_a_short_run_learns(small, tmp_path):

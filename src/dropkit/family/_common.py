@@ -1,17 +1,49 @@
-"""What every variant shares: the training flag and masks drawn on a small shape and broadcast."""
+"""What every variant shares: the base class and its declarations, the seed, and masks drawn on a small shape."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from .. import _mode, _validate, addressing, ops
+from .. import _mode, _validate, addressing, ops, rng
 
-__all__ = ["DropoutBase", "active", "check", "small_mask", "apply_small_mask"]
+__all__ = [
+    "DropoutBase",
+    "init_rate",
+    "active",
+    "check",
+    "resolve_seed",
+    "small_mask",
+    "apply_small_mask",
+    "zeros_with_zero_grad",
+]
 
 
 class DropoutBase(torch.nn.Module):
-    """Marker base of every dropkit dropout-family module, so is_dropout() is one isinstance check."""
+    """Base of every dropkit dropout-family module: is_dropout() is one isinstance check, registries read its declarations.
+
+    Attributes:
+        kind: the name dropkit.nn.make_dropout builds it by, for a variant made from one
+            rate; None for the ones that wrap a layer or take other arguments.
+        mask_unit: what one draw of the mask covers: "element", "channel", "block",
+            "sample", "sequence", "weight" or "row".
+        has_rate: the constructor's first number is a drop rate (GaussianNoise's is a stddev).
+        shares_mask_across_batch: one draw covers the whole batch (weights, embedding
+            rows, batchwise blocks), so mc_predict cannot replicate the batch to sample.
+    """
+
+    kind: ClassVar[str | None] = None
+    mask_unit: ClassVar[str] = "element"
+    has_rate: ClassVar[bool] = True
+    shares_mask_across_batch: bool = False
+
+
+def init_rate(module: torch.nn.Module, torch_class: type, p: float, inplace: bool, generator) -> None:
+    """torch_class.__init__ (torch's _DropoutNd) after dropkit's own check of p, so the messages are dropkit's."""
+    torch_class.__init__(module, _validate.p(p), inplace)
+    module.generator = generator
 
 
 def active(training: bool) -> bool:
@@ -28,38 +60,44 @@ def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[f
     return _validate.p(p), _validate.seed(seed), _validate.offset(offset)
 
 
-def small_mask(
-    input: Tensor,
-    shape,
-    p: float,
-    seed: int | None,
-    offset: int,
-    generator: torch.Generator | None,
-    batch_dim: int | None = 0,
-) -> Tensor:
+def resolve_seed(
+    seed: int | None, offset: int, generator: torch.Generator | None, shape, batch_dim: int | None = 0
+) -> tuple[int | Tensor, int]:
+    """The one place a call's (seed, offset) is decided, before any op runs.
+
+    `seed` if given; else, inside dropkit.sample_addressed, the addressed seed and offset
+    (dropkit.addressing.resolve: `shape` is the mask's, `batch_dim` its sample dimension,
+    None for a mask shared by the whole batch); else a seed drawn from `generator` or
+    torch's default. Eager calls get an int seed. Under torch.compile it is a tensor (a draw
+    from torch's generator goes through the dropkit::draw_seed op, so compiled code draws
+    as eager does).
+    """
+    seed, offset = addressing.resolve(seed, offset, shape, batch_dim)
+    if torch.compiler.is_compiling():
+        return ops.seed_tensor(seed, generator), offset
+    return (rng.draw_seed(generator) if seed is None else seed), offset
+
+
+def small_mask(input: Tensor, shape, p: float, seed: int | Tensor, offset: int) -> Tensor:
     """The spec's scaled keep mask (0 or 1/(1-p)) of a small `shape`, in input's dtype and device.
 
     Its element i is the spec dropout of 1 at stream index offset + i, so a
     per-channel or per-sample mask is a spec mask of the (N, C) or (N,) grid.
-    `batch_dim` is the grid's sample dimension for sample addressing (None: one mask for the whole batch).
     """
-    seed, offset = addressing.resolve(seed, offset, shape, batch_dim)
     ones = torch.ones(shape, dtype=input.dtype, device=input.device)
-    return ops.apply_dropout(ones, p, seed, offset, generator, inplace=False, bitpacked=False)
+    return ops.apply_dropout(ones, p, seed, offset, inplace=False, bitpacked=False)
 
 
-def apply_small_mask(
-    input: Tensor,
-    mask_shape,
-    p: float,
-    inplace: bool,
-    seed: int | None,
-    offset: int,
-    generator: torch.Generator | None,
-    batch_dim: int | None = 0,
-) -> Tensor:
+def apply_small_mask(input: Tensor, mask_shape, p: float, inplace: bool, seed: int | Tensor, offset: int) -> Tensor:
     """input * mask, the mask drawn on `mask_shape` (broadcastable to input) and never saved at input's size."""
     if inplace:
         _validate.inplace_target(input)
-    mask = small_mask(input, mask_shape, p, seed, offset, generator, batch_dim)
+    mask = small_mask(input, mask_shape, p, seed, offset)
     return input.mul_(mask) if inplace else input * mask
+
+
+def zeros_with_zero_grad(input: Tensor, inplace: bool = False) -> Tensor:
+    """What p = 1 gives: exact zeros (also where input is inf or NaN) whose gradient is zero, never NaN."""
+    if inplace:
+        return input.zero_()
+    return torch.where(torch.zeros((), dtype=torch.bool, device=input.device), input, input.new_zeros(()))

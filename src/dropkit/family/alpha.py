@@ -5,7 +5,7 @@ an affine map restores the input's mean and variance (zero and one for SELU
 activations). Same output distribution as torch.nn.functional.alpha_dropout;
 the keep mask is the spec's. p = 1 gives zeros, as torch does.
 
-Example:
+Examples:
     >>> y = alpha_dropout(torch.randn(4, 8), 0.2, training=True, seed=1)
 """
 
@@ -14,16 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, addressing, ops
-from ..ops.alpha import alpha_coefficients
-from ._common import active, check, small_mask
+from .. import _validate, ops
+from ._common import DropoutBase, active, check, init_rate, resolve_seed, zeros_with_zero_grad
 
-__all__ = ["alpha_dropout", "feature_alpha_dropout"]
-
-
-def _zeros(input, inplace, seed, offset, generator) -> Tensor:
-    """p = 1: exact zeros with zero gradient (the affine map's scale is infinite there)."""
-    return ops.apply_dropout(input, 1.0, seed, offset, generator, inplace=inplace, bitpacked=False)
+__all__ = ["alpha_dropout", "feature_alpha_dropout", "AlphaDropout", "FeatureAlphaDropout"]
 
 
 def alpha_dropout(
@@ -41,9 +35,13 @@ def alpha_dropout(
     Args:
         input: floating tensor of any shape.
         p: drop probability in [0, 1].
-        training, inplace, seed, offset, generator: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
+        inplace: as in dropkit.functional.dropout.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout.
+        generator: as in dropkit.functional.dropout.
 
-    Example:
+    Examples:
         >>> alpha_dropout(torch.zeros(3), 0.5, training=True, seed=1).shape
         torch.Size([3])
     """
@@ -52,10 +50,10 @@ def alpha_dropout(
         return input
     if inplace:
         _validate.inplace_target(input)
-    seed, offset = addressing.resolve(seed, offset, input.shape)
-    if p == 1.0:
-        return _zeros(input, inplace, seed, offset, generator)
-    y = ops.apply_noise(input, "alpha", [p], seed=seed, offset=offset, generator=generator)
+    seed, offset = resolve_seed(seed, offset, generator, input.shape)
+    if p == 1.0:  # the affine map's scale is infinite there
+        return zeros_with_zero_grad(input, inplace)
+    y = ops.apply_noise(ops.alpha_dropout, input, seed, offset, p)
     return input.copy_(y) if inplace else y
 
 
@@ -73,10 +71,14 @@ def feature_alpha_dropout(
 
     Args:
         input: floating tensor of rank >= 2; dimension 0 is the batch, 1 the channels.
-        p, training, inplace, seed, offset, generator: as in alpha_dropout; the mask is
-            the spec mask of the (N, C) grid.
+        p: as in alpha_dropout.
+        training: as in alpha_dropout.
+        inplace: as in alpha_dropout.
+        seed: as in alpha_dropout.
+        offset: as in alpha_dropout; the mask is the spec mask of the (N, C) grid.
+        generator: as in alpha_dropout.
 
-    Example:
+    Examples:
         >>> feature_alpha_dropout(torch.zeros(2, 3, 4), 0.5, training=True, seed=1).shape
         torch.Size([2, 3, 4])
     """
@@ -87,11 +89,63 @@ def feature_alpha_dropout(
     if inplace:
         _validate.inplace_target(input)
     shape = tuple(input.shape[:2]) + (1,) * (input.dim() - 2)
-    seed, offset = addressing.resolve(seed, offset, shape)
+    seed, offset = resolve_seed(seed, offset, generator, shape)
     if p == 1.0:
-        return _zeros(input, inplace, seed, offset, generator)
-    keep = small_mask(input, shape, p, seed, offset, generator) != 0
-    a, shift, dropped = alpha_coefficients(p)
-    scale = keep.to(input.dtype) * a
-    bias = torch.where(keep, shift, dropped).to(input.dtype)
-    return input.mul_(scale).add_(bias) if inplace else input * scale + bias
+        return zeros_with_zero_grad(input, inplace)
+    keep = ops.apply_keep_mask(input, shape, p, seed, offset)
+    y = ops.alpha_transform(input, keep, p)
+    return input.copy_(y) if inplace else y
+
+
+class AlphaDropout(torch.nn.AlphaDropout, DropoutBase):
+    """Alpha dropout for SELU networks (Klambauer et al. 2017); a drop-in for torch.nn.AlphaDropout.
+
+    Keeps a SELU activation's zero mean and unit variance; p = 1 gives zeros.
+
+    Args:
+        p: probability of an element being dropped. Default: 0.5
+        inplace: overwrite the input. Default: False
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: any shape. Output: same shape.
+
+    Examples:
+        >>> AlphaDropout(p=0.2)(torch.randn(20, 16)).shape
+        torch.Size([20, 16])
+    """
+
+    kind = "alpha"
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: torch.Generator | None = None) -> None:
+        init_rate(self, torch.nn.AlphaDropout, p, inplace, generator)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+
+class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, DropoutBase):
+    """Alpha dropout of whole channels; a drop-in for torch.nn.FeatureAlphaDropout.
+
+    Args:
+        p: probability of a channel being dropped. Default: 0.5
+        inplace: overwrite the input. Default: False
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: (N, C, *), one draw per (n, c). Output: same shape.
+
+    Examples:
+        >>> FeatureAlphaDropout(p=0.2)(torch.randn(2, 3, 4, 4)).shape
+        torch.Size([2, 3, 4, 4])
+    """
+
+    kind = "feature_alpha"
+    mask_unit = "channel"
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: torch.Generator | None = None) -> None:
+        init_rate(self, torch.nn.FeatureAlphaDropout, p, inplace, generator)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return feature_alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)

@@ -8,7 +8,7 @@ shard of batch-heads or query rows can pass its own offset. Backward regenerates
 the mask from (seed, offset) and keeps only the row log-sum-exp (FlashAttention-2,
 Dao 2023): nothing of size L_q x L_k is saved.
 
-Example:
+Examples:
     >>> q = torch.randn(2, 4, 8, 16)
     >>> y = scaled_dot_product_attention(q, q, q, dropout_p=0.1, seed=3)
 """
@@ -20,8 +20,8 @@ import math
 import torch
 from torch import Tensor
 
-from .. import _validate, addressing, ops, rng
-from ._common import DropoutBase, active
+from .. import _validate, ops, rng
+from ._common import DropoutBase, active, resolve_seed
 
 __all__ = ["scaled_dot_product_attention", "attention_keep_mask", "ScaledDotProductAttention"]
 
@@ -76,20 +76,23 @@ def scaled_dot_product_attention(
     torch's scaled_dot_product_attention itself: its fastest kernel, unchanged numerics.
 
     Args:
-        query, key, value: (..., L_q, E), (..., L_k, E), (..., L_k, E_v); batch dims broadcast.
+        query: (..., L_q, E), (..., L_k, E), (..., L_k, E_v)
+        key: (..., L_q, E), (..., L_k, E), (..., L_k, E_v)
+        value: (..., L_q, E), (..., L_k, E), (..., L_k, E_v); batch dims broadcast.
         attn_mask: bool (True takes part) or additive float, broadcastable to (..., L_q, L_k).
         dropout_p: probability of an attention probability being zeroed.
         is_causal: query i attends to keys j <= i (top-left aligned, as torch); excludes attn_mask.
         scale: score scale; default 1/sqrt(E).
         enable_gqa: repeat key/value heads (dim -3) to the query's head count.
         training: as in dropkit.functional.dropout (torch's SDPA has no such flag: it drops always).
-        seed, offset, generator: as in dropkit.functional.dropout; probability element i of the
-            logical (..., L_q, L_k) tensor has stream index offset + i.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout; probability element i of the logical (..., L_q, L_k) tensor has stream index offset + i.
+        generator: as in dropkit.functional.dropout.
 
     Shape:
         Output: (..., L_q, E_v).
 
-    Example:
+    Examples:
         >>> q, k = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 6, 8)
         >>> scaled_dot_product_attention(q, k, k, dropout_p=0.2, seed=1).shape
         torch.Size([1, 2, 4, 8])
@@ -114,8 +117,8 @@ def scaled_dot_product_attention(
             _validate.float_tensor(attn_mask, "attn_mask")
         attn_mask = attn_mask.expand(*batch, lq, lk)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    seed, offset = addressing.resolve(seed, offset, (*batch, lq, lk))
-    seed_t = ops.seed_tensor(seed, generator)
+    seed, offset = resolve_seed(seed, offset, generator, (*batch, lq, lk))
+    seed_t = ops.seed_tensor(seed)
     return ops.attention(query, key, value, attn_mask, seed_t, rng.to_int64(offset), p, bool(is_causal), scale)[0]
 
 
@@ -125,7 +128,7 @@ def attention_keep_mask(query: Tensor, key: Tensor, dropout_p: float, *, seed: i
     Shape:
         (*batch, L_q, L_k): the probability tensor's shape, batch dims broadcast as in attention.
 
-    Example:
+    Examples:
         >>> q = torch.randn(1, 2, 3, 4)
         >>> attention_keep_mask(q, q, 0.5, seed=7).shape
         torch.Size([1, 2, 3, 3])
@@ -148,7 +151,7 @@ class ScaledDotProductAttention(DropoutBase):
     Shape:
         As dropkit.functional.scaled_dot_product_attention.
 
-    Example:
+    Examples:
         >>> attn = ScaledDotProductAttention(0.1)
         >>> attn(torch.randn(2, 4, 8, 16), torch.randn(2, 4, 8, 16), torch.randn(2, 4, 8, 16)).shape
         torch.Size([2, 4, 8, 16])

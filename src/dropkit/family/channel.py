@@ -11,7 +11,7 @@ Rank rules are torch's, so a model moved from torch.nn.functional keeps its beha
   does, and are treated as unbatched: channels along dim 0.
 One draw per (sample, channel): the spec mask of the (N, C) grid, broadcast over the rest.
 
-Example:
+Examples:
     >>> y = dropout2d(torch.ones(2, 3, 4, 4), 0.5, seed=1)
 """
 
@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from .. import _validate
-from ._common import active, apply_small_mask, check
+from ._common import DropoutBase, active, apply_small_mask, check, init_rate, resolve_seed
 
-__all__ = ["dropout1d", "dropout2d", "dropout3d"]
+__all__ = ["dropout1d", "dropout2d", "dropout3d", "Dropout1d", "Dropout2d", "Dropout3d"]
 
 _SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -78,7 +78,8 @@ def _channel_dropout(input, p, training, inplace, seed, offset, generator, spati
     if not active(training) or p == 0.0:
         return input
     batched = input.dim() == spatial + 2
-    return apply_small_mask(input, shape, p, inplace, seed, offset, generator, 0 if batched else None)
+    seed, offset = resolve_seed(seed, offset, generator, shape, 0 if batched else None)
+    return apply_small_mask(input, shape, p, inplace, seed, offset)
 
 
 def dropout1d(
@@ -95,10 +96,14 @@ def dropout1d(
 
     Args:
         input: (N, C, L) or (C, L) floating tensor.
-        p, training, inplace, seed, offset, generator: as in dropkit.functional.dropout;
-            the mask is the spec mask of the (N, C) grid, element (n, c) at offset + n*C + c.
+        p: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
+        inplace: as in dropkit.functional.dropout.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout; the mask is the spec mask of the (N, C) grid, element (n, c) at offset + n*C + c.
+        generator: as in dropkit.functional.dropout.
 
-    Example:
+    Examples:
         >>> dropout1d(torch.ones(2, 3, 5), 0.5, seed=1).shape
         torch.Size([2, 3, 5])
     """
@@ -121,10 +126,15 @@ def dropout2d(
     Args:
         input: (N, C, H, W) floating tensor; a 3-D input is (N, C, L), with torch's warning,
             unless `unbatched` is set.
-        p, training, inplace, seed, offset, generator: as in dropkit.functional.dropout.
+        p: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
+        inplace: as in dropkit.functional.dropout.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout.
+        generator: as in dropkit.functional.dropout.
         unbatched: the input is one (C, H, W) image (3-D only); no warning.
 
-    Example:
+    Examples:
         >>> dropout2d(torch.ones(2, 3, 4, 4), 0.5, seed=1).shape
         torch.Size([2, 3, 4, 4])
         >>> dropout2d(torch.ones(3, 4, 4), 0.5, seed=1, unbatched=True).shape
@@ -145,8 +155,101 @@ def dropout3d(
 ) -> Tensor:
     """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability p; scale the rest.
 
-    Example:
+    Examples:
         >>> dropout3d(torch.ones(2, 3, 2, 2, 2), 0.5, seed=1).shape
         torch.Size([2, 3, 2, 2, 2])
     """
     return _channel_dropout(input, p, training, inplace, seed, offset, generator, 3, "dropout3d")
+
+
+class Dropout1d(torch.nn.Dropout1d, DropoutBase):
+    """Zero whole channels of (N, C, L) or (C, L) input; a drop-in for torch.nn.Dropout1d.
+
+    Args:
+        p: probability of a channel being zeroed. Default: 0.5
+        inplace: overwrite the input. Default: False
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: (N, C, L) or (C, L); any other rank raises dropkit's RankError, a ValueError
+        and a RuntimeError (torch raises RuntimeError). Output: same shape.
+
+    Examples:
+        >>> Dropout1d(p=0.2)(torch.randn(4, 3, 10)).shape
+        torch.Size([4, 3, 10])
+    """
+
+    kind = "dropout1d"
+    mask_unit = "channel"
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: torch.Generator | None = None) -> None:
+        init_rate(self, torch.nn.Dropout1d, p, inplace, generator)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return dropout1d(input, self.p, self.training, self.inplace, generator=self.generator)
+
+
+
+class Dropout2d(torch.nn.Dropout2d, DropoutBase):
+    """Zero whole channels of (N, C, H, W) input; a drop-in for torch.nn.Dropout2d.
+
+    Ranks as torch: a 3-D input is (N, C, L), with torch's warning, unless unbatched=True
+    says it is one (C, H, W) image; other ranks warn as torch's do and drop channels of
+    dim 1. Tompson et al. 2015, "Efficient Object Localization Using Convolutional Networks".
+
+    Args:
+        p: probability of a channel being zeroed. Default: 0.5
+        inplace: overwrite the input. Default: False
+        unbatched: 3-D input is one (C, H, W) image, not (N, C, L). Default: False
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: (N, C, H, W), or (C, H, W) with unbatched=True. Output: same shape.
+
+    Examples:
+        >>> Dropout2d(p=0.2)(torch.randn(4, 3, 8, 8)).shape
+        torch.Size([4, 3, 8, 8])
+    """
+
+    kind = "dropout2d"
+    mask_unit = "channel"
+
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, *, unbatched: bool = False, generator: torch.Generator | None = None
+    ) -> None:
+        init_rate(self, torch.nn.Dropout2d, p, inplace, generator)
+        self.unbatched = unbatched
+
+    def forward(self, input: Tensor) -> Tensor:
+        return dropout2d(input, self.p, self.training, self.inplace, generator=self.generator, unbatched=self.unbatched)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", unbatched=True" if self.unbatched else "")
+
+
+
+class Dropout3d(torch.nn.Dropout3d, DropoutBase):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input; a drop-in for torch.nn.Dropout3d.
+
+    Args:
+        p: probability of a channel being zeroed. Default: 0.5
+        inplace: overwrite the input. Default: False
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: (N, C, D, H, W) or (C, D, H, W); other ranks warn as torch's do and are read as
+        unbatched, channels along dim 0. Output: same shape.
+
+    Examples:
+        >>> Dropout3d(p=0.2)(torch.randn(2, 3, 4, 4, 4)).shape
+        torch.Size([2, 3, 4, 4, 4])
+    """
+
+    kind = "dropout3d"
+    mask_unit = "channel"
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, generator: torch.Generator | None = None) -> None:
+        init_rate(self, torch.nn.Dropout3d, p, inplace, generator)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return dropout3d(input, self.p, self.training, self.inplace, generator=self.generator)

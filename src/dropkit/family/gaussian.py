@@ -5,7 +5,7 @@ p/(1-p) (Srivastava et al. 2014, section 10; Keras GaussianDropout).
 gaussian_noise adds stddev * z (Keras GaussianNoise). z is recomputed from
 (seed, offset) in backward; docs/family.md says which stream words feed it.
 
-Example:
+Examples:
     >>> y = gaussian_dropout(torch.ones(4), 0.5, seed=1)
     >>> y = gaussian_noise(torch.zeros(4), 0.1, seed=1)
 """
@@ -17,10 +17,10 @@ import math
 import torch
 from torch import Tensor
 
-from .. import _validate, addressing, ops
-from ._common import active, check
+from .. import _validate, ops
+from ._common import DropoutBase, active, check, resolve_seed, zeros_with_zero_grad
 
-__all__ = ["gaussian_dropout", "gaussian_noise"]
+__all__ = ["gaussian_dropout", "gaussian_noise", "GaussianDropout", "GaussianNoise"]
 
 
 def gaussian_dropout(
@@ -39,19 +39,22 @@ def gaussian_dropout(
     Args:
         input: floating tensor of any shape.
         p: rate in [0, 1]; the noise variance is p/(1-p), as Bernoulli dropout's at rate p.
-        training, seed, offset, generator: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout.
+        generator: as in dropkit.functional.dropout.
 
-    Example:
+    Examples:
         >>> gaussian_dropout(torch.ones(2, 3), 0.2, seed=3).shape
         torch.Size([2, 3])
     """
     p, seed, offset = check(input, p, seed, offset)
     if not active(training) or p == 0.0:
         return input
-    seed, offset = addressing.resolve(seed, offset, input.shape)
+    seed, offset = resolve_seed(seed, offset, generator, input.shape)
     if p == 1.0:
-        return ops.apply_dropout(input, 1.0, seed, offset, generator, inplace=False, bitpacked=False)
-    return ops.apply_noise(input, "gaussian", [math.sqrt(p / (1.0 - p)), 0.0], seed=seed, offset=offset, generator=generator)
+        return zeros_with_zero_grad(input)
+    return ops.apply_noise(ops.gaussian, input, seed, offset, math.sqrt(p / (1.0 - p)), 0.0)
 
 
 def gaussian_noise(
@@ -68,9 +71,12 @@ def gaussian_noise(
     Args:
         input: floating tensor of any shape.
         stddev: standard deviation of the noise, finite and >= 0.
-        training, seed, offset, generator: as in dropkit.functional.dropout.
+        training: as in dropkit.functional.dropout.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout.
+        generator: as in dropkit.functional.dropout.
 
-    Example:
+    Examples:
         >>> gaussian_noise(torch.zeros(2, 3), 0.1, seed=3).shape
         torch.Size([2, 3])
     """
@@ -79,5 +85,65 @@ def gaussian_noise(
     seed, offset = _validate.seed(seed), _validate.offset(offset)
     if not active(training) or stddev == 0.0:
         return input
-    seed, offset = addressing.resolve(seed, offset, input.shape)
-    return ops.apply_noise(input, "gaussian", [0.0, stddev], seed=seed, offset=offset, generator=generator)
+    seed, offset = resolve_seed(seed, offset, generator, input.shape)
+    return ops.apply_noise(ops.gaussian, input, seed, offset, 0.0, stddev)
+
+
+class GaussianDropout(DropoutBase):
+    """Multiplicative Gaussian noise of mean 1 and variance p/(1-p) (Srivastava et al. 2014; Keras GaussianDropout).
+
+    Args:
+        p: rate; the noise has the variance Bernoulli dropout at rate p has. p = 1 gives zeros.
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: any shape. Output: same shape.
+
+    Examples:
+        >>> GaussianDropout(0.1)
+        GaussianDropout(p=0.1)
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _validate.p(p)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return gaussian_dropout(input, self.p, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+
+class GaussianNoise(DropoutBase):
+    """Additive Gaussian noise of standard deviation `stddev` in training (Keras GaussianNoise).
+
+    Args:
+        stddev: standard deviation of the noise (finite, >= 0).
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: any shape. Output: same shape.
+
+    Examples:
+        >>> GaussianNoise(0.1)
+        GaussianNoise(stddev=0.1)
+    """
+
+    kind = "gaussian_noise"
+    has_rate = False  # make_dropout's number is its stddev
+
+    def __init__(self, stddev: float, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.stddev = _validate.non_negative(stddev, "stddev")
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return gaussian_noise(input, self.stddev, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"stddev={self.stddev}"

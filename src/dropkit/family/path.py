@@ -3,7 +3,7 @@
 Zeroes a whole sample of a residual branch. One draw per sample: the spec
 mask of the (N,) grid, broadcast over every other dimension.
 
-Example:
+Examples:
     >>> y = drop_path(torch.ones(4, 3, 2), 0.5, seed=1)
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate
-from ._common import active, check, small_mask
+from .. import _validate, ops
+from ._common import DropoutBase, active, check, resolve_seed, small_mask
 
-__all__ = ["drop_path"]
+__all__ = ["drop_path", "DropPath"]
 
 
 def drop_path(
@@ -35,9 +35,11 @@ def drop_path(
         p: probability of a sample being zeroed.
         training: as in dropkit.functional.dropout.
         scale_by_keep: scale kept samples by 1/(1-p) (as timm); if False they pass unchanged.
-        seed, offset, generator: as in dropkit.functional.dropout; sample n uses stream index offset + n.
+        seed: as in dropkit.functional.dropout.
+        offset: as in dropkit.functional.dropout; sample n uses stream index offset + n.
+        generator: as in dropkit.functional.dropout.
 
-    Example:
+    Examples:
         >>> drop_path(torch.ones(4, 2), 0.5, seed=1).shape
         torch.Size([4, 2])
     """
@@ -45,7 +47,40 @@ def drop_path(
     _validate.min_rank(input, 1, "(N, *)", "drop_path")
     if not active(training) or p == 0.0:
         return input
-    mask = small_mask(input, (input.shape[0],) + (1,) * (input.dim() - 1), p, seed, offset, generator)
-    if not scale_by_keep:
-        mask = (mask != 0).to(input.dtype)
-    return input * mask
+    shape = (input.shape[0],) + (1,) * (input.dim() - 1)
+    seed, offset = resolve_seed(seed, offset, generator, shape)
+    if scale_by_keep:
+        return input * small_mask(input, shape, p, seed, offset)
+    return input * ops.apply_keep_mask(input, shape, p, seed, offset).to(input.dtype)
+
+
+class DropPath(DropoutBase):
+    """Stochastic depth: drop whole samples of a residual branch (Huang et al. 2016; timm's DropPath).
+
+    Args:
+        p: probability of a sample being zeroed. Default: 0.0 (as timm)
+        scale_by_keep: scale kept samples by 1/(1-p). Default: True
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: (N, *). Output: same shape.
+
+    Examples:
+        >>> DropPath(0.1)
+        DropPath(p=0.1, scale_by_keep=True)
+    """
+
+    kind = "drop_path"
+    mask_unit = "sample"
+
+    def __init__(self, p: float = 0.0, scale_by_keep: bool = True, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _validate.p(p)
+        self.scale_by_keep = scale_by_keep
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return drop_path(input, self.p, self.training, self.scale_by_keep, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, scale_by_keep={self.scale_by_keep}"

@@ -6,7 +6,7 @@ under TRITON_INTERPRET=1), "torch" (the spec in plain torch ops, any device).
 and torch otherwise. Force one with DROPKIT_BACKEND (read once, when dropkit is
 imported) or `use_backend` (per thread and per asyncio task).
 
-Example:
+Examples:
     >>> import torch
     >>> import dropkit.kernels as K
     >>> with K.use_backend("torch"):

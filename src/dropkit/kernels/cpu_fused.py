@@ -4,7 +4,7 @@ Same chunked layout as cpu.py, whose Philox helpers it reuses: per chunk,
 Philox fills a buffer of words, then one loop reads x, bias and residual and
 writes the output. Half types run the float32 kernel and round once at the end.
 
-Example:
+Examples:
     >>> x, r = torch.ones(2, 4), torch.zeros(2, 4)
     >>> bias_dropout_add_fwd(x, torch.ones(4), r, seed=7, offset=0, p=0.5, activation="relu")
     tensor([[4., 4., 0., 0.],

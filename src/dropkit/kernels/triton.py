@@ -13,7 +13,7 @@ runs 32-bit Philox on counter (b mod 2^32, b >> 32, 0, 0), the spec's counter.
 Floating-point contraction is switched off (enable_fp_fusion=False): a fused
 multiply-add would round once where the spec rounds twice.
 
-Example:
+Examples:
     >>> import os; os.environ["TRITON_INTERPRET"] = "1"   # before importing triton
     >>> from dropkit.kernels import triton as K
     >>> K.dropout_fwd(torch.ones(6), seed=7, offset=0, p=0.5)

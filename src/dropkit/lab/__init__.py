@@ -4,7 +4,7 @@ Modules: data (IDX and digits loading), models (MLP builder, max-norm), train
 (settings, training loop, checkpoints, resume), report (summary, tables, plots).
 Every error a user can cause is a LabError, which the CLI prints as one line.
 
-Example:
+Examples:
     >>> from dropkit.lab import data, train
     >>> ds = data.load("digits")
 """

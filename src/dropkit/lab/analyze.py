@@ -20,7 +20,7 @@ reproduce exactly from the seed.
 Files written into the run folder: coadaptation.json (schema in docs/lab.md), coadaptation.png,
 features.png and activations.png; summary.json gets knockout_drop_50 and knockout_drop_75 per run.
 
-Example:
+Examples:
     >>> result = run("runs/demo")  # doctest: +SKIP
     >>> result["runs"]["dropout"]["drop_75"], result["runs"]["no_dropout"]["drop_75"]  # doctest: +SKIP
 """
@@ -75,7 +75,7 @@ _MAX_WIDTH = 2**32
 def hidden_layers(model: nn.Module) -> list[int]:
     """Positions, in the Sequential `model`, of its hidden activations (the lab's MLP: each ReLU).
 
-    Example:
+    Examples:
         >>> from dropkit.lab.models import build_mlp
         >>> hidden_layers(build_mlp(64, (32, 16), 10, dropout=0.5, input_dropout=0.2))
         [2, 5]
@@ -105,7 +105,7 @@ def knockout_masks(width: int, fraction: float, repeats: int, *, layer: int, see
     Shape:
         (repeats, width), float32.
 
-    Example:
+    Examples:
         >>> knockout_masks(4, 0.5, 2, layer=0, seed=0)
         tensor([[0., 2., 2., 2.],
                 [2., 0., 0., 2.]])
@@ -125,7 +125,7 @@ def worst_case_multipliers(mean_activation: torch.Tensor, fraction: float) -> to
     Shape:
         mean_activation: (width,); result: (width,), float32.
 
-    Example:
+    Examples:
         >>> worst_case_multipliers(torch.tensor([0.1, 0.9, 0.5, 0.0]), 0.5)
         tensor([2., 0., 0., 2.])
     """
@@ -173,7 +173,7 @@ def activation_stats(h: torch.Tensor) -> dict:
         input, "correlated_units": units in mean_abs_corr, "histogram": {"edges", "counts"} of the
         non-zero activations}.
 
-    Example:
+    Examples:
         >>> activation_stats(torch.tensor([[0.0, 1.0, 2.0], [0.0, 2.0, 4.0], [0.0, 3.0, 1.0]]))["never_firing"]
         1
     """
@@ -233,14 +233,16 @@ def analyze_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, repeats
 
     Args:
         model: a Sequential MLP (set to eval mode here).
-        x, y: the test inputs (n, features) and labels (n,).
-        repeats: random knock-outs per fraction and layer. seed: their mask seed.
+        x: the test inputs (n, features).
+        y: their labels (n,).
+        repeats: random knock-outs per fraction and layer.
+        seed: the knock-outs' mask seed.
         batch_size: inputs per forward pass.
 
     Returns:
         coadaptation.json's entry of one run (see docs/lab.md), without its drop_50/drop_75 fields.
 
-    Example:
+    Examples:
         >>> result = analyze_model(model, x_test, y_test, repeats=5, seed=0)  # doctest: +SKIP
         >>> result["layers"][0]["random"]["acc_mean"][0] == train.evaluate(model, x_test, y_test)[1]  # doctest: +SKIP
         True
@@ -346,7 +348,7 @@ def run(run_dir, *, repeats: int = REPEATS, seed: int = 0) -> dict:
 def summary_fields(result: dict) -> dict[str, dict]:
     """Per run, summary.json's knock-out fields: the mean accuracy drop with 50% and 75% of the first hidden layer removed.
 
-    Example:
+    Examples:
         >>> summary_fields({"runs": {"dropout": {"drop_50": 0.01, "drop_75": 0.04}}})
         {'dropout': {'knockout_drop_50': 0.01, 'knockout_drop_75': 0.04}}
     """
@@ -374,7 +376,8 @@ def table(result: dict):
     from rich.table import Table
 
     t = Table(
-        title=f"co-adaptation: hidden layer 1's units removed at test time (mean of {result['repeats']} knock-outs)",
+        title="co-adaptation: hidden layer 1's units removed at test time",
+        caption=f"test accuracy, mean of {result['repeats']} random knock-outs; zeros and mean |corr| of the layer's activations",
         box=box.SIMPLE, pad_edge=False, collapse_padding=True,
     )
     for column in ("run", "intact", "50% out", "drop", "75% out", "drop", "zeros", "|corr|"):

@@ -3,9 +3,9 @@
 Times are medians of repeated runs after warm-up. Every ratio compares two
 numbers measured in the same process, one right after the other.
 
-Example:
-    >>> result = run(quick=True)
-    >>> print(format_table(result))
+Examples:
+    >>> result = run(quick=True)  # doctest: +SKIP
+    >>> print(format_table(result))  # doctest: +SKIP
 """
 
 from __future__ import annotations

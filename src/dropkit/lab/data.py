@@ -5,7 +5,7 @@ IDX files (gzip or raw) are searched in this order: `data_dir`, `$DROPKIT_DATA`,
 In each root the files may sit in `<root>/<name>/` or, for an explicit data_dir,
 directly in it. `download=True` fetches the official files and checks their sha256.
 
-Example:
+Examples:
     >>> ds = load("digits")
     >>> ds.x_train.shape, ds.n_classes
     (torch.Size([1438, 64]), 10)
@@ -120,7 +120,7 @@ def read_idx(path, magic: int | None = None) -> np.ndarray:
     Raises:
         DataError: wrong magic number, or a file shorter or longer than its header says.
 
-    Example:
+    Examples:
         >>> labels = read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", 0x801)
     """
     path = Path(path)
@@ -173,7 +173,7 @@ def find_idx_dir(name: str, data_dir=None) -> Path | None:
 
     An explicit data_dir must exist; it may hold the files directly or in data_dir/<name>.
 
-    Example:
+    Examples:
         >>> find_idx_dir("fashion-mnist")
         PosixPath('/usr/share/datasets/fashion-mnist')
     """
@@ -201,7 +201,7 @@ def download(name: str, data_dir=None, mirror: str | None = None) -> Path:
     Each file is checked against its published sha256 before it is moved into place,
     so a failed or tampered download never leaves a file that looks valid.
 
-    Example:
+    Examples:
         >>> download("mnist")  # doctest: +SKIP
         PosixPath('/root/.cache/dropkit/mnist')
     """
@@ -283,9 +283,9 @@ def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> D
     Raises:
         DataError: unknown name, missing directory or files, or a corrupt file.
 
-    Example:
+    Examples:
         >>> ds = load("fashion-mnist")  # doctest: +SKIP
-        >>> ds.x_train.shape
+        >>> ds.x_train.shape  # doctest: +SKIP
         torch.Size([60000, 784])
     """
     if name not in DATASETS:
@@ -312,7 +312,7 @@ def load_test_tensors(name: str, data_dir=None) -> tuple[torch.Tensor, torch.Ten
 
     Use it with train.load_model to evaluate a trained run:
 
-    Example:
+    Examples:
         >>> model, settings = train.load_model("runs/demo")  # doctest: +SKIP
         >>> x, y = load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
     """

@@ -1,6 +1,6 @@
 """Multilayer perceptrons with dropout after each hidden activation, as in Srivastava et al. (2014).
 
-Example:
+Examples:
     >>> build_mlp(784, (256, 128), 10, dropout=(0.5, 0.3))
     Sequential(
       (0): Linear(in_features=784, out_features=256, bias=True)
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..schedule import DropoutSchedule
 from . import LabError
@@ -47,27 +48,29 @@ __all__ = [
     "weights",
 ]
 
+# Why the MLP refuses a kind, by what its class declares: each would fail on 2-D input mid-training,
+# silently reinterpret it, or take a number that is not a rate.
+_CHANNELS = "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
+_WHY_NOT = {
+    "channel": _CHANNELS,
+    "block": _CHANNELS,
+    "sample": "drops whole samples (stochastic depth), which needs a residual branch that the MLP does not have",
+    "sequence": "shares one mask over the time steps of a sequence, and an MLP's activations have no time axis",
+}
+_NO_RATE = "has no rate (it adds noise of a given stddev), so --dropout and --dropout-schedule cannot set it"
+_NOT_FOR_MLP = {
+    kind: _NO_RATE if not cls.has_rate else _WHY_NOT.get(cls.mask_unit, f"drops whole {cls.mask_unit}s")
+    for kind, cls in kinds().items()
+    if not cls.has_rate or cls.mask_unit != "element"
+}
 # The kinds of dropkit.nn.make_dropout that act on an MLP's (batch, features) activations unit by unit.
-MLP_DROPOUT_KINDS = ("dropout", "alpha", "gaussian")
+MLP_DROPOUT_KINDS = tuple(kind for kind in kinds() if kind not in _NOT_FOR_MLP)
 # The lab's --dropout-type choices: those kinds, plus "concrete" (ConcreteDropout, Gal et al. 2017),
 # which make_dropout does not build because it wraps a layer and learns its rate.
 DROPOUT_TYPES = MLP_DROPOUT_KINDS + ("concrete",)
 # The prior length scale l of Gal, Hron and Kendall's concrete dropout code (their MNIST and UCI
 # experiments): weight_regularizer = l^2 / N, dropout_regularizer = 2 / N (tau = 1 for classification).
 CONCRETE_LENGTH_SCALE = 1e-4
-# Why each other kind is refused: each would fail on 2-D input mid-training, silently reinterpret it,
-# or take a number that is not a rate. tests/lab/test_models.py checks that every kind is in one list or the other.
-_CHANNELS = "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
-_NOT_FOR_MLP = {
-    "dropout1d": _CHANNELS,
-    "dropout2d": _CHANNELS,
-    "dropout3d": _CHANNELS,
-    "feature_alpha": _CHANNELS,
-    "drop_block": _CHANNELS,
-    "gaussian_noise": "has no rate (it adds noise of a given stddev), so --dropout and --dropout-schedule cannot set it",
-    "drop_path": "drops whole samples (stochastic depth), which needs a residual branch that the MLP does not have",
-    "locked": "shares one mask over the time steps of a sequence, and an MLP's activations have no time axis",
-}
 
 
 class SettingsError(LabError):
@@ -77,7 +80,7 @@ class SettingsError(LabError):
 def dropout_rates(dropout: float | Sequence[float] | None, n_hidden: int) -> tuple[float, ...]:
     """One dropout rate per hidden layer: a single rate is used for every layer.
 
-    Example:
+    Examples:
         >>> dropout_rates(0.5, 3)
         (0.5, 0.5, 0.5)
     """
@@ -102,7 +105,7 @@ def rate(value, name: str) -> float:
 def dropout_kind(kind: str) -> str:
     """A hidden dropout kind the MLP can use (one of DROPOUT_TYPES); SettingsError saying why otherwise.
 
-    Example:
+    Examples:
         >>> dropout_kind("gaussian")
         'gaussian'
     """
@@ -119,7 +122,7 @@ def dropout_schedule(spec: str) -> str:
 
     Checked by building the schedule on a module without dropout, so the rules are DropoutSchedule's own.
 
-    Example:
+    Examples:
         >>> dropout_schedule("early:5")
         'early:5'
     """
@@ -137,7 +140,7 @@ def concrete_regularizers(n_train: int, length_scale: float = CONCRETE_LENGTH_SC
     (1e-4 in their code) and the model precision tau = 1 (a classifier has no output noise),
     for a loss that is the mean over the batch, as the lab's cross-entropy is.
 
-    Example:
+    Examples:
         >>> concrete_regularizers(50000)
         (2e-13, 4e-05)
     """
@@ -190,7 +193,7 @@ def build_mlp(
         kind: the hidden dropout layers' kind, one of DROPOUT_TYPES (dropkit.nn.make_dropout, or "concrete").
         n_train: training set size N; needed by "concrete" only.
 
-    Example:
+    Examples:
         >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2, kind="gaussian")
         >>> build_mlp(64, (32,), 10, dropout=0.2, kind="concrete", n_train=50000)[2]
         ConcreteDropout(
@@ -240,7 +243,7 @@ def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
     rate, and the layers of an MLP have their own (the seed network's 0.5 and 0.3).
     ConcreteDropout layers get none: their rates are learned, not scheduled.
 
-    Example:
+    Examples:
         >>> [s.target for s in schedule_dropout(build_mlp(4, (8, 8), 2, dropout=(0.5, 0.3)), "late:3")]
         [0.5, 0.3]
     """
@@ -263,7 +266,7 @@ def apply_max_norm(model: nn.Module, c: float) -> None:
 
     Called after every optimizer step; rows of a Linear weight are the units' incoming weights.
 
-    Example:
+    Examples:
         >>> net = build_mlp(4, (8,), 2); apply_max_norm(net, 1.0)
     """
     for w in weights(model):

@@ -3,7 +3,7 @@
 Every file is written atomically (a temp file in the same folder, then os.replace), so
 an interrupted run never leaves a half-written report.
 
-Example:
+Examples:
     >>> summary = json.load(open("runs/demo/summary.json"))  # doctest: +SKIP
     >>> rich.print(summary_table(summary))  # doctest: +SKIP
 """
@@ -22,6 +22,7 @@ __all__ = [
     "write_json",
     "write_metrics",
     "save_figure",
+    "select_on_validation",
     "summarize",
     "summary_table",
     "sweep_summary",
@@ -40,7 +41,7 @@ KNOCKOUT_FIELDS = ("knockout_drop_50", "knockout_drop_75")
 def write_atomic(path, write: Callable[[Path], object]) -> None:
     """Call write(tmp) on a temp file next to `path`, then rename it over `path`: readers never see half a file.
 
-    Example:
+    Examples:
         >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP
     """
     path = Path(path)
@@ -67,14 +68,36 @@ def write_metrics(path, histories: dict[str, list[dict]]) -> None:
     write_text(path, "".join(json.dumps(r) + "\n" for history in histories.values() for r in history))
 
 
+def select_on_validation(history: list[dict]) -> dict | None:
+    """The epoch validation selects (highest val_acc; ties: lower val_loss, then earlier) and its figures.
+
+    Returns None for a history without validation records (val_split 0): nothing can be selected honestly.
+
+    Examples:
+        >>> h = [{"epoch": 1, "val_acc": 0.8, "val_loss": 0.5, "test_acc": 0.79},
+        ...      {"epoch": 2, "val_acc": 0.7, "val_loss": 0.6, "test_acc": 0.81}]
+        >>> select_on_validation(h)
+        {'best_val_epoch': 1, 'best_val_acc': 0.8, 'test_acc_at_best_val': 0.79}
+    """
+    records = [r for r in history if "val_acc" in r]
+    if not records:
+        return None
+    best = min(records, key=lambda r: (-r["val_acc"], r["val_loss"], r["epoch"]))
+    return {"best_val_epoch": best["epoch"], "best_val_acc": best["val_acc"], "test_acc_at_best_val": best["test_acc"]}
+
+
+_SELECTED = ("best_val_epoch", "best_val_acc", "test_acc_at_best_val")
+
+
 def summarize(dataset: str, runs: dict, results: dict) -> dict:
-    """The stable summary: per run final/best test accuracy, final train accuracy, gap, median epoch time, wall time.
+    """The stable summary: per run final test accuracy, test accuracy at the best validation epoch (None without a
+    validation split), the oracle best test accuracy, final train accuracy, gap, median epoch time, wall time.
 
     Args:
         dataset: the data set's name. runs: name -> train.Settings.
         results: name -> the dict train.fit returns (its "history" and "elapsed").
 
-    Example:
+    Examples:
         >>> summarize("digits", {"dropout": s}, {"dropout": state})["runs"]["dropout"]["gap"]  # doctest: +SKIP
         0.012
     """
@@ -86,7 +109,9 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
             "dropout": list(s.dropout) if any(s.dropout) else None,
             "input_dropout": s.input_dropout,
             "final_test_acc": last["test_acc"],
+            # an oracle figure (the epoch chosen on the test set), kept for compatibility; never a result
             "best_test_acc": max(r["test_acc"] for r in history),
+            **(select_on_validation(history) or dict.fromkeys(_SELECTED)),
             "final_train_acc": last["train_acc"],
             "gap": last["train_acc"] - last["test_acc"],
             "epoch_seconds": statistics.median(r["epoch_seconds"] for r in history),
@@ -103,14 +128,18 @@ def _pct(x: float) -> str:
 def summary_table(summary: dict):
     """A rich Table of a summary: one row per run; dropout reads "input | hidden rates".
 
-    Example:
+    Examples:
         >>> rich.print(summary_table(summary))  # doctest: +SKIP
     """
     from rich import box
     from rich.table import Table
 
     table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
-    for column in ("run", "dropout", "test", "best", "train", "gap", "s/epoch", "wall s"):
+    table.caption = (
+        "test: last epoch. test@val: at the epoch of best validation accuracy (- without --val-split). "
+        "oracle: best test accuracy over epochs, chosen on the test set: not a result."
+    )
+    for column in ("run", "dropout", "test", "test@val", "oracle", "train", "gap", "s/epoch", "wall s"):
         table.add_column(column, justify="left" if column in ("run", "dropout") else "right", no_wrap=True)
     for name, r in summary["runs"].items():
         rates = " ".join(f"{p:g}" for p in r["dropout"]) if r["dropout"] else "-"
@@ -120,6 +149,7 @@ def summary_table(summary: dict):
             name,
             rates,
             _pct(r["final_test_acc"]),
+            "-" if r.get("test_acc_at_best_val") is None else _pct(r["test_acc_at_best_val"]),
             _pct(r["best_test_acc"]),
             _pct(r["final_train_acc"]),
             _pct(r["gap"]),
@@ -130,33 +160,45 @@ def summary_table(summary: dict):
 
 
 def sweep_summary(runs: dict, summary: dict) -> dict:
-    """Final test error per dropout rate over seeds: mean, sample standard deviation, min, max.
+    """Per dropout rate over seeds: final test error (mean, sample std, min, max) and, with a validation split,
+    validation error and test error at the best validation epoch; "selected" is the rate validation picks.
 
-    Example:
+    Selection: the rate with the lowest mean validation error (ties: the lower rate); its test error is
+    the one to report. "selected" is None without a validation split.
+
+    Examples:
         >>> sweep_summary(sweep_runs(base, [0, 0.5], [0, 1]), summary)["results"][0]["rate"]  # doctest: +SKIP
         0.0
     """
     knockout = _knockout_by_rate(runs, summary)
-    by_rate: dict[float, list[tuple[int, float]]] = {}
+    by_rate: dict[float, list[tuple[int, dict]]] = {}
     for name, s in runs.items():
-        by_rate.setdefault(s.dropout[0], []).append((s.seed, 1.0 - summary["runs"][name]["final_test_acc"]))
+        by_rate.setdefault(s.dropout[0], []).append((s.seed, summary["runs"][name]))
     results = []
     for rate in sorted(by_rate):
-        errors = [e for _, e in sorted(by_rate[rate])]
-        results.append(
-            {
-                "rate": rate,
-                "test_error_mean": statistics.fmean(errors),
-                "test_error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
-                "test_error_min": min(errors),
-                "test_error_max": max(errors),
-                "test_errors": errors,
-            }
-        )
-    for r in results:
-        r.update(knockout.get(r["rate"], {}))
+        per_seed = [r for _, r in sorted(by_rate[rate], key=lambda item: item[0])]
+        errors = [1.0 - r["final_test_acc"] for r in per_seed]
+        row = {
+            "rate": rate,
+            "test_error_mean": statistics.fmean(errors),
+            "test_error_std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+            "test_error_min": min(errors),
+            "test_error_max": max(errors),
+            "test_errors": errors,
+            "val_error_mean": None,
+            "test_error_at_best_val_mean": None,
+        }
+        if all(r.get("best_val_acc") is not None for r in per_seed):
+            row["val_error_mean"] = statistics.fmean(1.0 - r["best_val_acc"] for r in per_seed)
+            row["test_error_at_best_val_mean"] = statistics.fmean(1.0 - r["test_acc_at_best_val"] for r in per_seed)
+        row.update(knockout.get(rate, {}))
+        results.append(row)
+    selected = None
+    if results and all(r["val_error_mean"] is not None for r in results):
+        best = min(results, key=lambda r: (r["val_error_mean"], r["rate"]))
+        selected = {k: best[k] for k in ("rate", "val_error_mean", "test_error_at_best_val_mean", "test_error_mean")}
     seeds = sorted({s.seed for s in runs.values()})
-    return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results}
+    return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results, "selected": selected}
 
 
 def _knockout_by_rate(runs: dict, summary: dict) -> dict[float, dict]:
@@ -175,18 +217,26 @@ def _knockout_by_rate(runs: dict, summary: dict) -> dict[float, dict]:
 
 
 def sweep_table(sweep: dict):
-    """A rich Table of a sweep: test error against dropout rate."""
+    """A rich Table of a sweep: final test error against dropout rate; validation and test@val where measured."""
     from rich import box
     from rich.table import Table
 
     table = Table(box=box.SIMPLE, title=f"{sweep['dataset']}: test error vs dropout rate ({len(sweep['seeds'])} seeds)")
-    for column in ("rate", "mean", "std", "min", "max"):
+    for column in ("rate", "mean", "std", "min", "max", "val", "test@val"):
         table.add_column(column, justify="right")
+    selected = (sweep.get("selected") or {}).get("rate")
     for r in sweep["results"]:
         table.add_row(
-            f"{r['rate']:g}",
+            f"{r['rate']:g}" + (" *" if r["rate"] == selected else ""),
             *(_pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
+            *("-" if r.get(k) is None else _pct(r[k]) for k in ("val_error_mean", "test_error_at_best_val_mean")),
         )
+    table.caption = (
+        "errors over seeds. mean/std/min/max: last epoch's test error. val: mean validation error at the best "
+        "validation epoch; test@val: mean test error at that epoch. *: the rate validation selects (lowest val)."
+        if selected is not None
+        else "last epoch's test error over seeds; no validation split, so no rate is selected (use --val-split)"
+    )
     return table
 
 
@@ -195,7 +245,7 @@ def save_figure(fig, path, **options) -> None:
 
     The temp file has no image suffix, so the format is passed explicitly: path's suffix, or png without one.
 
-    Example:
+    Examples:
         >>> save_figure(fig, "reliability.png", dpi=120)  # doctest: +SKIP
     """
     fmt = Path(path).suffix.lstrip(".").lower() or "png"
@@ -209,7 +259,7 @@ def _save_figure(fig, path) -> None:
 def plot_curves(histories: dict[str, list[dict]], path) -> None:
     """curves.png: train (dashed) and test (solid) accuracy and loss per epoch, one colour per run, gap shaded.
 
-    Example:
+    Examples:
         >>> plot_curves({"dropout": history}, "curves.png")  # doctest: +SKIP
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
@@ -270,7 +320,7 @@ def plot_sweep(sweep: dict, path) -> None:
 class RichProgress:
     """Implements train.Progress: draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
 
-    Example:
+    Examples:
         >>> with RichProgress() as progress:  # doctest: +SKIP
         ...     train.run_experiment(runs, "runs/x", progress=progress)
     """

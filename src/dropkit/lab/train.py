@@ -19,7 +19,7 @@ resume stays exact), the loss adds every layer's .regularization(), with regular
 derived from the training set size (models.concrete_regularizers), and each epoch's
 record holds the learned rates.
 
-Example:
+Examples:
     >>> s = Settings(dataset="digits", epochs=2)
     >>> summary = run_experiment({"dropout": s}, "runs/digits")  # doctest: +SKIP
 """
@@ -74,7 +74,7 @@ class Interrupted(LabError):
 class Settings:
     """Everything that defines one training run. The defaults are the seed network and `dropkit demo`'s recipe.
 
-    Example:
+    Examples:
         >>> Settings(hidden=(1024, 1024), dropout=0.5, input_dropout=0.2, max_norm=3.0).dropout
         (0.5, 0.5)
     """
@@ -178,7 +178,7 @@ class Progress:
 def parse_duration(text: str) -> float:
     """Seconds in a duration like '90', '90s', '45m', '1.5h'.
 
-    Example:
+    Examples:
         >>> parse_duration("60m")
         3600.0
     """
@@ -212,7 +212,7 @@ def _optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 10000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (a fraction) of `model` in eval() mode; restores the previous mode.
 
-    Example:
+    Examples:
         >>> loss, acc = evaluate(model, ds.x_test, ds.y_test)  # doctest: +SKIP
     """
     was_training = model.training
@@ -326,7 +326,7 @@ def fit(
         The final checkpoint dict: "model" (state dict), "history" (one record per epoch),
         "elapsed" (seconds), "done", "stopped" ("epochs" or "time budget").
 
-    Example:
+    Examples:
         >>> state = fit(Settings(dataset="digits", epochs=2), data.load("digits"), Path("run.pt"))  # doctest: +SKIP
     """
     progress = progress or Progress()
@@ -417,7 +417,7 @@ def fit(
 def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
     """The demo's three runs: `base` with its dropout, the same without dropout, and without dropout but with L2.
 
-    Example:
+    Examples:
         >>> list(demo_runs(Settings()))
         ['dropout', 'no_dropout', 'l2']
     """
@@ -428,7 +428,7 @@ def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
 def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
     """One run per (rate, seed): hidden dropout `rate` on every hidden layer, named 'p<rate>_s<seed>'.
 
-    Example:
+    Examples:
         >>> list(sweep_runs(Settings(), [0.0, 0.5], [0]))
         ['p0_s0', 'p0.5_s0']
     """
@@ -492,7 +492,7 @@ def run_experiment(
         data.DataError, SettingsError: bad data or settings.
         Interrupted: Ctrl-C; every checkpoint is saved.
 
-    Example:
+    Examples:
         >>> summary = run_experiment(demo_runs(Settings(dataset="digits", epochs=3)), "runs/demo", command="demo")  # doctest: +SKIP
     """
     out = Path(out)
@@ -555,7 +555,7 @@ def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Set
     Raises:
         RunFolderError: no such run folder, run, or checkpoint, or a checkpoint that cannot be read.
 
-    Example:
+    Examples:
         >>> model, settings = load_model("runs/demo", "dropout")  # doctest: +SKIP
         >>> x, y = data.load_test_tensors(settings.dataset, settings.data_dir)  # doctest: +SKIP
     """

@@ -13,7 +13,7 @@ the misclassified ones (AUROC). It writes into the run folder:
   "auroc": {"entropy", "mutual_information"}, "plain_forward_seconds": ...}
   (accuracies as fractions; an AUROC is null when it is undefined, every test
   point right or every one wrong; plain_forward_seconds: 50 eval passes over
-  the test split in the same batches, the baseline for mc["50"]["seconds"]);
+  the test split in the same batches, the baseline for `mc["50"]["seconds"]`);
 - reliability.png, uncertainty_hist.png (entropy and MI for right and wrong
   predictions) and mc_samples.png (accuracy and NLL against T).
 
@@ -31,7 +31,7 @@ T, and by weight scaling's 1 - max probability, adds "ood": {"dataset",
 "points", "samples", "scores": {name: {"auroc", "fpr95"}}} (positives: the
 out-of-distribution points) and ood_hist.png.
 
-Example:
+Examples:
     >>> result = run("runs/demo", samples=(1, 10, 50))  # doctest: +SKIP
     >>> result["mc"]["50"]["acc"] - result["weight_scaling"]["acc"]  # doctest: +SKIP
 """
@@ -63,7 +63,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total): units are si
 def reference_samples(samples: Sequence[int]) -> int:
     """The T whose predictions feed the AUROC and the plots: 50 if asked for, else the largest.
 
-    Example:
+    Examples:
         >>> reference_samples((1, 10, 50, 100)), reference_samples((1, 10))
         (50, 10)
     """
@@ -326,7 +326,7 @@ def table(result: dict):
 def progress_bar(quiet: bool = False):
     """A rich progress bar on stderr as a `progress` callback for run(); None when quiet.
 
-    Example:
+    Examples:
         >>> with progress_bar() as progress:  # doctest: +SKIP
         ...     run("runs/demo", progress=progress)
     """

@@ -4,7 +4,7 @@ torch.compile(fullgraph=True) traces through them without a graph break.
 Seeds travel as int64 scalar tensors (ops.seed), offsets as int64, both
 holding uint64 bits (rng.to_int64).
 
-Example:
+Examples:
     >>> import torch, dropkit
     >>> torch.ops.dropkit.dropout(torch.ones(4), torch.tensor(7), 0, 0.5)
     tensor([2., 2., 0., 0.])
@@ -22,8 +22,13 @@ from .fused import apply_bias_dropout_add as apply_bias_dropout_add
 from .fused import bias_dropout_add as bias_dropout_add
 from .fused import bias_dropout_add_backward as bias_dropout_add_backward
 from .concrete import concrete_dropout as concrete_dropout
-from .noise import apply_noise as apply_noise
-from .noise import noise as noise
+from .alpha import alpha_dropout as alpha_dropout
+from .alpha import alpha_transform as alpha_transform
+from .block import drop_block2d as drop_block2d
+from .gaussian import gaussian as gaussian
+from .mask import apply_keep_mask as apply_keep_mask
+from .mask import keep_mask_op as keep_mask_op
+from .noise import apply as apply_noise
 from .seed import seed_tensor as seed_tensor
 from .seed import seed_value as seed_value
 
@@ -42,6 +47,11 @@ __all__ = [
     "seed_tensor",
     "seed_value",
     "concrete_dropout",
+    "alpha_dropout",
+    "alpha_transform",
+    "drop_block2d",
+    "gaussian",
+    "apply_keep_mask",
+    "keep_mask_op",
     "apply_noise",
-    "noise",
 ]

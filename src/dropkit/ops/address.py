@@ -3,7 +3,7 @@
 Step and sample offset are tensors the training loop overwrites in place, so a
 compiled graph reads their new values each step instead of recompiling.
 
-Example:
+Examples:
     >>> address(torch.tensor(3), torch.tensor(32), 7, 11, 256).shape
     torch.Size([2])
 """

@@ -1,4 +1,4 @@
-"""Alpha dropout's elementwise transform (Klambauer et al. 2017, "Self-Normalizing Neural Networks").
+"""Alpha dropout's transform and its op (Klambauer et al. 2017, "Self-Normalizing Neural Networks").
 
 Dropped elements are set to SELU's negative saturation -lambda*alpha, then an
 affine map a*y + b restores zero mean and unit variance; the keep mask is the
@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
+from . import noise
 
-__all__ = ["alpha_coefficients", "alpha"]
+__all__ = ["alpha_coefficients", "alpha_transform", "alpha_dropout"]
 
 _SELU_ALPHA = 1.7580993408473766  # lambda * alpha of SELU, the value torch.nn.AlphaDropout uses
 
@@ -25,13 +26,27 @@ def alpha_coefficients(p: float) -> tuple[float, float, float]:
     return a, _SELU_ALPHA * a * p, -_SELU_ALPHA * a * (1.0 - p)
 
 
-def alpha(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:
-    """Alpha dropout of x (args = (p,), p < 1); `linear` gives its Jacobian applied to x."""
-    (p,) = args
-    keep = kernels.for_tensor(x).random_bits(x.numel(), seed, offset, x.device).to(x.device) >= rng.threshold(p)
-    keep = keep.view(x.shape)
+def alpha_transform(x: Tensor, keep: Tensor, p: float, linear: bool = False) -> Tensor:
+    """The one alpha formula: a*x + shift where keep (broadcast to x), the dropped value elsewhere.
+
+    linear=True gives its Jacobian applied to x: a*x where keep, 0 elsewhere.
+    """
     a, shift, dropped = alpha_coefficients(p)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     if linear:
         return torch.where(keep, x * a, zero)
     return torch.where(keep, x * a + shift, zero + dropped)
+
+
+def _alpha(x: Tensor, seed: int, offset: int, p: float, linear: bool) -> Tensor:
+    bits = kernels.for_tensor(x).random_bits(x.numel(), seed, offset, x.device).to(x.device)
+    return alpha_transform(x, (bits >= rng.threshold(p)).view(x.shape), p, linear)
+
+
+@torch.library.custom_op("dropkit::alpha_dropout", mutates_args=())
+def alpha_dropout(x: Tensor, seed: Tensor, offset: int, p: float, linear: bool) -> Tensor:
+    """Alpha dropout of x under (seed, offset), p < 1; linear=True applies only its Jacobian."""
+    return noise.run(_alpha, x, seed, offset, p, linear)
+
+
+noise.register(alpha_dropout)

@@ -4,7 +4,7 @@ Saved for backward: q, k, v, the output, the row log-sum-exp and the seed (a
 scalar); the mask is regenerated from (seed, offset), so nothing of size
 L_q x L_k is kept. The fake kernels let torch.compile(fullgraph=True) trace it.
 
-Example:
+Examples:
     >>> q = torch.randn(1, 2, 3, 4)
     >>> out, lse = torch.ops.dropkit.attention(q, q, q, None, torch.tensor(7), 0, 0.1, False, 0.5)
 """

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import kernels, rng
+from . import noise
 
-__all__ = ["block_gamma", "block_keep", "drop_block"]
+__all__ = ["block_gamma", "block_keep", "drop_block2d"]
 
 
 def block_gamma(p: float, block_size: int, h: int, w: int) -> float:
@@ -39,10 +40,18 @@ def block_keep(shape: torch.Size, seed: int, offset: int, p: float, block_size: 
     return (dropped == 0).view(shape)
 
 
-def drop_block(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:
-    """DropBlock of x (args = (p, block_size, batchwise)); linear in x, so `linear` changes nothing."""
-    p, block_size, batchwise = args
+def _drop_block(x: Tensor, seed: int, offset: int, p: float, block_size: int, batchwise: bool, linear: bool) -> Tensor:
+    # Linear in x, so `linear` changes nothing.
     shape = torch.Size((1, *x.shape[1:])) if batchwise and x.dim() == 4 else x.shape
-    keep = block_keep(shape, seed, offset, p, int(block_size), x.device)
+    keep = block_keep(shape, seed, offset, p, block_size, x.device)
     scale = keep.numel() / keep.sum().clamp_min(1).to(x.dtype)
     return torch.where(keep, x * scale, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+@torch.library.custom_op("dropkit::drop_block2d", mutates_args=())
+def drop_block2d(x: Tensor, seed: Tensor, offset: int, p: float, block_size: int, batchwise: bool, linear: bool) -> Tensor:
+    """DropBlock of (N, C, H, W) or (C, H, W) x under (seed, offset), p < 1."""
+    return noise.run(_drop_block, x, seed, offset, p, block_size, batchwise, linear)
+
+
+noise.register(drop_block2d)

@@ -6,7 +6,7 @@ from the spec's stream, u = (r + 0.5) / 2^32, so the op recomputes it in
 backward; it saves the seed, p and the input itself (needed for dL/dp), never
 a mask. p = 1 gives zeros and zero gradients.
 
-Example:
+Examples:
     >>> y = concrete_dropout(torch.ones(4), torch.tensor(0.5), torch.tensor(7), 0, 0.1)
 """
 

@@ -5,7 +5,7 @@ formula, so torch.compile(fullgraph=True) traces through them without a
 graph break. Seeds travel as int64 scalar tensors holding the uint64 seed's
 bits; offsets as int64 with the same two's-complement mapping (rng.to_int64).
 
-Example:
+Examples:
     >>> x = torch.ones(4)
     >>> torch.ops.dropkit.dropout(x, torch.tensor(7), 0, 0.5)
     tensor([2., 2., 0., 0.])
@@ -196,10 +196,8 @@ class _EagerFromBits(torch.autograd.Function):
         return fn(grad, bits, ctx.p), None, None
 
 
-def apply_dropout(
-    x: Tensor, p: float, seed: int | None, offset: int, generator: torch.Generator | None, *, inplace: bool, bitpacked: bool
-) -> Tensor:
-    """Run spec dropout on validated arguments, drawing the seed if none is given.
+def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inplace: bool, bitpacked: bool) -> Tensor:
+    """Run spec dropout on validated arguments and a resolved seed (dropkit.family._common.resolve_seed).
 
     Under torch.compile this goes through the custom ops. Eager calls skip the
     op dispatcher and reach the same *_impl functions through autograd.Function,
@@ -209,15 +207,13 @@ def apply_dropout(
     if _mode.consistent_replicas() is not None:  # inside mc_predict(consistent=True): masks by replica
         return consistent.dropout(x, p, inplace=inplace)
     if torch.compiler.is_compiling():
-        seed_t = seed_tensor(seed, generator)
+        seed_t = seed_tensor(seed)
         off = rng.to_int64(offset)
         if inplace and not (torch.is_grad_enabled() and x.requires_grad):
             dropout_(x, seed_t, off, p)
             return x
         y = dropout_bitpacked(x, seed_t, off, p)[0] if bitpacked else dropout(x, seed_t, off, p)
         return x.copy_(y) if inplace else y
-    if seed is None:
-        seed = rng.draw_seed(generator)
     if not (torch.is_grad_enabled() and x.requires_grad):
         if inplace:
             dropout_inplace_impl(x, seed, offset, p)

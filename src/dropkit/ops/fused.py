@@ -6,7 +6,7 @@ backward: the seed (a scalar); with relu or gelu also x and bias themselves
 (references to the inputs, no new memory), to recompute h = x + bias. With no
 activation nothing of x's size is kept.
 
-Example:
+Examples:
     >>> x, r = torch.ones(2, 4), torch.zeros(2, 4)
     >>> torch.ops.dropkit.bias_dropout_add(x, torch.ones(4), r, torch.tensor(7), 0, 0.5, "relu")
     tensor([[4., 4., 0., 0.],
@@ -116,20 +116,15 @@ class _EagerBiasDropoutAdd(torch.autograd.Function):
 
 
 def apply_bias_dropout_add(
-    x: Tensor, bias: Tensor | None, residual: Tensor, p: float, seed: int | None, offset: int,
-    generator: torch.Generator | None, activation,
+    x: Tensor, bias: Tensor | None, residual: Tensor, p: float, seed: int | Tensor, offset: int, activation
 ) -> Tensor:
-    """Run the fused op on validated arguments, drawing the seed if none is given (and p > 0).
+    """Run the fused op on validated arguments and a resolved seed (dropkit.family._common.resolve_seed).
 
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions through an autograd.Function.
     """
-    if p == 0.0:
-        seed = 0  # no mask: draw nothing, as dropout at p = 0 draws nothing
     if torch.compiler.is_compiling():
-        return bias_dropout_add(x, bias, residual, seed_tensor(seed, generator), rng.to_int64(offset), p, activation)
-    if seed is None:
-        seed = rng.draw_seed(generator)
+        return bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
         return _EagerBiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
     return forward_impl(x, bias, residual, seed, offset, p, activation)

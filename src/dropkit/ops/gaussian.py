@@ -6,7 +6,7 @@ and T = 2 pi u2, element 2k gets R cos T and element 2k+1 gets R sin T
 (in float64). An element's normal depends only on its own pair, so a shard
 at offset + k gets exactly its slice of the whole batch's noise.
 
-Example:
+Examples:
     >>> normal(3, seed=7, offset=0, device="cpu").shape
     torch.Size([3])
 """
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from . import noise
 
 __all__ = ["normal", "box_muller", "gaussian"]
 
@@ -41,9 +42,16 @@ def box_muller(bits: Tensor) -> Tensor:
     return torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1).view(-1)
 
 
-def gaussian(x: Tensor, seed: int, offset: int, args: list[float], linear: bool) -> Tensor:
-    """x * (1 + sigma * z) + stddev * z, args = (sigma, stddev); `linear` drops the additive part."""
-    sigma, stddev = args
+def _gaussian(x: Tensor, seed: int, offset: int, sigma: float, stddev: float, linear: bool) -> Tensor:
     z = normal(x.numel(), seed, offset, x.device).view(x.shape).to(x.dtype)
     y = x * (1.0 + sigma * z) if sigma else x.clone()
     return y if linear or not stddev else y + stddev * z
+
+
+@torch.library.custom_op("dropkit::gaussian", mutates_args=())
+def gaussian(x: Tensor, seed: Tensor, offset: int, sigma: float, stddev: float, linear: bool) -> Tensor:
+    """x * (1 + sigma * z) + stddev * z, z the spec's normals at (seed, offset); linear=True drops the additive part."""
+    return noise.run(_gaussian, x, seed, offset, sigma, stddev, linear)
+
+
+noise.register(gaussian)

@@ -1,6 +1,6 @@
 """Seeds as the ops take them: int64 scalar tensors holding a uint64 seed's bits.
 
-Example:
+Examples:
     >>> seed_value(seed_tensor(2**64 - 1))
     18446744073709551615
 """

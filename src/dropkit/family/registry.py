@@ -1,0 +1,55 @@
+"""The registries of the family, built from what its classes declare (DropoutBase's attributes).
+
+A new variant registers by being a DropoutBase subclass with a `kind`: make_dropout,
+dropkit.nn.DROPOUT_KINDS, the lab's MLP and mc_predict read its declarations from here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _validate
+from ._common import DropoutBase
+
+__all__ = ["is_dropout", "variants", "kinds", "make_dropout"]
+
+
+def is_dropout(module: torch.nn.Module) -> bool:
+    """True for every dropout-family module: dropkit's (all variants) and torch's (Dropout*, AlphaDropout ...).
+
+    The wrappers (EmbeddingDropout, ConcreteDropout, DropConnectLinear) count too;
+    switching their mode with .train() also switches the layer they hold.
+
+    Examples:
+        >>> from dropkit.nn import DropPath
+        >>> is_dropout(torch.nn.Dropout2d()), is_dropout(DropPath(0.1)), is_dropout(torch.nn.ReLU())
+        (True, True, False)
+    """
+    return isinstance(module, (DropoutBase, torch.nn.modules.dropout._DropoutNd))
+
+
+def variants() -> list[type[DropoutBase]]:
+    """Every DropoutBase subclass defined so far, in definition order (import order of dropkit.functional)."""
+    found, todo = [], list(DropoutBase.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls not in found:
+            found.append(cls)
+            todo.extend(cls.__subclasses__())
+    return found
+
+
+def kinds() -> dict[str, type[DropoutBase]]:
+    """make_dropout's names and their classes: the variants that declare a `kind`."""
+    return {cls.kind: cls for cls in variants() if cls.kind is not None and cls.__module__.startswith("dropkit.")}
+
+
+def make_dropout(kind: str, p: float) -> torch.nn.Module:
+    """A dropout module of `kind` (one of dropkit.nn.DROPOUT_KINDS) at rate p; for "gaussian_noise", p is the stddev.
+
+    Examples:
+        >>> make_dropout("drop_path", 0.1)
+        DropPath(p=0.1, scale_by_keep=True)
+    """
+    registered = kinds()
+    return registered[_validate.choice(kind, tuple(registered), "kind")](p)
