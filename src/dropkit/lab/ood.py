@@ -10,7 +10,7 @@ its test split (dropkit.lab.data).
 
 Example:
     >>> x_ood = digits_like(data.load("fashion-mnist"))  # doctest: +SKIP
-    >>> x_ood.shape
+    >>> x_ood.shape  # doctest: +SKIP
     torch.Size([1797, 784])
 """
 
