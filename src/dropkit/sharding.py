@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from . import _validate
+from . import _mode, _validate, ops
 
 __all__ = ["shard_dropout", "run_offsets", "is_dtensor", "dtensor_dropout"]
 
@@ -84,17 +84,22 @@ def shard_dropout(
         Output: local's shape. One dropout call per run (see run_offsets): one for
         a shard of dimension 0, local.shape[0] for a shard of the last dimension.
     """
-    from .functional import dropout  # functional dispatches DTensors here
-
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64), got None: every rank must use the same seed")
-    seed, offset = _validate.seed(seed), _validate.offset(offset)
+    _validate.float_tensor(local, "local")
+    p, seed, offset = _validate.p(p), _validate.seed(seed), _validate.offset(offset)
+    if not (training or _mode.mc_active()) or p == 0.0:
+        return local
     length, runs = run_offsets(tuple(local.shape), tuple(full_shape), tuple(start))
+
+    # The op layer, not dropkit.functional (which dispatches DTensors here): the seed is explicit, nothing to resolve.
+    def run(piece: Tensor, start_offset: int) -> Tensor:
+        return ops.apply_dropout(piece, p, seed, (offset + start_offset) % 2**64, inplace=False, bitpacked=False)
+
     if len(runs) == 1:
-        return dropout(local, p, training, seed=seed, offset=(offset + runs[0]) % 2**64)
+        return run(local, runs[0])
     pieces = local.reshape(len(runs), length)
-    out = [dropout(pieces[i], p, training, seed=seed, offset=(offset + r) % 2**64) for i, r in enumerate(runs)]
-    return torch.stack(out).view(local.shape)
+    return torch.stack([run(pieces[i], r) for i, r in enumerate(runs)]).view(local.shape)
 
 
 def is_dtensor(x) -> bool:

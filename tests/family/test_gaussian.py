@@ -121,7 +121,7 @@ def test_bad_arguments(call, exc, message):
 
 
 def test_compiled_noise_op_equals_eager_with_two_layers_on_one_tensor():
-    """dropkit::noise (Gaussian, alpha and DropBlock kinds) under torch.compile(fullgraph=True)."""
+    """The typed ops (dropkit::alpha_dropout, dropkit::gaussian, dropkit::drop_block2d) under torch.compile(fullgraph=True)."""
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), dropkit.AlphaDropout(0.2))
 
     def f(x):
