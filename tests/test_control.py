@@ -91,7 +91,8 @@ def test_replace_dropout_keeps_options_and_mode_and_counts():
 
 
 def test_is_dropout_covers_every_variant_and_nothing_else():
-    family = [dnn.make_dropout(kind, 0.1) for kind in dnn.DROPOUT_KINDS] + [
+    by_kind = [dnn.GaussianNoise(0.1) if kind == "gaussian_noise" else dnn.make_dropout(kind, 0.1) for kind in dnn.DROPOUT_KINDS]
+    family = by_kind + [
         dnn.DropConnectLinear(2, 2), dnn.WeightDropout(0.1), dnn.EmbeddingDropout(nn.Embedding(3, 2), 0.1),
         dnn.ConcreteDropout(nn.Linear(2, 2)), nn.Dropout(), nn.Dropout1d(), nn.Dropout2d(), nn.Dropout3d(),
         nn.AlphaDropout(), nn.FeatureAlphaDropout(),
@@ -103,7 +104,11 @@ def test_is_dropout_covers_every_variant_and_nothing_else():
 
 def test_make_dropout_builds_each_kind_at_rate_p():
     for kind in dnn.DROPOUT_KINDS:
-        m = dnn.make_dropout(kind, 0.25)
-        assert (m.stddev if kind == "gaussian_noise" else m.p) == 0.25
+        if kind == "gaussian_noise":  # its number is a stddev, never read from a rate
+            with pytest.raises(ValueError, match=r"kind 'gaussian_noise' has no drop rate: make_dropout\('gaussian_noise', "
+                               r"p=0.25\) would read p as its standard deviation; build dropkit.nn.GaussianNoise\(stddev\) directly"):
+                dnn.make_dropout(kind, 0.25)
+            continue
+        assert dnn.make_dropout(kind, 0.25).p == 0.25
     with pytest.raises(ValueError, match="kind must be one of 'dropout', 'dropout1d', .*'locked', got 'x'"):
         dnn.make_dropout("x", 0.1)

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import torch
 
@@ -27,15 +28,20 @@ _libraries: list[torch.library.Library] = []  # kept alive: a Library's definiti
 
 
 def install() -> None:
-    """Define the two schemas torchvision's import needs, unless torchvision is absent or has them."""
+    """Make `import torchvision` work: as it is where it can, else with the two schemas defined."""
     if _libraries or importlib.util.find_spec("torchvision") is None:
         return
     try:
-        torch.ops.torchvision.nms
-        return  # a torchvision built for this torch: nothing to do
-    except (AttributeError, RuntimeError):
-        pass
+        import torchvision  # noqa: F401  (a torchvision built for this torch imports as it is)
+        return
+    except RuntimeError as error:
+        if "torchvision::nms does not exist" not in str(error):
+            raise
+    # The failed import left half-initialised modules behind; the retry must start afresh.
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]
     lib = torch.library.Library("torchvision", "FRAGMENT")
     for schema in _SCHEMAS:
         lib.define(schema)
     _libraries.append(lib)
+    import torchvision  # noqa: F401,F811

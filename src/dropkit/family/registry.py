@@ -18,14 +18,20 @@ def is_dropout(module: torch.nn.Module) -> bool:
     """True for every dropout-family module: dropkit's (all variants) and torch's (Dropout*, AlphaDropout ...).
 
     The wrappers (EmbeddingDropout, ConcreteDropout, DropConnectLinear) count too;
-    switching their mode with .train() also switches the layer they hold.
+    switching their mode with .train() also switches the layer they hold. So do timm's
+    DropPath and DropBlock2d (recognised by name: timm is never imported).
 
     Examples:
         >>> from dropkit.nn import DropPath
         >>> is_dropout(torch.nn.Dropout2d()), is_dropout(DropPath(0.1)), is_dropout(torch.nn.ReLU())
         (True, True, False)
     """
-    return isinstance(module, (DropoutBase, torch.nn.modules.dropout._DropoutNd))
+    return isinstance(module, (DropoutBase, torch.nn.modules.dropout._DropoutNd)) or _is_timm_dropout(module)
+
+
+def _is_timm_dropout(module: torch.nn.Module) -> bool:
+    cls = type(module)
+    return cls.__module__.startswith("timm.layers") and cls.__name__ in ("DropPath", "DropBlock2d")
 
 
 def variants() -> list[type[DropoutBase]]:
@@ -45,11 +51,20 @@ def kinds() -> dict[str, type[DropoutBase]]:
 
 
 def make_dropout(kind: str, p: float) -> torch.nn.Module:
-    """A dropout module of `kind` (one of dropkit.nn.DROPOUT_KINDS) at rate p; for "gaussian_noise", p is the stddev.
+    """A dropout module of `kind` (one of dropkit.nn.DROPOUT_KINDS) at drop rate p.
+
+    A kind whose number is no rate (gaussian_noise: a standard deviation) is refused rather
+    than given p as its number; build it directly, e.g. dropkit.nn.GaussianNoise(stddev).
 
     Examples:
         >>> make_dropout("drop_path", 0.1)
         DropPath(p=0.1, scale_by_keep=True)
     """
     registered = kinds()
-    return registered[_validate.choice(kind, tuple(registered), "kind")](p)
+    cls = registered[_validate.choice(kind, tuple(registered), "kind")]
+    if not cls.has_rate:
+        raise ValueError(
+            f"kind {kind!r} has no drop rate: make_dropout({kind!r}, p={p!r}) would read p as its standard "
+            f"deviation; build dropkit.nn.{cls.__name__}(stddev) directly"
+        )
+    return cls(p)

@@ -34,6 +34,7 @@ __all__ = [
     "ACTIVATION_CODES",
     "BACKENDS",
     "Backend",
+    "attention_for_tensor",
     "FusedBackend",
     "backend_name",
     "for_device",
@@ -44,6 +45,8 @@ __all__ = [
 
 BACKENDS = ("auto", "cpu", "triton", "torch")
 _FUSED_FILES = {"cpu": "cpu_fused", "triton": "triton", "torch": "torch"}
+# The blocked attention kernels run on any device (their masking step picks numba or plain torch).
+_ATTENTION_FILES = {"cpu": "attention_cpu", "triton": "attention_triton", "torch": "attention_cpu"}
 # Read once: a kernel call should not pay for os.environ, and a backend should not change under a running model.
 _ENVIRONMENT = os.environ.get("DROPKIT_BACKEND", "auto")
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("dropkit_backend", default=None)
@@ -94,6 +97,14 @@ def for_device(device: Device | str) -> Backend:
 def fused_for_tensor(x: Tensor) -> FusedBackend:
     """The kernel module with bias_dropout_add_fwd and bias_dropout_add_bwd for tensor x."""
     return _load(_FUSED_FILES[backend_name(x)])
+
+
+def attention_for_tensor(q: Tensor, mask: Tensor | None, mask_grad: bool) -> ModuleType:
+    """The module with attention_fwd and attention_bwd for this call (Triton where it takes the dtype and mask)."""
+    module = _load(_ATTENTION_FILES[backend_name(q)])
+    if module.__name__.endswith("attention_triton") and not module.supports(q, mask, mask_grad):
+        return _load("attention_cpu")
+    return module
 
 
 @contextlib.contextmanager

@@ -3,8 +3,8 @@
 Forward keeps the row log-sum-exp; backward recomputes scores, probabilities and
 the dropout mask block by block from (seed, offset), as FlashAttention-2 does
 (Dao 2023), so nothing of size L_q x L_k is saved. Matmuls are torch's; the
-mask of a block is applied in place by a numba kernel on CPU tensors and by
-the plain-torch spec (kernels.torch) on other devices.
+mask of a block is applied in place by a numba kernel under the "cpu" backend
+and by the plain-torch spec (kernels.torch) otherwise.
 
 Element (b, i, j) of the probability tensor, b the flattened batch index, has
 stream index offset + (b * L_q + i) * L_k + j: a block of rows [i0, i1) of b
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import rng
+from . import backend_name
 from . import torch as torch_backend
 from .cpu import _JIT, CHUNK, PARALLEL_MIN, _chunk_bits, _keep_apply
 
@@ -66,7 +67,7 @@ def _drop_runs_torch(y: Tensor, seed: int, offset: int, run_stride: int, start: 
 
 def drop_runs(y: Tensor, seed: int, offset: int, run_stride: int, start: int, p: float) -> None:
     """Spec dropout of y (runs, m), contiguous, in place; run r starts at stream index offset + r * run_stride + start."""
-    if not y.is_cpu:
+    if not y.is_cpu or backend_name(y) != "cpu":
         return _drop_runs_torch(y, seed, offset, run_stride, start, p)
     yn = y.detach().numpy()
     args = (yn, np.uint64(seed), np.uint64(offset), np.uint64(run_stride % 2**64), np.uint64(start), np.uint64(rng.threshold(p)), yn.dtype.type(rng.scale(p)))

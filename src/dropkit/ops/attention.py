@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..kernels import attention_cpu
+from .. import kernels
 from .seed import stream
 
 __all__ = ["attention", "attention_backward"]
@@ -29,7 +29,7 @@ def attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, seed: Tensor, offset: int, p: float, is_causal: bool, scale: float
 ) -> tuple[Tensor, Tensor]:
     """(output, row log-sum-exp) of softmax(q k^T * scale + mask) with spec dropout, times v."""
-    return attention_cpu.attention_fwd(q, k, v, mask, *stream(seed, offset), p, is_causal, scale)
+    return kernels.attention_for_tensor(q, mask, False).attention_fwd(q, k, v, mask, *stream(seed, offset), p, is_causal, scale)
 
 
 @attention.register_fake
@@ -55,7 +55,7 @@ def attention_backward(
     mask_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(dq, dk, dv, dmask) of dropkit::attention; dmask is empty unless mask_grad."""
-    dq, dk, dv, dmask = attention_cpu.attention_bwd(
+    dq, dk, dv, dmask = kernels.attention_for_tensor(q, mask, mask_grad).attention_bwd(
         grad, q, k, v, out, lse, mask, *stream(seed, offset), p, is_causal, scale, mask_grad
     )
     return dq, dk, dv, q.new_empty(0) if dmask is None else dmask
