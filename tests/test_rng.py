@@ -65,3 +65,13 @@ def test_draw_seed_is_64_bit_and_reproducible():
     assert a == [rng.draw_seed(g) for _ in range(200)]
     assert all(0 <= s < 2**64 for s in a)
     assert max(a) >= 2**63  # the high half is really drawn
+
+
+def test_draw_seed_is_torch_randint_of_two_words_and_works_across_inference_mode():
+    g = torch.Generator().manual_seed(5)
+    lo, hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=g).tolist()
+    g.manual_seed(5)
+    with torch.inference_mode():  # the reused buffer must stay writable outside inference mode too
+        first = rng.draw_seed(g)
+    assert first == lo | (hi << 32)
+    assert rng.draw_seed(g) != first

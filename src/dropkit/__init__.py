@@ -37,6 +37,9 @@ from .control import insert_dropout as insert_dropout
 from .control import replace_dropout as replace_dropout
 from .control import set_dropout as set_dropout
 from .control import weight_dropout as weight_dropout
+from .control import fuse_activation_dropout as fuse_activation_dropout
+from .nn import ReLUDropout as ReLUDropout
+from .nn import GELUDropout as GELUDropout
 from .schedule import DropoutSchedule as DropoutSchedule
 from . import metrics as metrics
 from . import uncertainty as uncertainty
@@ -65,4 +68,5 @@ __all__ = [
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",
     "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
+    "fuse_activation_dropout", "ReLUDropout", "GELUDropout",
 ]

@@ -19,6 +19,8 @@ _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 def p(value, name: str = "p") -> float:
     """A probability in [0, 1]: TypeError for a non-number, ValueError outside the range or NaN."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case first: dropout's hot path
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float in [0, 1], got {value!r} of type {type(value).__name__}")
     value = float(value)
@@ -28,6 +30,8 @@ def p(value, name: str = "p") -> float:
 
 
 def _uint64(value, name: str) -> int:
+    if type(value) is int and 0 <= value < 2**64:  # the common case first: dropout's hot path
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int in [0, 2**64), got {value!r} of type {type(value).__name__}")
     value = int(value)

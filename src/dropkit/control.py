@@ -21,7 +21,9 @@ from torch import nn
 from . import _validate, integrations
 from . import nn as dnn
 
-__all__ = ["ACTIVATIONS", "Replaced", "insert_dropout", "set_dropout", "replace_dropout", "weight_dropout"]
+__all__ = [
+    "ACTIVATIONS", "Replaced", "insert_dropout", "set_dropout", "replace_dropout", "weight_dropout", "fuse_activation_dropout"
+]
 
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.ELU, nn.SELU)
 
@@ -202,6 +204,50 @@ def replace_dropout(model: nn.Module) -> tuple[nn.Module, Replaced]:
             stacklevel=2,
         )
     return model, report
+
+
+def _fused(activation: nn.Module, dropout: nn.Module) -> nn.Module | None:
+    """The fused module for an (activation, dropout) pair, or None where the pair does not fuse exactly."""
+    if type(dropout) is not dnn.Dropout or dropout.backward != "recompute":
+        return None
+    if type(activation) is nn.ReLU:
+        fused = dnn.ReLUDropout(dropout.p, generator=dropout.generator)
+    elif type(activation) is nn.GELU and activation.approximate == "none":
+        fused = dnn.GELUDropout(dropout.p, generator=dropout.generator)
+    else:
+        return None
+    return fused.train(dropout.training)
+
+
+def fuse_activation_dropout(model: nn.Module) -> list[str]:
+    """Fuse each nn.ReLU or nn.GELU followed by a dropkit.nn.Dropout in an nn.Sequential, in place.
+
+    The dropout's slot gets the fused module (ReLUDropout, GELUDropout) with its p,
+    generator and mode; the activation's slot an nn.Identity. Names, indices and the
+    state dict stay as they were, and so do the outputs and masks for the same seeds
+    (dropout draws one seed per call either way). Dropout with backward="bitpacked"
+    and gelu's tanh approximation are left alone.
+
+    Returns:
+        The names of the fused modules.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), dnn.Dropout(0.5), nn.Linear(8, 2))
+        >>> fuse_activation_dropout(net), net[1], net[2]
+        (['2'], Identity(), ReLUDropout(p=0.5))
+    """
+    fused_names = []
+    for prefix, parent in model.named_modules():
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for first, second in zip(names, names[1:]):
+            fused = _fused(parent._modules[first], parent._modules[second])
+            if fused is not None:
+                parent._modules[first] = nn.Identity()
+                parent._modules[second] = fused
+                fused_names.append(f"{prefix}.{second}" if prefix else second)
+    return fused_names
 
 
 def weight_dropout(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from .family.dropout import BACKWARD_MODES as BACKWARD_MODES
 from .family.dropout import dropout as dropout
 from .family.dropout import keep_mask as keep_mask
+from .family.activation import activation_dropout as activation_dropout
 from .family.channel import dropout1d as dropout1d
 from .family.channel import dropout2d as dropout2d
 from .family.channel import dropout3d as dropout3d
@@ -38,6 +39,7 @@ from .fused import bias_dropout_add as bias_dropout_add
 __all__ = [
     "dropout",
     "bias_dropout_add",
+    "activation_dropout",
     "keep_mask",
     "BACKWARD_MODES",
     "alpha_dropout",

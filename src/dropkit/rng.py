@@ -12,6 +12,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
@@ -98,7 +99,21 @@ def to_uint64(i: int) -> int:
     return i + 2**64 if i < 0 else i
 
 
+class _Words(threading.local):
+    """A per-thread buffer for the two words of a seed: refilling it costs half of a new torch.randint."""
+
+    def __init__(self) -> None:
+        with torch.inference_mode(False):  # a buffer made in inference mode could not be refilled outside it
+            self.buf = torch.empty(2, dtype=torch.int64)
+
+
+_WORDS = _Words()
+
+
 def draw_seed(generator: torch.Generator | None = None) -> int:
-    """A 64-bit seed drawn from `generator` (torch's default one if None)."""
-    lo_hi = torch.randint(0, 2**32, (2,), dtype=torch.int64, generator=generator).tolist()
-    return lo_hi[0] | (lo_hi[1] << 32)
+    """A 64-bit seed drawn from `generator` (torch's default one if None).
+
+    The same draw as torch.randint(0, 2**32, (2,), generator=generator): low word first.
+    """
+    lo, hi = _WORDS.buf.random_(0, 2**32, generator=generator).tolist()
+    return lo | (hi << 32)

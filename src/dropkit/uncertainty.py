@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -33,11 +34,28 @@ __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_ac
 
 TASKS = ("classification", "regression")
 
-# Default size of one replicated batch, in input elements (4 MiB of float32).
-# Measured on the seed MLP (benchmarks/bench_mc.py, one thread): past about a
-# thousand rows per forward a larger replica only spills the caches: T = 50 x
-# 256 rows in one forward cost 1.4x fifty plain forwards, in chunks of 5 copies 1.1-1.2x.
-CHUNK_ELEMENTS = 2**20
+
+
+def _l2_elements(default: int = 2**20) -> int:
+    """Half of CPU 0's L2 cache in float32 elements (Linux sysfs), or `default` where it cannot be read."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() != "2" or (index / "type").read_text().strip() == "Instruction":
+                continue
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 2**10, "M": 2**20}
+        if size[:-1].isdigit() and size[-1] in units:
+            return max(1, int(size[:-1]) * units[size[-1]] // 8)
+    return default
+
+
+# Default size of one replicated batch, in input elements: half the L2 cache, so
+# the replica and the first activations stay in it. A fixed 4 MiB (2^20 elements)
+# spilled the 2 MiB L2 of the Intel Xeons the benchmarks ran on; their L3 is shared
+# with the whole host. Measured with benchmarks/bench_mc.py (docs/benchmarks.md).
+CHUNK_ELEMENTS = _l2_elements()
 
 
 def shares_mask_across_batch(module: torch.nn.Module) -> bool:

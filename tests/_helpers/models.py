@@ -1,5 +1,6 @@
 """Small models the tests share."""
 
+import torch
 import torch.nn as nn
 
 import dropkit
@@ -12,3 +13,13 @@ def seed_network(dropout=dropkit.nn.Dropout):
         nn.Linear(256, 128), nn.ReLU(), dropout(p=0.3),
         nn.Linear(128, 10),
     )  # fmt: skip
+
+
+def output_and_grads(model, x, seed):
+    """model(x) after torch.manual_seed(seed), and the parameter gradients of out.square().sum()."""
+    torch.manual_seed(seed)
+    out = model(x)
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    return out, grads

@@ -12,7 +12,8 @@ from dropkit.lab.models import SettingsError
 def test_seed_network_layout():
     net = models.build_mlp(784, (256, 128), 10, dropout=(0.5, 0.3))
     kinds = [type(m) for m in net]
-    assert kinds == [nn.Linear, nn.ReLU, dropkit.nn.Dropout, nn.Linear, nn.ReLU, dropkit.nn.Dropout, nn.Linear]
+    # ReLU + Dropout fused (control.fuse_activation_dropout): the dropout's slot holds the fused module.
+    assert kinds == [nn.Linear, nn.Identity, dropkit.ReLUDropout, nn.Linear, nn.Identity, dropkit.ReLUDropout, nn.Linear]
     assert [net[2].p, net[5].p] == [0.5, 0.3]
     assert (net[0].in_features, net[-1].out_features) == (784, 10)
 
@@ -20,7 +21,7 @@ def test_seed_network_layout():
 def test_input_dropout_comes_first_and_zero_rates_add_no_layer():
     net = models.build_mlp(64, (32, 16), 10, dropout=(0.0, 0.5), input_dropout=0.2)
     assert isinstance(net[0], dropkit.nn.Dropout) and net[0].p == 0.2
-    assert [type(m) for m in net[1:]] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, dropkit.nn.Dropout, nn.Linear]
+    assert [type(m) for m in net[1:]] == [nn.Linear, nn.ReLU, nn.Linear, nn.Identity, dropkit.ReLUDropout, nn.Linear]
 
 
 def test_twins_start_from_the_same_weights():
@@ -86,7 +87,9 @@ def test_usable_kinds_train_on_mlp_activations(kind):
     torch.manual_seed(0)
     net = models.build_mlp(12, (32, 16), 3, dropout=(0.5, 1.0), input_dropout=0.2, kind=kind)
     assert type(net[0]) is dropkit.nn.Dropout  # input dropout stays plain dropout
-    assert type(net[3]) is type(net[6]) is type(dropkit.nn.make_dropout(kind, 0.5))
+    # Plain dropout after ReLU is fused into ReLUDropout (control.fuse_activation_dropout); the other kinds stay.
+    expected = dropkit.ReLUDropout if kind == "dropout" else type(dropkit.nn.make_dropout(kind, 0.5))
+    assert type(net[3]) is type(net[6]) is expected
     assert (net[3].p, net[6].p) == (0.5, 1.0)
     x = torch.randn(8, 12)
     net.train()(x).sum().backward()

@@ -7,16 +7,8 @@ from torch.utils.checkpoint import checkpoint
 
 import dropkit
 import dropkit.functional as DF
+from _helpers.models import output_and_grads as _run
 from _helpers.models import seed_network
-
-
-def _run(model, x, seed):
-    torch.manual_seed(seed)
-    out = model(x)
-    out.square().sum().backward()
-    grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    return out, grads
 
 
 @pytest.mark.parametrize("backward", ["recompute", "bitpacked"])

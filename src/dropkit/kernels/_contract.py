@@ -21,14 +21,19 @@ ACTIVATION_CODES = {None: 0, "relu": 1, "gelu": 2}
 class Backend(Protocol):
     """Spec dropout and the spec's random words."""
 
-    def dropout_fwd(self, x: Tensor, seed: int, offset: int, p: float, out: Tensor | None = None) -> Tensor:
-        """Spec dropout of x, into `out` (may be x itself) or a new tensor."""
+    def dropout_fwd(
+        self, x: Tensor, seed: int, offset: int, p: float, out: Tensor | None = None, activation: str | None = None
+    ) -> Tensor:
+        """Spec dropout of activation(x) (None, "relu", "gelu"), into `out` (may be x itself) or a new tensor."""
 
     def dropout_fwd_packed(self, x: Tensor, seed: int, offset: int, p: float) -> tuple[Tensor, Tensor]:
         """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
 
     def dropout_bwd_packed(self, grad: Tensor, bits: Tensor, p: float) -> Tensor:
         """grad * scale where the packed keep bit is set, else 0."""
+
+    def relu_dropout_bwd(self, grad: Tensor, y: Tensor, p: float) -> Tensor:
+        """Gradient of dropout(relu(x)) from its output y: grad * scale where y > 0, else 0."""
 
     def random_bits(self, n: int, seed: int, offset: int, device=None) -> Tensor:
         """The spec's random words for stream indices offset .. offset+n-1, as int64."""

@@ -47,7 +47,7 @@ def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
         for c0 in range(0, m, CHUNK):
             c1 = min(c0 + CHUNK, m)
             s = _chunk_bits(buf, base, c0, c1, k0, k1)
-            _keep_apply(row[c0:c1], row[c0:c1], buf[s : s + c1 - c0], t32, drop_all, scale)
+            _keep_apply(row[c0:c1], row[c0:c1], buf[s : s + c1 - c0], t32, drop_all, 0, scale)
 
 
 @nb.njit(parallel=True, **_JIT)

@@ -21,20 +21,9 @@ import torch
 
 from .. import rng
 from ._contract import ACTIVATION_CODES
-from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _chunk_bits, _launch, _np
+from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _activation, _chunk_bits, _launch, _np
 
 __all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]
-
-
-@nb.njit(inline="always", **_JIT)
-def _activation(h, act):
-    """relu(h) = 0 where h < 0 (NaN and -0.0 pass through); gelu(h) = h/2 * (1 + erf(h / sqrt 2))."""
-    T = type(h)
-    if act == 1:
-        return T(0) if h < T(0) else h
-    if act == 2:
-        return (h * T(0.5)) * (T(1) + T(math.erf(h * T(0.7071067811865476))))
-    return h
 
 
 @nb.njit(inline="always", **_JIT)

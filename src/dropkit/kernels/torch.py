@@ -14,6 +14,7 @@ __all__ = [
     "dropout_fwd",
     "dropout_fwd_packed",
     "dropout_bwd_packed",
+    "relu_dropout_bwd",
     "random_bits",
     "random_bits_at",
     "bias_dropout_add_fwd",
@@ -56,10 +57,19 @@ def _scaled(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
     return y.to(x.dtype)
 
 
-def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
-    """Spec dropout of contiguous x, into `out` (may be x itself) or a new tensor."""
-    y = _scaled(x, _keep(x.numel(), seed, offset, p, x.device), p)
+def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, activation=None) -> torch.Tensor:
+    """Spec dropout of activation(x) for contiguous x, into `out` (may be x itself) or a new tensor.
+
+    activation: None, "relu" or "gelu", applied in the compute type (float32 for half types).
+    """
+    a = x if activation is None else _activation(_compute(x), activation)
+    y = _scaled(a, _keep(x.numel(), seed, offset, p, x.device), p).to(x.dtype)
     return y if out is None else out.copy_(y)
+
+
+def relu_dropout_bwd(grad: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
+    """Gradient of dropout(relu(x)) from its output y: grad * scale where y > 0, else 0 (no random numbers)."""
+    return _scaled(grad, y > 0, p)
 
 
 def _pack(keep: torch.Tensor) -> torch.Tensor:

@@ -29,11 +29,13 @@ import triton.language as tl
 
 from .. import rng
 from ._contract import ACTIVATION_CODES
+from .torch import relu_dropout_bwd
 
 __all__ = [
     "dropout_fwd",
     "dropout_fwd_packed",
     "dropout_bwd_packed",
+    "relu_dropout_bwd",
     "random_bits",
     "bias_dropout_add_fwd",
     "bias_dropout_add_bwd",
@@ -133,12 +135,12 @@ def _compute_type(v, F64: tl.constexpr):
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
 def _dropout_fwd_kernel(x_ptr, y_ptr, n, seed, offset, t, scale_bits,
-                        BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr):
+                        BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr, ACT: tl.constexpr):
     rows, cols, idx = _tile(BLOCK)
     inside = idx < n
     keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT)
     x = tl.load(x_ptr + idx, mask=inside)
-    y = _apply(_compute_type(x, F64), keep, _scale(scale_bits, F64))
+    y = _apply(_activation(_compute_type(x, F64), ACT, F64), keep, _scale(scale_bits, F64))
     tl.store(y_ptr + idx, _to(y, y_ptr.dtype.element_ty), mask=inside)
 
 
@@ -281,11 +283,15 @@ def _rule(seed: int, offset: int, p: float, dtype: torch.dtype) -> dict:
                 scale_bits=_scale_bits(p, dtype), SHIFT=offset & 3, F64=dtype == torch.float64)
 
 
-def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None) -> torch.Tensor:
-    """Spec dropout of contiguous x, into `out` (may be x itself) or a new tensor."""
+def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, activation=None) -> torch.Tensor:
+    """Spec dropout of activation(x) for contiguous x, into `out` (may be x itself) or a new tensor.
+
+    activation: None, "relu" or "gelu", applied in the compute type (float32 for half types).
+    """
     y = torch.empty_like(x) if out is None else out
     if x.numel():
-        _dropout_fwd_kernel[_grid(x.numel())](x, y, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, **_LAUNCH)
+        _dropout_fwd_kernel[_grid(x.numel())](x, y, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK,
+                                              ACT=ACTIVATION_CODES[activation], **_LAUNCH)
     return y
 
 

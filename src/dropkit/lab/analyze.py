@@ -38,6 +38,7 @@ from torch import nn
 
 from .. import _validate, rng
 from ..functional import keep_mask
+from ..nn import ReLUDropout
 from . import data, report, train
 from .models import SettingsError
 
@@ -73,16 +74,18 @@ _MAX_WIDTH = 2**32
 
 
 def hidden_layers(model: nn.Module) -> list[int]:
-    """Positions, in the Sequential `model`, of its hidden activations (the lab's MLP: each ReLU).
+    """Positions, in the Sequential `model`, of its hidden activations (the lab's MLP: each ReLU, or the ReLUDropout fusing it with its dropout).
+
+    In eval mode a ReLUDropout is its ReLU, so model[: position + 1] gives the activations either way.
 
     Examples:
         >>> from dropkit.lab.models import build_mlp
         >>> hidden_layers(build_mlp(64, (32, 16), 10, dropout=0.5, input_dropout=0.2))
-        [2, 5]
+        [3, 6]
     """
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"model must be an nn.Sequential (the lab's MLP), got {type(model).__name__}")
-    return [i for i, m in enumerate(model) if isinstance(m, nn.ReLU)]
+    return [i for i, m in enumerate(model) if isinstance(m, (nn.ReLU, ReLUDropout))]
 
 
 def _check(repeats: int, seed: int) -> None:

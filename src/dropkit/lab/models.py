@@ -1,14 +1,18 @@
 """Multilayer perceptrons with dropout after each hidden activation, as in Srivastava et al. (2014).
 
+Plain dropout after a ReLU is built fused (dropkit.fuse_activation_dropout): the
+ReLU's slot holds an Identity and the dropout's a ReLUDropout, with the same outputs
+and masks as the pair.
+
 Examples:
     >>> build_mlp(784, (256, 128), 10, dropout=(0.5, 0.3))
     Sequential(
       (0): Linear(in_features=784, out_features=256, bias=True)
-      (1): ReLU()
-      (2): Dropout(p=0.5, inplace=False)
+      (1): Identity()
+      (2): ReLUDropout(p=0.5)
       (3): Linear(in_features=256, out_features=128, bias=True)
-      (4): ReLU()
-      (5): Dropout(p=0.3, inplace=False)
+      (4): Identity()
+      (5): ReLUDropout(p=0.3)
       (6): Linear(in_features=128, out_features=10, bias=True)
     )
 """
@@ -23,6 +27,7 @@ import torch
 from torch import nn
 
 from .. import _validate
+from ..control import fuse_activation_dropout
 from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..schedule import DropoutSchedule
@@ -223,7 +228,9 @@ def build_mlp(
     if kind == "concrete" and rates[-1] > 0:
         out = ConcreteDropout(out, rates[-1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
     layers.append(out)
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    fuse_activation_dropout(model)  # ReLU + Dropout in one pass: the same outputs, masks and state dict
+    return model
 
 
 def concrete_modules(model: nn.Module) -> list[ConcreteDropout]:

@@ -60,18 +60,67 @@ def _(x, seed, offset, p):
     return torch.empty_like(x)
 
 
-def _dropout_setup(ctx, inputs, output):
-    _, seed, offset, p = inputs
-    ctx.save_for_backward(seed)  # a scalar: the mask is recomputed, never stored
-    ctx.offset, ctx.p = offset, p
+def _dropout_formula(again):
+    """dropkit::dropout's autograd (setup_context, backward), dropout of grad done by `again`.
+
+    Dropout is linear in x and its own adjoint: dx = dropout(grad) with the same
+    (seed, offset, p). Only those scalars are kept: the mask is recomputed.
+    """
+
+    def setup(ctx, inputs, output):
+        ctx.args = inputs[1:]
+
+    def backward(ctx, grad):
+        return again(grad, *ctx.args), None, None, None
+
+    return setup, backward
 
 
-def _dropout_backward(ctx, grad):
-    (seed,) = ctx.saved_tensors
-    return dropout(grad, seed, ctx.offset, ctx.p), None, None, None
+def _from_bits_formula(again):
+    """The autograd of dropkit::dropout_bitpacked and dropkit::dropout_from_bits: dx = again(grad, bits, p)."""
+
+    def setup(ctx, inputs, output):
+        bits = output[1] if len(inputs) == 4 else inputs[1]  # dropout_bitpacked(x, seed, offset, p) or from_bits(grad, bits, p)
+        ctx.save_for_backward(bits)  # n/8 bytes
+        ctx.p = inputs[-1]
+
+    def backward(ctx, grad, *_grad_bits):
+        (bits,) = ctx.saved_tensors  # linear in grad: from_bits is its own derivative
+        return (again(grad, bits, ctx.p),) + (None,) * (len(ctx.needs_input_grad) - 1)
+
+    return setup, backward
 
 
-dropout.register_autograd(_dropout_backward, setup_context=_dropout_setup)
+def _eager_apply(function: type[torch.autograd.Function], impl):
+    """Run `function` through autograd only when a double backward needs the graph, else its impl."""
+    return lambda grad, *args: function.apply(grad, *args) if grad.requires_grad else impl(grad, *args)
+
+
+def eager_function(name: str, impl, formula, again=None, *, once: bool = False) -> type[torch.autograd.Function]:
+    """The eager twin of a custom op: impl and the op's formula, without the op dispatcher (about 15 us a call).
+
+    formula(again) returns the op's (setup_context, backward); `again` is what
+    backward calls, None meaning this function itself (a self-adjoint op).
+    once: backward is once_differentiable (a double backward raises).
+    forward takes ctx and calls setup itself: a Function with a setup_context
+    staticmethod binds its arguments through inspect.signature on every call.
+    """
+
+    def forward(ctx, *args):
+        output = impl(*args)
+        setup(ctx, args, output)
+        return output
+
+    function = type(name, (torch.autograd.Function,), {"forward": staticmethod(forward)})
+    setup, backward = formula(again or _eager_apply(function, impl))
+    function.backward = staticmethod(torch.autograd.function.once_differentiable(backward) if once else backward)
+    return function
+
+
+def register_formula(op, formula, again=None) -> None:
+    """Register formula(again) as the custom op's autograd; `again` is a custom op (None: op itself), so compiled code traces backward."""
+    setup, backward = formula(again or op)
+    op.register_autograd(backward, setup_context=setup)
 
 
 def dropout_inplace_impl(x: Tensor, seed: int, offset: int, p: float) -> None:
@@ -116,30 +165,12 @@ def _(grad, bits, p):
     return torch.empty_like(grad)
 
 
-def _from_bits_setup(ctx, inputs, output):
-    ctx.save_for_backward(inputs[1])
-    ctx.p = inputs[2]
-
-
-def _from_bits_backward(ctx, grad):
-    (bits,) = ctx.saved_tensors  # linear in grad: its own derivative
-    return dropout_from_bits(grad, bits, ctx.p), None, None
-
-
-dropout_from_bits.register_autograd(_from_bits_backward, setup_context=_from_bits_setup)
-
-
-def _bitpacked_setup(ctx, inputs, output):
-    ctx.save_for_backward(output[1])  # n/8 bytes
-    ctx.p = inputs[3]
-
-
-def _bitpacked_backward(ctx, grad, _grad_bits):
-    (bits,) = ctx.saved_tensors
-    return dropout_from_bits(grad, bits, ctx.p), None, None, None
-
-
-dropout_bitpacked.register_autograd(_bitpacked_backward, setup_context=_bitpacked_setup)
+register_formula(dropout, _dropout_formula)
+register_formula(dropout_bitpacked, _from_bits_formula, dropout_from_bits)
+register_formula(dropout_from_bits, _from_bits_formula)
+_Dropout = eager_function("_Dropout", dropout_impl, _dropout_formula)
+_FromBits = eager_function("_FromBits", dropout_from_bits_impl, _from_bits_formula)
+_Bitpacked = eager_function("_Bitpacked", dropout_bitpacked_impl, _from_bits_formula, _eager_apply(_FromBits, dropout_from_bits_impl))
 
 
 def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Tensor:
@@ -148,61 +179,13 @@ def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Te
     return (bits >= rng.threshold(p)).view(shape)
 
 
-class _EagerDropout(torch.autograd.Function):
-    """dropkit::dropout's autograd without the custom-op dispatcher (about 15 us a call with torch 2.13)."""
-
-    @staticmethod
-    def forward(ctx, x, seed, offset, p):
-        ctx.args = (seed, offset, p)
-        return dropout_impl(x, seed, offset, p)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # Through apply only when a double backward needs the graph.
-        dx = _EagerDropout.apply(grad, *ctx.args) if grad.requires_grad else dropout_impl(grad, *ctx.args)
-        return dx, None, None, None
-
-
-class _EagerBitpacked(torch.autograd.Function):
-    """dropkit::dropout_bitpacked's autograd without the custom-op dispatch."""
-
-    @staticmethod
-    def forward(ctx, x, seed, offset, p):
-        y, bits = dropout_bitpacked_impl(x, seed, offset, p)
-        ctx.save_for_backward(bits)
-        ctx.p = p
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (bits,) = ctx.saved_tensors
-        fn = _EagerFromBits.apply if grad.requires_grad else dropout_from_bits_impl
-        return fn(grad, bits, ctx.p), None, None, None
-
-
-class _EagerFromBits(torch.autograd.Function):
-    """dropkit::dropout_from_bits's autograd (linear in grad, so double backward works)."""
-
-    @staticmethod
-    def forward(ctx, grad, bits, p):
-        ctx.save_for_backward(bits)
-        ctx.p = p
-        return dropout_from_bits_impl(grad, bits, p)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (bits,) = ctx.saved_tensors
-        fn = _EagerFromBits.apply if grad.requires_grad else dropout_from_bits_impl
-        return fn(grad, bits, ctx.p), None, None
-
-
 def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inplace: bool, bitpacked: bool) -> Tensor:
     """Run spec dropout on validated arguments and a resolved seed (dropkit.family._common.resolve_seed).
 
     Under torch.compile this goes through the custom ops. Eager calls skip the
-    op dispatcher and reach the same *_impl functions through autograd.Function,
-    which makes small calls 2-3x cheaper; tests check both paths give equal
-    outputs and gradients.
+    op dispatcher and reach the same *_impl functions and autograd formulas
+    through autograd.Function, which makes small calls 2-3x cheaper; tests check
+    both paths give equal outputs and gradients.
     """
     if _mode.consistent_replicas() is not None:  # inside mc_predict(consistent=True): masks by replica
         return consistent.dropout(x, p, inplace=inplace)
@@ -219,5 +202,5 @@ def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inpla
             dropout_inplace_impl(x, seed, offset, p)
             return x
         return dropout_impl(x, seed, offset, p)  # no backward, so no packed mask either
-    y = (_EagerBitpacked if bitpacked else _EagerDropout).apply(x, seed, offset, p)
+    y = _Bitpacked.apply(x, seed, offset, p)[0] if bitpacked else _Dropout.apply(x, seed, offset, p)
     return x.copy_(y) if inplace else y

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
-from .dropout import _like
+from .dropout import _like, eager_function, register_formula
 from .seed import seed_tensor, stream
 
 __all__ = ["apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward"]
@@ -79,40 +79,26 @@ def _(grad, x, bias, seed, offset, p, activation):
     return torch.empty_like(grad)
 
 
-def _setup(ctx, inputs, output):
-    x, bias, _, seed, offset, p, activation = inputs
-    needs_h = activation is not None
-    ctx.save_for_backward(seed, x if needs_h else None, bias if needs_h else None)
-    ctx.bias_size = None if bias is None else bias.shape[0]
-    ctx.offset, ctx.p, ctx.activation = offset, p, activation
+def _formula(grad_of_h):
+    """dropkit::bias_dropout_add's autograd (setup_context, backward); grad_of_h computes the gradient of x + bias."""
 
-
-def _backward(ctx, grad):
-    seed, x, bias = ctx.saved_tensors
-    grad_h = bias_dropout_add_backward(grad, x, bias, seed, ctx.offset, ctx.p, ctx.activation)
-    return _grads(ctx, grad, grad_h)
-
-
-bias_dropout_add.register_autograd(_backward, setup_context=_setup)
-
-
-class _EagerBiasDropoutAdd(torch.autograd.Function):
-    """dropkit::bias_dropout_add's autograd without the custom-op dispatch."""
-
-    @staticmethod
-    def forward(ctx, x, bias, residual, seed, offset, p, activation):
+    def setup(ctx, inputs, output):
+        x, bias, _, seed, offset, p, activation = inputs
         needs_h = activation is not None
         ctx.save_for_backward(x if needs_h else None, bias if needs_h else None)
         ctx.bias_size = None if bias is None else bias.shape[0]
-        ctx.args = (seed, offset, p, activation)
-        return forward_impl(x, bias, residual, seed, offset, p, activation)
+        ctx.args = (seed, offset, p, activation)  # a scalar seed: the mask is recomputed
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable  # no double backward: raise, never return zeros
     def backward(ctx, grad):
         x, bias = ctx.saved_tensors
-        grad_h = backward_impl(grad, x, bias, *ctx.args)
-        return _grads(ctx, grad, grad_h)
+        return _grads(ctx, grad, grad_of_h(grad, x, bias, *ctx.args))
+
+    return setup, backward
+
+
+register_formula(bias_dropout_add, _formula, bias_dropout_add_backward)
+# No double backward: raise, never return zeros.
+_BiasDropoutAdd = eager_function("_BiasDropoutAdd", forward_impl, _formula, backward_impl, once=True)
 
 
 def apply_bias_dropout_add(
@@ -121,10 +107,10 @@ def apply_bias_dropout_add(
     """Run the fused op on validated arguments and a resolved seed (dropkit.family._common.resolve_seed).
 
     As apply_dropout: compiled code goes through the custom ops, eager code
-    reaches the same *_impl functions through an autograd.Function.
+    reaches the same *_impl functions and formula through an autograd.Function.
     """
     if torch.compiler.is_compiling():
         return bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
-        return _EagerBiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
+        return _BiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
     return forward_impl(x, bias, residual, seed, offset, p, activation)
