@@ -60,7 +60,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_acquisition_picks_unlabelled_points_by_the_strategy():
     torch.manual_seed(0)
-    model = build_mlp(5, (16,), 3, dropout=0.5).eval()
+    model = active._unfused(build_mlp(5, (16,), 3, dropout=0.5)).eval()
     x = torch.randn(40, 5, generator=torch.Generator().manual_seed(1))
     s = active.ActiveSettings(samples=6, prefilter=2, joint_samples=16)
     probs = active._mc_probs(model, x, s, seed=3)

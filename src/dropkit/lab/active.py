@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from .. import acquisition
+from ..nn import Dropout, ReLUDropout
 from ..uncertainty import mc_predict
 from . import data, report
 from .models import SettingsError, build_mlp, dropout_rates, hidden_widths
@@ -109,10 +110,18 @@ def _initial(y_pool: torch.Tensor, per_class: int, n_classes: int) -> list[int]:
     return sorted(picked)
 
 
+def _unfused(model: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The MLP with each fused ReLUDropout as ReLU then Dropout: consistent MC dropout needs plain Dropout layers."""
+    for i, m in enumerate(model):
+        if isinstance(m, ReLUDropout):
+            model[i] = torch.nn.Sequential(torch.nn.ReLU(), Dropout(m.p))
+    return model
+
+
 def _train(s: ActiveSettings, x: torch.Tensor, y: torch.Tensor, n_classes: int, seed: int) -> torch.nn.Module:
     """The lab's MLP trained from scratch on (x, y) for s.steps steps; everything seeded by `seed`."""
     torch.manual_seed(seed)
-    model = build_mlp(x.shape[1], s.hidden, n_classes, dropout=s.dropout)
+    model = _unfused(build_mlp(x.shape[1], s.hidden, n_classes, dropout=s.dropout))
     opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=0.9, weight_decay=s.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.steps)
     g = torch.Generator().manual_seed(seed)
