@@ -128,6 +128,25 @@ def test_auroc_matches_sklearn_with_ties():
     assert M.auroc(scores, positives) == pytest.approx(sklearn_metrics.roc_auc_score(positives.numpy(), scores.numpy()), abs=1e-12)
 
 
+@pytest.mark.parametrize("tpr", [0.95, 0.8, 0.5])
+def test_fpr_at_tpr_matches_sklearn_roc_curve(tpr):
+    from sklearn.metrics import roc_curve
+
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 30, (400,), generator=g).double()  # many ties
+    positives = torch.rand(400, generator=g) < 0.3 + scores / 100
+    fpr, tpr_curve, _ = roc_curve(positives.numpy(), scores.numpy(), drop_intermediate=False)
+    expected = float(fpr[(tpr_curve >= tpr - 1e-12).argmax()])  # the first threshold reaching the TPR
+    assert M.fpr_at_tpr(scores, positives, tpr) == pytest.approx(expected, abs=1e-15)  # counts over the same set
+
+
+def test_fpr_at_tpr_errors():
+    with pytest.raises(ValueError, match="fpr_at_tpr needs positives, negatives and tpr > 0, got 0 positives, 2 negatives, tpr 0.95"):
+        M.fpr_at_tpr(torch.tensor([0.1, 0.2]), torch.tensor([False, False]))
+    with pytest.raises(ValueError, match="tpr must be between 0 and 1, got 1.5"):
+        M.fpr_at_tpr(torch.tensor([0.1, 0.2]), torch.tensor([True, False]), 1.5)
+
+
 def test_misclassification_auroc():
     correct = torch.tensor([True, True, False, True, False])
     assert M.misclassification_auroc(torch.tensor([0.1, 0.2, 0.8, 0.3, 0.9]), correct) == 1.0

@@ -43,6 +43,11 @@ from .nn import GELUDropout as GELUDropout
 from .schedule import DropoutSchedule as DropoutSchedule
 from . import metrics as metrics
 from . import uncertainty as uncertainty
+from . import calibration as calibration
+from . import acquisition as acquisition
+from .acquisition import batch_bald as batch_bald
+from .calibration import apply_temperature as apply_temperature
+from .calibration import fit_temperature as fit_temperature
 from .metrics import auroc as auroc
 from .metrics import brier as brier
 from .metrics import ece as ece
@@ -58,7 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "functional", "nn", "rng", "addressing", "sharding", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",
-    "metrics", "uncertainty", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
+    "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",

@@ -17,7 +17,7 @@ import threading
 
 import torch
 
-__all__ = ["mc_active", "mc_enabled"]
+__all__ = ["mc_active", "mc_enabled", "consistent_replicas", "consistent_enabled"]
 
 # Eager code reads the ContextVar, so one thread's MC block never leaks into another.
 _MC = contextvars.ContextVar("dropkit_mc", default=False)
@@ -54,3 +54,33 @@ def mc_enabled():
     finally:
         _count(-1)
         _MC.reset(token)
+
+
+# The replicas of the forward that mc_predict(consistent=True) is running (a
+# consistent.Replicas), or None. Eager only: compiled code sees a mirror flag and refuses.
+_REPLICAS = contextvars.ContextVar("dropkit_replicas", default=None)
+_replicas_depth = 0
+
+
+def consistent_replicas():
+    """The consistent.Replicas of the forward being run, inside consistent_enabled(), else None."""
+    if torch.compiler.is_compiling():
+        if _replicas_depth:
+            raise RuntimeError("mc_predict(consistent=True) runs eagerly only: call it on the model, not a torch.compile'd one")
+        return None
+    return _REPLICAS.get()
+
+
+@contextlib.contextmanager
+def consistent_enabled(replicas):
+    """Route every dropout call to consistent masks of `replicas` (see dropkit.consistent)."""
+    global _replicas_depth
+    token = _REPLICAS.set(replicas)
+    with _lock:
+        _replicas_depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _replicas_depth -= 1
+        _REPLICAS.reset(token)

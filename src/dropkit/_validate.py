@@ -171,14 +171,14 @@ def module_type(value, types, name: str):
     return value
 
 
-def probs_labels(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class probabilities (N, C, ...) and integer labels (N, ...) in [0, C) that match them."""
+def probs_labels(probs: torch.Tensor, labels: torch.Tensor, name: str = "probs") -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities (or logits: `name`) (N, C, ...) and integer labels (N, ...) in [0, C) that match them."""
     if not probs.is_floating_point() or probs.dim() < 2:
-        raise ValueError(f"probs must be a floating tensor of shape (N, C, ...), got dtype {probs.dtype} and shape {tuple(probs.shape)}")
+        raise ValueError(f"{name} must be a floating tensor of shape (N, C, ...), got dtype {probs.dtype} and shape {tuple(probs.shape)}")
     expected = (probs.shape[0], *probs.shape[2:])
     if labels.is_floating_point() or labels.dtype == torch.bool or tuple(labels.shape) != expected:
         raise ValueError(
-            f"labels must be integers of shape {expected} to match probs of shape {tuple(probs.shape)}, "
+            f"labels must be integers of shape {expected} to match {name} of shape {tuple(probs.shape)}, "
             f"got dtype {labels.dtype} and shape {tuple(labels.shape)}"
         )
     if labels.numel() and (labels.min() < 0 or labels.max() >= probs.shape[1]):

@@ -7,6 +7,7 @@
     dropkit bench --quick
     dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
     dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
+    dropkit active --seeds 0 1 2                      # active learning: random, entropy, BALD, BatchBALD
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on
 stderr and exit with status 2; Ctrl-C saves a checkpoint and exits with 130.
@@ -29,7 +30,7 @@ from .lab.errors import Interrupted, LabError, SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, tune, bench, uncertainty, analyze.",
+    help="Dropout experiments on real data: demo, train, sweep, tune, bench, uncertainty, analyze, active.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -350,15 +351,58 @@ def uncertainty(
     run: Annotated[str, typer.Option("--run", help="Which run of the folder.")] = "dropout",
     samples: Annotated[str, typer.Option(help="MC sample counts T, e.g. --samples 1 10 50.")] = "1,2,5,10,20,50,100",
     seed: Annotated[int, typer.Option(help="Seed of the MC dropout masks.")] = 0,
+    calibration: Annotated[bool, typer.Option("--calibration/--no-calibration", help="Temperature scaling on the run's validation split.")] = True,
+    ood: _opt(str, "Out-of-distribution set scored against the test split: digits.") = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ):
-    """Weight scaling vs MC dropout on a trained run: accuracy, NLL, ECE, Brier per T, error AUROC; uncertainty.json."""
+    """Weight scaling vs MC dropout on a trained run: accuracy, NLL, ECE, Brier per T, temperature scaling, OOD; uncertainty.json."""
     from .lab import uncertainty as mc
 
     with mc.progress_bar(quiet) as progress:
-        result = mc.run(run_dir, run_name=run, samples=_numbers(samples, int, "samples"), seed=seed, progress=progress)
-    _show(result, mc.table(result), quiet, as_json, f"wrote {', '.join(mc.FILES)} in {run_dir}")
+        result = mc.run(run_dir, run_name=run, samples=_numbers(samples, int, "samples"), seed=seed, calibration=calibration, ood=ood, progress=progress)
+    written = [f for f in mc.FILES if f != "ood_hist.png" or ood is not None]
+    _show(result, mc.table(result), quiet, as_json, f"wrote {', '.join(written)} in {run_dir}")
+
+
+@app.command()
+@known_errors
+def active(
+    out: Out = None,
+    dataset: Annotated[str, typer.Option(help="auto | fashion-mnist | mnist | digits.")] = "auto",
+    data_dir: _opt(str, "Directory with the IDX files.") = None,
+    strategies: Annotated[str, typer.Option(help="Acquisition strategies, e.g. --strategies random,bald.")] = "random,entropy,bald,batchbald",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. --seeds 0 1 2 (pool, start set, training).")] = "0",
+    initial: Annotated[int, typer.Option(help="Labelled points per class at the start.")] = 20,
+    acquire: Annotated[int, typer.Option(help="Points labelled per round.")] = 50,
+    budget: Annotated[int, typer.Option(help="Labelled points at the last round.")] = 1000,
+    pool: Annotated[int, typer.Option(help="Candidate points drawn from the training split.")] = 3000,
+    samples: Annotated[int, typer.Option(help="MC dropout passes T of the scores.")] = 20,
+    steps: Annotated[int, typer.Option(help="SGD steps per round (each round trains from scratch).")] = 300,
+    hidden: Annotated[str, typer.Option(help="Hidden widths of the MLP, e.g. --hidden 256 128.")] = "256,128",
+    dropout: Annotated[str, typer.Option(help="Dropout rate after each hidden layer, e.g. --dropout 0.5 0.3.")] = "0.5,0.3",
+    threads: _opt(int, "torch threads (default: torch's).") = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Active learning with MC dropout: test accuracy vs labels for random, entropy, BALD, BatchBALD; active.json."""
+    from .lab import active as al
+    from .lab.uncertainty import progress_bar
+
+    settings = al.ActiveSettings(
+        dataset=dataset, data_dir=data_dir, strategies=tuple(v for v in re.split(r"[,\s]+", strategies) if v),
+        seeds=_numbers(seeds, int, "seeds"), initial=initial, acquire=acquire, budget=budget, pool=pool,
+        samples=samples, steps=steps, hidden=_numbers(hidden, int, "hidden"), dropout=_numbers(dropout, float, "dropout"), threads=threads,
+    )
+    out = out or Path("runs") / "active"
+    try:
+        with progress_bar(quiet or as_json) as progress:
+            result = al.run(out, settings, resume=resume, overwrite=overwrite, progress=progress)
+    except al.Interrupted as e:
+        raise al.Interrupted(f"{e}; resume with: dropkit active --out {out} --resume (and the same options)") from None
+    _show(result, al.table(result), quiet, as_json, f"wrote {', '.join(al.FILES)} in {out}")
 
 
 @app.command()

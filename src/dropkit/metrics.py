@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import torch
@@ -33,6 +34,7 @@ __all__ = [
     "Reliability",
     "auroc",
     "misclassification_auroc",
+    "fpr_at_tpr",
     "plot_reliability",
     "plot_histograms",
     "ECE_BINS",
@@ -168,6 +170,27 @@ def auroc(scores, positives) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def fpr_at_tpr(scores, positives, tpr: float = 0.95) -> float:
+    """False-positive rate at the threshold that flags a `tpr` fraction of the positives (FPR95 at 0.95).
+
+    The threshold is the ceil(tpr * P)-th highest positive score, so at least a `tpr` fraction of the
+    positives score at or above it; the result is the fraction of negatives that do too (ties flagged).
+
+    Example:
+        >>> fpr_at_tpr(torch.tensor([0.9, 0.8, 0.7, 0.1, 0.75, 0.2]), torch.tensor([True, True, True, False, False, False]))
+        0.3333333333333333
+    """
+    scores, positives = _validate.scores_positives(torch.as_tensor(scores), torch.as_tensor(positives))
+    tpr = _validate.p(tpr, "tpr")
+    scores, positives = scores.reshape(-1).double(), positives.reshape(-1)
+    pos, neg = scores[positives], scores[~positives]
+    if pos.numel() == 0 or neg.numel() == 0 or tpr == 0:
+        raise ValueError(f"fpr_at_tpr needs positives, negatives and tpr > 0, got {pos.numel()} positives, {neg.numel()} negatives, tpr {tpr}")
+    k = math.ceil(tpr * pos.numel() - 1e-9)  # 1e-9: 0.95 * 20 is 19.000000000000004 in floats
+    threshold = pos.sort(descending=True).values[k - 1]
+    return float((neg >= threshold).double().mean())
+
+
 def misclassification_auroc(uncertainty, correct) -> float:
     """AUROC of an uncertainty score (higher = less sure) at telling wrong predictions from right ones.
 
@@ -205,8 +228,18 @@ def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
     _save(fig, path)
 
 
-def plot_histograms(scores: Mapping[str, Tensor], correct, path, bins: int = 40) -> None:
+def plot_histograms(
+    scores: Mapping[str, Tensor], correct, path, bins: int = 40, *, groups: tuple[str, str] = ("correct", "wrong"), unit: str = "nats"
+) -> None:
     """One panel per named uncertainty score: its histogram for correct and for wrong predictions.
+
+    Args:
+        scores: name -> (N,) score, higher = less sure.
+        correct: (N,) bool: the first group (True) and the second (False).
+        groups: the two groups' names (for out-of-distribution detection: in- and out-of-distribution).
+        unit: the scores' unit for the axis ("" for none).
+
+    Each title gives the AUROC of the score at finding the second group.
 
     Examples:
         >>> plot_histograms({"predictive entropy": h}, correct, "uncertainty_hist.png")  # doctest: +SKIP
@@ -217,10 +250,10 @@ def plot_histograms(scores: Mapping[str, Tensor], correct, path, bins: int = 40)
         s = torch.as_tensor(s).reshape(-1).double().cpu()
         hi = float(s.max()) if s.numel() else 1.0
         edges = torch.linspace(0, max(hi, 1e-12), bins + 1).numpy()
-        for mask, label, colour in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
+        for mask, label, colour in ((correct, groups[0], "tab:blue"), (~correct, groups[1], "tab:red")):
             # no density for an empty group (all right or all wrong): it would divide by 0
             ax.hist(s[mask].numpy(), bins=edges, density=bool(mask.any()), alpha=0.55, color=colour, label=f"{label} ({int(mask.sum())})")
-        ax.set(xlabel=f"{name} (nats)", ylabel="density", title=f"{name}: AUROC {_safe_auroc(s, correct)}")
+        ax.set(xlabel=f"{name} ({unit})" if unit else name, ylabel="density", title=f"{name}: AUROC {_safe_auroc(s, correct)}")
         ax.legend(fontsize=8)
     _save(fig, path)
 

@@ -25,10 +25,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import _mode, _validate
-from .nn import DropoutBase, is_dropout
+from . import _mode, _validate, acquisition, rng
+from .acquisition import _entropy
+from .consistent import Replicas
+from .nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
 
-__all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS"]
+__all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
 
 TASKS = ("classification", "regression")
 
@@ -113,11 +115,6 @@ def mc_dropout(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             m.training = training
 
 
-def _entropy(probs: Tensor, dim: int) -> Tensor:
-    # entr(0) = 0, so classes with zero probability add nothing instead of NaN.
-    return torch.special.entr(probs).sum(dim)
-
-
 @dataclasses.dataclass(eq=False)
 class MCResult:
     """T stochastic predictions and their summaries (entropies in nats).
@@ -167,8 +164,22 @@ class MCResult:
     @functools.cached_property
     def mutual_information(self) -> Tensor:
         """(B, ...) BALD: predictive minus expected entropy, the part due to the weights (epistemic)."""
-        # Mathematically >= 0 (Jensen); rounding can leave -1e-8.
-        return (self.predictive_entropy - self.expected_entropy).clamp_min(0)
+        return acquisition.bald(self.probs)
+
+    @property
+    def bald(self) -> Tensor:
+        """(B, ...) the BALD acquisition score (Houlsby et al. 2011): the mutual information."""
+        return self.mutual_information
+
+    @functools.cached_property
+    def variation_ratio(self) -> Tensor:
+        """(B, ...) 1 - (passes voting for the modal class) / T: 0 when every pass agrees."""
+        return acquisition.variation_ratio(self.probs)
+
+    def batch_bald(self, k: int, **options) -> acquisition.BatchBALD:
+        """Greedy BatchBALD over the B points (dropkit.acquisition.batch_bald; needs consistent=True samples)."""
+        self._require("classification", "batch_bald")
+        return acquisition.batch_bald(self.probs, k, **options)
 
     @functools.cached_property
     def variance(self) -> Tensor:
@@ -186,6 +197,20 @@ class MCResult:
         """(B, ...) regression: standard deviation over the passes (divisor T, so T = 1 gives 0)."""
         self._require("regression", "std")
         return self.samples.std(0, correction=0)
+
+
+# The layers whose every draw goes through the consistent masks (dropkit.consistent).
+CONSISTENT_LAYERS = (Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout)
+
+
+def _check_consistent(model: torch.nn.Module) -> None:
+    for name, m in model.named_modules():
+        if is_dropout(m) and not isinstance(m, CONSISTENT_LAYERS):
+            raise ValueError(
+                f"mc_predict(consistent=True) supports dropkit's {', '.join(c.__name__ for c in CONSISTENT_LAYERS)}; "
+                f"the model's {name or 'root'!r} is {type(m).__module__}.{type(m).__name__}"
+                + (" (dropkit.replace_dropout(model) converts torch's dropout layers)" if type(m).__module__.startswith("torch.") else "")
+            )
 
 
 def _default_chunk(samples: int, x: Tensor) -> int:
@@ -228,6 +253,7 @@ def mc_predict(
     chunk: int | None = None,
     seed: int | None = None,
     task: str = "classification",
+    consistent: bool = False,
 ) -> MCResult:
     """T stochastic forward passes of `model` on `x` under mc_dropout, batched.
 
@@ -256,6 +282,13 @@ def mc_predict(
             draws. Layers built with their own `generator=` draw from it instead.
         task: "classification" (outputs are logits, class dimension 1) or
             "regression" (outputs are predictions).
+        consistent: pass t uses the same thinned network for every input
+            (dropkit.consistent): a point's samples are then identical whatever
+            batch it is in, and whatever the batch size and chunk (up to float
+            rounding where the batch shape changes a matmul). `seed` is then the
+            masks' own seed (drawn from torch's generator if None). Needs batch-first
+            dropout inputs and dropkit's Dropout, Dropout1d/2d/3d, DropPath or
+            LockedDropout(batch_first=True) layers; runs eagerly.
 
     Returns:
         MCResult with samples (T, B, ...) and the task's summaries.
@@ -271,6 +304,8 @@ def mc_predict(
     chunk = None if chunk is None else _validate.positive_int(chunk, "chunk")
     seed = _validate.seed(seed)
     task = _validate.choice(task, TASKS, "task")
+    if consistent:
+        _check_consistent(model)
     shared = any(shares_mask_across_batch(m) for m in model.modules())
     if chunk is None:
         chunk = 1 if shared else _default_chunk(samples, x)
@@ -282,8 +317,12 @@ def mc_predict(
         )
     parts = []
     with torch.no_grad(), _rng_scope(seed, x.device), mc_dropout(model):
+        mask_seed = (rng.draw_seed() if seed is None else seed) if consistent else None
         for start in range(0, samples, chunk):
-            parts.append(_forward_copies(model, x, min(chunk, samples - start)))
+            copies = min(chunk, samples - start)
+            replicas = Replicas(mask_seed, start, copies, copies * x.shape[0]) if consistent else None
+            with _mode.consistent_enabled(replicas) if consistent else contextlib.nullcontext():
+                parts.append(_forward_copies(model, x, copies))
     out = torch.cat(parts)
     # Catches what the module checks cannot see: a custom layer sharing one mask
     # over the batch, dropout only in functional calls of non-dropkit code, or p = 0.

@@ -57,7 +57,7 @@ CONFIG = "config.json"
 LOCK = ".lock"  # held by the process writing the folder (lock)
 CHECKPOINT_FORMAT = 1  # checkpoint format version
 CHECKPOINT_KEYS = ("model", "optimizer", "rng", "epoch", "step", "history", "elapsed", "done", "stopped")
-UNCERTAINTY_FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png")
+UNCERTAINTY_FILES = ("uncertainty.json", "reliability.png", "uncertainty_hist.png", "mc_samples.png", "ood_hist.png")
 ANALYZE_FILES = ("coadaptation.json", "coadaptation.png", "features.png", "activations.png")
 # Every file the lab writes into a run folder: a run's own, and the reports made from it (uncertainty, analyze).
 RUN_FILES = (

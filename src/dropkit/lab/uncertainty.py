@@ -17,6 +17,20 @@ the misclassified ones (AUROC). It writes into the run folder:
 - reliability.png, uncertainty_hist.png (entropy and MI for right and wrong
   predictions) and mc_samples.png (accuracy and NLL against T).
 
+Temperature scaling (calibration=True, the default; Guo et al. 2017): one
+temperature for weight scaling's logits and one for the log of MC dropout's
+mean probabilities at the reference T, each fitted on the run's validation
+split (a run trained with val_split > 0; others are refused with one line),
+adds "temperature": {"validation_points", "weight_scaling" and "mc": {"temperature",
+"before": {"nll", "ece"}, "after": {"nll", "ece"}} ("mc" also has "samples")}.
+
+Out-of-distribution detection (ood="digits", dropkit.lab.ood): the test split
+against scikit-learn's digits made to look like 28x28 inputs, scored by MC
+predictive entropy, mutual information and 1 - max probability at the reference
+T, and by weight scaling's 1 - max probability, adds "ood": {"dataset",
+"points", "samples", "scores": {name: {"auroc", "fpr95"}}} (positives: the
+out-of-distribution points) and ood_hist.png.
+
 Examples:
     >>> result = run("runs/demo", samples=(1, 10, 50))  # doctest: +SKIP
     >>> result["mc"]["50"]["acc"] - result["weight_scaling"]["acc"]  # doctest: +SKIP
@@ -31,10 +45,11 @@ from pathlib import Path
 
 import torch
 
-from .. import metrics
+from .. import calibration, metrics
 from ..uncertainty import mc_predict
-from . import data, report
+from . import data, report, train
 from .errors import SettingsError
+from .ood import OOD_SETS, digits_like
 from .runs import UNCERTAINTY_FILES as FILES
 from .runs import load_model
 
@@ -74,6 +89,8 @@ def run(
     samples: Sequence[int] = SAMPLES,
     batch_size: int = 500,
     seed: int = 0,
+    calibration: bool = True,
+    ood: str | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Compute the uncertainty report of one run of a run folder, write its files there, return uncertainty.json's dict.
@@ -84,21 +101,36 @@ def run(
         samples: the T values to compare with weight scaling.
         batch_size: test inputs per mc_predict call (each replicated T times in chunks).
         seed: seed of the MC masks; the same seed gives the same report figures (times aside).
+        calibration: fit temperatures on the run's validation split and report ECE and NLL
+            before and after (needs a run trained with val_split > 0).
+        ood: an out-of-distribution set to score against the test split (one of ood.OOD_SETS), or None.
         progress: called as progress(stage, done, total) after each batch.
 
     Raises:
         runs.RunFolderError: no such run folder, run or checkpoint; data.DataError: test data missing.
-        SettingsError: bad samples or batch_size.
+        SettingsError: bad samples, batch_size or ood, or calibration asked of a run without a validation split.
     """
     samples = _check_samples(samples)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SettingsError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if ood is not None and ood not in OOD_SETS:
+        raise SettingsError(f"ood must be one of {', '.join(OOD_SETS)}, got {ood!r}")
     run_dir = Path(run_dir)
     model, settings = load_model(run_dir, run_name)
+    if calibration and settings.val_split == 0:
+        raise SettingsError(
+            f"run {run_name!r} of {run_dir} has no validation split to fit temperatures on (it trained on all its "
+            "training data); train it with --val-split 0.1, or pass --no-calibration"
+        )
     x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+    ds = data.load(settings.dataset, settings.data_dir) if calibration or ood is not None else None
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    ref = reference_samples(samples)
+    _, _, x_val, y_val = train._split(ds, settings) if calibration else (None, None, None, None)
+    x_ood = digits_like(ds) if ood is not None else None
     n = len(x)
-    total = n * (1 + sum(samples) + PLAIN_FORWARDS)
+    extra = sum(0 if z is None else len(z) * (1 + ref) for z in (x_val, x_ood))
+    total = n * (1 + sum(samples) + PLAIN_FORWARDS) + extra
     done = 0
 
     def advance(stage: str, units: int) -> None:
@@ -109,12 +141,12 @@ def run(
 
     model.eval()
     with torch.no_grad():
-        eval_probs = torch.cat([torch.softmax(model(xb), 1) for xb, _ in batches])
+        eval_logits = torch.cat([model(xb) for xb, _ in batches])
+    eval_probs = torch.softmax(eval_logits, 1)
     advance("weight scaling", n)
     result = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
 
     seeds = torch.Generator().manual_seed(seed)
-    ref = reference_samples(samples)
     curves = {"weight scaling": metrics.reliability(eval_probs, y)}
     for t in samples:
         stage = f"MC dropout T={t}"
@@ -135,15 +167,87 @@ def run(
             correct = probs.argmax(1) == y
             scores = {"predictive entropy": torch.cat(entropy), "mutual information": torch.cat(mi)}
             curves[f"MC dropout T={t}"] = metrics.reliability(probs, y)
+            ref_probs = probs
 
     result["auroc"] = _aurocs(scores, correct)
+    if calibration:
+        val = _predict(model, x_val, ref, seeds, batch_size, lambda units: advance("validation split", units))
+        result["temperature"] = _temperatures(val, y_val, eval_logits, ref_probs, y, ref)
+        curves.update(_scaled_curves(result["temperature"], eval_logits, ref_probs, y, ref))
+    if ood is not None:
+        out = _predict(model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units))
+        test = {"logits": eval_logits, "mean_probs": ref_probs, "entropy": scores["predictive entropy"], "mi": scores["mutual information"]}
+        ood_scores, in_distribution = _ood_scores(test, out)
+        result["ood"] = {"dataset": ood, "points": len(x_ood), "samples": ref, "scores": _ood_figures(ood_scores, in_distribution)}
     result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
 
     report.write_json(run_dir / "uncertainty.json", result)
     metrics.plot_reliability(curves, run_dir / "reliability.png")
     metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
     _plot_against_samples(result, run_dir / "mc_samples.png")
+    if ood is not None:
+        metrics.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
     return result
+
+
+def _predict(model: torch.nn.Module, x: torch.Tensor, t: int, seeds: torch.Generator, batch_size: int, advance: Callable[[int], None]) -> dict:
+    """Eval logits and MC dropout (T = t) mean probabilities, entropy and mutual information of x, in batches."""
+    logits, mean_probs, entropy, mi = [], [], [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size]
+        with torch.no_grad():
+            logits.append(model(xb))
+        r = mc_predict(model, xb, t, seed=int(torch.randint(2**63 - 1, (), generator=seeds)))
+        mean_probs.append(r.mean_probs)
+        entropy.append(r.predictive_entropy)
+        mi.append(r.mutual_information)
+        advance(len(xb) * (1 + t))
+    return {"logits": torch.cat(logits), "mean_probs": torch.cat(mean_probs), "entropy": torch.cat(entropy), "mi": torch.cat(mi)}
+
+
+def _nll_ece(probs: torch.Tensor, y: torch.Tensor) -> dict:
+    return {"nll": metrics.nll(probs, y), "ece": metrics.ece(probs, y)}
+
+
+def _temperatures(val: dict, y_val: torch.Tensor, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int) -> dict:
+    """uncertainty.json's "temperature": T fitted on the validation split, test NLL and ECE before and after."""
+    t_ws = calibration.fit_temperature(val["logits"], y_val)
+    t_mc = calibration.fit_temperature(calibration.log_probs(val["mean_probs"]), y_val)
+    return {
+        "validation_points": len(y_val),
+        "weight_scaling": {"temperature": t_ws, "before": _nll_ece(torch.softmax(test_logits, 1), y),
+                           "after": _nll_ece(calibration.apply_temperature(test_logits, t_ws), y)},
+        "mc": {"samples": t, "temperature": t_mc, "before": _nll_ece(test_mc_probs, y),
+               "after": _nll_ece(calibration.apply_temperature(calibration.log_probs(test_mc_probs), t_mc), y)},
+    }
+
+
+def _scaled_curves(temperature: dict, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int) -> dict:
+    """The reliability curves after temperature scaling, for reliability.png."""
+    ws, mc = temperature["weight_scaling"]["temperature"], temperature["mc"]["temperature"]
+    return {
+        f"weight scaling, T_s={ws:.3f}": metrics.reliability(calibration.apply_temperature(test_logits, ws), y),
+        f"MC dropout T={t}, T_s={mc:.3f}": metrics.reliability(calibration.apply_temperature(calibration.log_probs(test_mc_probs), mc), y),
+    }
+
+
+def _ood_scores(test: dict, out: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Each score over test then out-of-distribution points (higher = more likely out), and the in-distribution mask."""
+    def cat(a, b):
+        return torch.cat([a, b])
+
+    in_distribution = cat(torch.ones(len(test["entropy"]), dtype=torch.bool), torch.zeros(len(out["entropy"]), dtype=torch.bool))
+    scores = {
+        "MC predictive entropy": cat(test["entropy"], out["entropy"]),
+        "MC mutual information": cat(test["mi"], out["mi"]),
+        "MC 1 - max probability": 1 - cat(test["mean_probs"], out["mean_probs"]).amax(1),
+        "weight scaling 1 - max probability": 1 - torch.softmax(cat(test["logits"], out["logits"]), 1).amax(1),
+    }
+    return scores, in_distribution
+
+
+def _ood_figures(scores: dict[str, torch.Tensor], in_distribution: torch.Tensor) -> dict:
+    return {name: {"auroc": metrics.auroc(s, ~in_distribution), "fpr95": metrics.fpr_at_tpr(s, ~in_distribution, 0.95)} for name, s in scores.items()}
 
 
 def _aurocs(scores: dict[str, torch.Tensor], correct: torch.Tensor) -> dict:
@@ -201,11 +305,21 @@ def table(result: dict):
     row("weight scaling", result["weight_scaling"], "")
     for name, r in result["mc"].items():
         row(f"MC T={name}", r, f"{r['seconds']:.2f}")
-    t.caption = (
+    if "temperature" in result:
+        for key, name in (("weight_scaling", "weight scaling"), ("mc", f"MC T={result['temperature']['mc']['samples']}")):
+            r = result["temperature"][key]
+            t.add_row(f"{name}, temperature {r['temperature']:.3f}", "same", f"{r['after']['nll']:.4f}", f"{r['after']['ece']:.4f}", "", "")
+    lines = [
         f"misclassification AUROC: predictive entropy {_auroc_text(result['auroc']['entropy'])}, "
         f"mutual information {_auroc_text(result['auroc']['mutual_information'])}; "
         f"{PLAIN_FORWARDS} plain eval forwards: {result['plain_forward_seconds']:.2f} s"
-    )
+    ]
+    if "temperature" in result:
+        lines.append(f"temperatures fitted on {result['temperature']['validation_points']} validation points (accuracy unchanged)")
+    if "ood" in result:
+        figures = ", ".join(f"{name} {r['auroc']:.4f} / {r['fpr95']:.4f}" for name, r in result["ood"]["scores"].items())
+        lines.append(f"out-of-distribution ({result['ood']['dataset']}, {result['ood']['points']} points), AUROC / FPR at 95% TPR: {figures}")
+    t.caption = "\n".join(lines)
     return t
 
 

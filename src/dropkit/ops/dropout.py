@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import kernels, rng
+from .. import _mode, consistent, kernels, rng
 from .seed import seed_tensor, stream
 
 __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
@@ -187,6 +187,8 @@ def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inpla
     through autograd.Function, which makes small calls 2-3x cheaper; tests check
     both paths give equal outputs and gradients.
     """
+    if _mode.consistent_replicas() is not None:  # inside mc_predict(consistent=True): masks by replica
+        return consistent.dropout(x, p, inplace=inplace)
     if torch.compiler.is_compiling():
         seed_t = seed_tensor(seed)
         off = rng.to_int64(offset)
