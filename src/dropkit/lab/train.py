@@ -7,6 +7,10 @@ checkpoint saves). So the same command gives the same numbers, and a resumed run
 ends with exactly the weights of an uninterrupted one. The run folder's layout and
 its checkpoints are dropkit.lab.runs'; what defines a run is dropkit.lab.settings'.
 
+With masks="addressed" the masks come from (seed, layer, step, sample) instead
+(dropkit.sample_addressed), and fit trains the same way on several processes
+(torchrun, DDP; dropkit.lab.distributed) and with --accumulate micro-batches.
+
 With dropout_type="concrete" each hidden dropout layer is a ConcreteDropout (Gal et al. 2017)
 wrapping the next Linear: its rate is a parameter (in the model and optimizer state, so
 resume stays exact), the loss adds every layer's .regularization(), with regularisers
