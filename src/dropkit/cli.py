@@ -16,9 +16,11 @@ To add a command, write a function with a one-line docstring and decorate it wit
 `@app.command()` and then `@known_errors` (see `demo`).
 """
 
+import contextlib
 import functools
 import inspect
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -41,6 +43,7 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --ou
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run files in a non-empty --out.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no table.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")]
+Nproc = Annotated[int, typer.Option("--nproc", min=1, help="Train on N processes (torchrun + DDP: gloo on CPU, nccl on GPU); the result does not depend on N.")]
 
 
 def _opt(kind, help: str, *names: str):
@@ -71,6 +74,8 @@ _TRAINING_OPTIONS = {
     "seed": _opt(int, "Seed of initialisation, batch order and dropout masks (default 0)."),
     "time_budget": _opt(str, "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h."),
     "threads": _opt(int, "torch threads (default: one per core)."),
+    "masks": _opt(str, "drawn (from torch's generator) | addressed (by seed, layer, step and sample: independent of --nproc and --accumulate; the default with either)."),
+    "accumulate": _opt(int, "Micro-batches per step (gradient accumulation); the batch stays --batch-size."),
 }
 
 # `--hidden 1024 1024` is joined into `--hidden 1024,1024` before parsing: click options take one value.
@@ -147,11 +152,18 @@ def known_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from .lab import distributed
+
         try:
             return fn(*args, **kwargs)
         except LabError as e:
             typer.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
             raise typer.Exit(130 if isinstance(e, Interrupted) else 2) from None
+        except Exception as e:
+            if not distributed.is_worker():
+                raise
+            distributed.record_crash(e)  # the launcher prints one line for the rank that failed first
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -176,12 +188,16 @@ def _experiment(command: str, runs_of, options: dict, out: Path, resume: bool, o
     `given` names the options set on the command line (sweep's rates too); on --resume each is checked
     against the run folder's runs (dropkit.lab.settings.resume_runs).
     """
-    from .lab import report, runs, train
+    from .lab import distributed, report, runs, train
 
+    if options.get("masks") is None and (options.get("accumulate") or 1) * int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        options = {**options, "masks": "addressed"}  # split batches: the masks must not depend on the split
     asked = runs_of(_settings(options))  # bad settings are refused before anything is written
-    progress = train.Progress() if quiet else report.RichProgress()
-    runs.check(out, resume, overwrite)
-    with runs.lock(out):
+    lead = distributed.lead()  # under torchrun, rank 0 owns the folder and the terminal
+    progress = report.RichProgress() if lead and not quiet else train.Progress()
+    if lead:
+        runs.check(out, resume, overwrite)
+    with distributed.process_group(), runs.lock(out) if lead else contextlib.nullcontext():
         try:
             with progress:
                 summary = train.run_experiment(
@@ -189,7 +205,18 @@ def _experiment(command: str, runs_of, options: dict, out: Path, resume: bool, o
                 )
         except Interrupted as e:
             raise Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None
-        return summary if after is None else after(summary)
+        return summary if after is None or not lead else after(summary)
+
+
+def _command_line(ctx: typer.Context, skip=()) -> list[str]:
+    """The command's arguments as parsed (defaults left out, `skip` too): what each torchrun worker runs."""
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in skip or value is None or value is False or value == param.default:
+            continue
+        argv += [param.opts[0]] if value is True else [param.opts[0], str(value)]
+    return argv
 
 
 def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
@@ -227,10 +254,14 @@ def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite
 @app.command("train")
 @known_errors
 @training_options()
-def train_(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+def train_(settings, ctx: typer.Context, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False, nproc: Nproc = 1):
     """Train one MLP with the given settings and write a run folder."""
-    from .lab import report
+    from .lab import distributed, report
 
+    if nproc > 1 and not distributed.is_worker():
+        raise typer.Exit(distributed.launch(nproc, _command_line(ctx, skip=("nproc",))))
+    if not distributed.lead():
+        quiet, as_json = True, False  # rank 0 alone reports
     out = out or Path("runs") / "train"
     runs_of = lambda s: {"dropout" if s.uses_dropout else "no_dropout": s}  # noqa: E731
     summary = _experiment("train", runs_of, settings, out, resume, overwrite, quiet, _given(settings))

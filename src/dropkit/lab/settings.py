@@ -20,6 +20,7 @@ __all__ = [
     "Settings",
     "OPTIMIZERS",
     "SCHEDULES",
+    "MASKS",
     "RESUMABLE",
     "SAFE_ON_RESUME",
     "build_model",
@@ -31,6 +32,7 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
+MASKS = ("drawn", "addressed")
 
 
 @dataclasses.dataclass
@@ -67,6 +69,10 @@ class Settings:
     seed: int = 0  # initialisation, batch order and dropout masks
     time_budget: float | None = None  # seconds; stop after the epoch that crosses it (None = no limit)
     threads: int = 0  # torch threads; 0 = torch's default (one per core)
+    # drawn: each dropout call's seed from torch's generator | addressed: masks from (seed, layer,
+    # step, sample) (dropkit.sample_addressed), so they do not depend on --nproc or --accumulate
+    masks: str = "drawn"
+    accumulate: int = 1  # micro-batches per step: each process's part of the batch in K pieces, gradients summed
     eval_batch_size: int = 10000  # evaluation is forward-only, so large batches are cheap
 
     def __post_init__(self):
@@ -96,6 +102,10 @@ class Settings:
             (self.max_norm is None or self.max_norm > 0, f"max_norm must be positive, got {self.max_norm}"),
             (self.time_budget is None or self.time_budget > 0, f"time_budget must be positive, got {self.time_budget}"),
             (self.threads >= 0, f"threads must be non-negative, got {self.threads}"),
+            (self.masks in MASKS, f"masks must be one of {', '.join(MASKS)}, got {self.masks!r}"),
+            (self.accumulate >= 1, f"accumulate must be at least 1, got {self.accumulate}"),
+            (self.accumulate == 1 or self.masks == "addressed",
+             f"accumulate {self.accumulate} needs masks 'addressed' (drawn masks depend on the micro-batch split)"),
             (0 <= self.seed < 2**63, f"seed must be in [0, 2**63), got {self.seed}"),
         ]
         for ok, message in checks:

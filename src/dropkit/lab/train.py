@@ -7,6 +7,10 @@ checkpoint saves). So the same command gives the same numbers, and a resumed run
 ends with exactly the weights of an uninterrupted one. The run folder's layout and
 its checkpoints are dropkit.lab.runs'; what defines a run is dropkit.lab.settings'.
 
+With masks="addressed" the masks come from (seed, layer, step, sample) instead
+(dropkit.sample_addressed), and fit trains the same way on several processes
+(torchrun, DDP; dropkit.lab.distributed) and with --accumulate micro-batches.
+
 With dropout_type="concrete" each hidden dropout layer is a ConcreteDropout (Gal et al. 2017)
 wrapping the next Linear: its rate is a parameter (in the model and optimizer state, so
 resume stays exact), the loss adds every layer's .regularization(), with regularisers
@@ -20,6 +24,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
@@ -31,8 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
-from . import data, models, report
+from .. import __version__, addressing
+from . import data, distributed, models, report
 from .errors import Diverged, Interrupted, RunFolderError, SettingsError
 from .runs import (
     CHECKPOINT_FORMAT,
@@ -160,6 +165,8 @@ class _Run:
     state: dict = dataclasses.field(
         default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
     )
+    net: torch.nn.Module | None = None  # what trains: the model, or its DistributedDataParallel wrapper
+    masks: addressing.SampleAddressing | None = None  # set while fit trains with masks="addressed"
 
 
 def _new_run(s: Settings, ds: data.Dataset) -> _Run:
@@ -168,8 +175,10 @@ def _new_run(s: Settings, ds: data.Dataset) -> _Run:
     model = build_model(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
     # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
     schedules = models.schedule_dropout(model, s.dropout_schedule)
-    return _Run(s, model, _optimizer(model, s), schedules, models.concrete_modules(model), x, y, x_val, y_val,
-                math.ceil(len(x) / s.batch_size))
+    run = _Run(s, model, _optimizer(model, s), schedules, models.concrete_modules(model), x, y, x_val, y_val,
+               math.ceil(len(x) / s.batch_size))
+    run.net = torch.nn.parallel.DistributedDataParallel(model) if distributed.world_size() > 1 else model
+    return run
 
 
 def _resume(run: _Run, checkpoint: Path) -> dict:
@@ -190,7 +199,8 @@ def _save(run: _Run, checkpoint: Path, done: bool = False, stopped: str | None =
     blob["optimizer"] = run.opt.state_dict()
     blob["n_train"] = len(run.x)  # concrete dropout's N, for load_model
     blob["dropout_schedules"] = [schedule.state_dict() for schedule in run.schedules]
-    write_checkpoint(checkpoint, {**blob, **run.state})
+    if distributed.lead():  # the other processes hold the same state
+        write_checkpoint(checkpoint, {**blob, **run.state})
     return {**blob, **run.state}
 
 
@@ -199,26 +209,42 @@ def _batch_order(s: Settings, n: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(s.seed * 100003 + epoch))
 
 
-def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int) -> float:
-    """One optimizer step on batch `step` of the epoch's order; returns its loss."""
+def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int, stop: bool) -> tuple[float, bool]:
+    """One optimizer step on batch `step` of the epoch's order; returns its loss and whether any process asked to stop.
+
+    Each process trains its part of the batch, in s.accumulate micro-batches (distributed.part_bounds),
+    each weighted by its share of the batch so that the summed gradients are the whole batch's mean.
+    The loss and the stop request are summed over the processes, so every process decides alike.
+    """
     s = run.s
     for group in run.opt.param_groups:
         group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * run.steps + step, s.epochs * run.steps)
     idx = order[step * s.batch_size : (step + 1) * s.batch_size]
-    loss = F.cross_entropy(run.model(run.x[idx]), run.y[idx])
-    if s.l1:
-        loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(run.model))
-    if run.concrete:
-        loss = loss + sum(m.regularization() for m in run.concrete)
-    value = loss.item()
-    if not math.isfinite(value):  # leave the weights as the last finite step left them
-        return value
+    rank, world = distributed.rank(), distributed.world_size()
     run.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    run.opt.step()
-    if s.max_norm is not None:
-        models.apply_max_norm(run.model, s.max_norm)
-    return value
+    local = 0.0
+    for micro in range(s.accumulate):
+        lo, hi = distributed.part_bounds(len(idx), rank=rank, world=world, micro=micro, accumulate=s.accumulate)
+        if run.masks is not None:
+            run.masks.set_step(epoch * run.steps + step, sample_offset=lo)
+        last = micro == s.accumulate - 1
+        with contextlib.nullcontext() if last or world == 1 else run.net.no_sync():  # all-reduce once per step
+            out = run.net(run.x[idx[lo:hi]])
+            # DDP averages over the processes, so each part weighs its share of the batch times their number
+            loss = F.cross_entropy(out, run.y[idx[lo:hi]]) * ((hi - lo) / len(idx) * world) if hi > lo else out.sum() * 0.0
+            if micro == 0 and s.l1:
+                loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(run.model))
+            if micro == 0 and run.concrete:
+                loss = loss + sum(m.regularization() for m in run.concrete)
+            loss.backward()
+        local += loss.item()
+    value, stops = distributed.all_sum([local, float(stop)])
+    value /= world
+    if math.isfinite(value):  # else leave the weights as the last finite step left them
+        run.opt.step()
+        if s.max_norm is not None:
+            models.apply_max_norm(run.model, s.max_norm)
+    return value, stops > 0
 
 
 def _finite(model: torch.nn.Module) -> bool:
@@ -288,6 +314,9 @@ def fit(
         >>> state = fit(Settings(dataset="digits", epochs=2), data.load("digits"), Path("run.pt"))  # doctest: +SKIP
     """
     progress = progress or Progress()
+    if distributed.world_size() > 1 and s.masks != "addressed":
+        raise SettingsError(f"run {name!r} has masks {s.masks!r}, which depend on how the batch is split: "
+                            "train it in one process, or start a new run folder with --masks addressed")
     if s.threads:
         torch.set_num_threads(s.threads)
     run = _new_run(s, ds)
@@ -301,16 +330,18 @@ def fit(
     progress.run_started(name, s.epochs * run.steps, run.state["epoch"] * run.steps + run.state["step"])
     started = time.perf_counter() - run.state["elapsed"]
     run.model.train()
-    with _StopOnSigint() as stop:
+    masks = addressing.sample_addressed(run.model, seed=s.seed) if s.masks == "addressed" else contextlib.nullcontext()
+    with _StopOnSigint() as stop, masks as run.masks:
         for epoch in range(run.state["epoch"], s.epochs):
             order = _batch_order(s, len(run.x), epoch)
             t0 = time.perf_counter()
             for step in range(run.state["step"], run.steps):
-                loss = _train_step(run, order, epoch, step)
+                loss, stopping = _train_step(run, order, epoch, step, stop.requested)
                 if not math.isfinite(loss):
                     raise _diverged(run, name, epoch, step, f"the training loss is {loss}")
                 progress.step(name, loss)
-                if stop.requested:
+                # One process: the request as it stands now; several: as they all agreed in the step's all-reduce.
+                if stopping or (stop.requested and distributed.world_size() == 1):
                     run.state.update(epoch=epoch, step=step + 1, elapsed=time.perf_counter() - started)
                     _save(run, checkpoint)
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
@@ -321,14 +352,14 @@ def fit(
             for schedule in run.schedules:
                 schedule.step()  # before the save, so the checkpoint's schedule state matches its epoch
             run.state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
-            stopped = _stop_reason(s, run.state)
+            stopped = distributed.from_rank0(_stop_reason(s, run.state))  # one clock decides for all
             result = _save(run, checkpoint, done=stopped is not None, stopped=stopped)
             progress.epoch_done(name, record)
             if on_epoch is not None:
                 on_epoch(name, run.state["history"])
             if stopped is not None:
                 break
-            if stop.requested:
+            if distributed.all_sum([float(stop.requested)])[0] > 0:
                 raise Interrupted(f"interrupted: run {name!r} saved after epoch {epoch + 1}")
     progress.run_done(name)
     return result
@@ -369,19 +400,29 @@ def run_experiment(
         >>> summary = run_experiment(demo_runs(Settings(dataset="digits", epochs=3)), "runs/demo", command="demo")  # doctest: +SKIP
     """
     out = Path(out)
+    progress = progress or Progress()
+    if not distributed.lead():  # rank 0 checks, locks, prepares and writes the folder; the others read it
+        distributed.barrier()
+        return _train_runs(_runs_to_train(out, command, runs, resume, given)[0], out, None, command, keep_going, progress)
     check(out, resume, overwrite)  # refused before the folder is created
     with lock(out):
         prepare(out, resume, overwrite)
+        runs, config, saved = _runs_to_train(out, command, runs, resume, given)
         if resume:
-            config = read_config(out)
-            if config["command"] != command:
-                raise RunFolderError(f"{out} holds a dropkit {config['command']} run; resume it with dropkit {config['command']} --resume")
-            saved = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
-            runs = saved if given is None else resume_runs(saved, runs, given)
             _record_changes(out, config, saved, runs)
-        else:
-            config = None
-        return _train_runs(runs, out, config, command, keep_going, progress or Progress())
+        distributed.barrier()
+        return _train_runs(runs, out, config, command, keep_going, progress)
+
+
+def _runs_to_train(out: Path, command: str, runs: dict[str, Settings], resume: bool, given):
+    """(runs, config, saved): the runs as given, or on resume the folder's (config.json) with the given changes."""
+    if not resume:
+        return runs, None, None
+    config = read_config(out)
+    if config["command"] != command:
+        raise RunFolderError(f"{out} holds a dropkit {config['command']} run; resume it with dropkit {config['command']} --resume")
+    saved = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
+    return (saved if given is None else resume_runs(saved, runs, given)), config, saved
 
 
 def _record_changes(out: Path, config: dict, saved: dict[str, Settings], runs: dict[str, Settings]) -> None:
@@ -405,7 +446,8 @@ def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: 
         progress.log(ds.notice)
     # Record the resolved data set, so load_model and a resume read the same data as this run did.
     runs = {name: dataclasses.replace(s, dataset=ds.name, download=False) for name, s in runs.items()}
-    if config is None:
+    writer = distributed.lead()
+    if config is None and writer:
         config = {
             "command": command,
             "dataset": ds.name,
@@ -414,6 +456,7 @@ def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: 
             "n_classes": ds.n_classes,
             "versions": {"dropkit": __version__, "torch": torch.__version__},
             "threads": torch.get_num_threads(),
+            "processes": distributed.world_size(),
             "runs": {name: s.to_dict() for name, s in runs.items()},
         }
         report.write_json(out / CONFIG, config)
@@ -421,7 +464,8 @@ def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: 
 
     def on_epoch(name, history):
         histories[name] = history
-        report.write_metrics(out / "metrics.jsonl", histories)
+        if writer:
+            report.write_metrics(out / "metrics.jsonl", histories)
 
     results = {}
     for name, s in runs.items():
@@ -435,13 +479,14 @@ def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: 
             state = {"history": histories[name], "diverged": {"epoch": e.epoch, "step": e.step}}
         histories[name] = state["history"]
         results[name] = state
-    report.write_metrics(out / "metrics.jsonl", histories)
     summary = report.summarize(ds.name, runs, results)
     for name, s in runs.items():
         if s.dropout_type == "concrete" and any(s.dropout) and "diverged" not in results[name]:
             summary["runs"][name]["learned_dropout"] = _learned_rates(s, results[name]["history"][-1])
-    report.write_json(out / "summary.json", summary)
-    report.plot_curves(histories, out / "curves.png")
+    if writer:
+        report.write_metrics(out / "metrics.jsonl", histories)
+        report.write_json(out / "summary.json", summary)
+        report.plot_curves(histories, out / "curves.png")
     return summary
 
 
