@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import dropkit
-from dropkit import consistent, rng
+from dropkit import rng
+from dropkit.ops import consistent
 from dropkit.acquisition import batch_bald
 from dropkit.uncertainty import mc_predict
 

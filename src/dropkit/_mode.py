@@ -73,7 +73,7 @@ def consistent_replicas():
 
 @contextlib.contextmanager
 def consistent_enabled(replicas):
-    """Route every dropout call to consistent masks of `replicas` (see dropkit.consistent)."""
+    """Route every dropout call to consistent masks of `replicas` (see dropkit.ops.consistent)."""
     global _replicas_depth
     token = _REPLICAS.set(replicas)
     with _lock:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import _mode, _validate, acquisition, rng
 from .acquisition import _entropy
-from .consistent import Replicas
+from .ops.consistent import Replicas
 from .nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
@@ -199,7 +199,7 @@ class MCResult:
         return self.samples.std(0, correction=0)
 
 
-# The layers whose every draw goes through the consistent masks (dropkit.consistent).
+# The layers whose every draw goes through the consistent masks (dropkit.ops.consistent).
 CONSISTENT_LAYERS = (Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout)
 
 
@@ -283,7 +283,7 @@ def mc_predict(
         task: "classification" (outputs are logits, class dimension 1) or
             "regression" (outputs are predictions).
         consistent: pass t uses the same thinned network for every input
-            (dropkit.consistent): a point's samples are then identical whatever
+            (dropkit.ops.consistent): a point's samples are then identical whatever
             batch it is in, and whatever the batch size and chunk (up to float
             rounding where the batch shape changes a matmul). `seed` is then the
             masks' own seed (drawn from torch's generator if None). Needs batch-first

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _mode, consistent, kernels, rng
+from .. import _mode, kernels, rng
+from . import consistent
 from .seed import seed_tensor, stream
 
 __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]

@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor
 
-from . import _mode, kernels
+from .. import _mode, kernels
 
 __all__ = ["Replicas", "dropout", "CALL_STRIDE", "MAX_CALLS"]
 
