@@ -241,7 +241,7 @@ def test_a_run_without_validation_split_is_refused_in_one_line(run_dir, tmp_path
     import dataclasses
 
     model, settings = load_model(run_dir)
-    monkeypatch.setattr(U.train, "load_model", lambda *a, **k: (model, dataclasses.replace(settings, val_split=0.0)))
+    monkeypatch.setattr(U, "load_model", lambda *a, **k: (model, dataclasses.replace(settings, val_split=0.0)))
     with pytest.raises(SettingsError, match=r"run 'dropout' of .* has no validation split to fit temperatures on \(it trained on all its training data\); train it with --val-split 0.1, or pass --no-calibration"):
         U.run(tmp_path, samples=(1,))
 
