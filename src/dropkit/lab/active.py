@@ -96,7 +96,7 @@ class ActiveSettings:
         dropout_rates(self.dropout, len(hidden_widths(self.hidden)))
 
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total) in rounds
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total) in rounds
 
 
 def _initial(y_pool: torch.Tensor, per_class: int, n_classes: int) -> list[int]:
@@ -197,7 +197,7 @@ def _round(s: ActiveSettings, strategy: str, seed: int, record: dict, x_pool, y_
     record["done"] = b == 0
 
 
-def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, overwrite: bool = False, progress: Progress | None = None) -> dict:
+def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None) -> dict:
     """Run (or continue) the experiment in folder `out`; returns active.json's dict.
 
     Raises:

@@ -19,7 +19,7 @@ from .errors import SettingsError
 __all__ = [
     "Settings",
     "OPTIMIZERS",
-    "SCHEDULES",
+    "LR_SCHEDULES",
     "MASKS",
     "RESUMABLE",
     "SAFE_ON_RESUME",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "step")
+LR_SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (dropout rates: dropkit.schedule.DROPOUT_SCHEDULES)
 MASKS = ("drawn", "addressed")
 
 
@@ -91,7 +91,7 @@ class Settings:
         checks = [
             (self.dataset in data.DATASETS, f"dataset must be one of {', '.join(data.DATASETS)}, got {self.dataset!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.schedule in LR_SCHEDULES, f"schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.schedule!r}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),

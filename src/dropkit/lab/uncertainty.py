@@ -58,7 +58,7 @@ __all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "ta
 SAMPLES = (1, 2, 5, 10, 20, 50, 100)  # T values of the report (Srivastava et al. 2014 section 7.5)
 PLAIN_FORWARDS = 50  # eval passes timed as the baseline of MC dropout's cost
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total): units are single-input forward passes
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total): units are single-input forward passes
 
 
 def reference_samples(samples: Sequence[int]) -> int:
@@ -91,7 +91,7 @@ def run(
     seed: int = 0,
     calibration: bool = True,
     ood: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict:
     """Compute the uncertainty report of one run of a run folder, write its files there, return uncertainty.json's dict.
 
