@@ -44,8 +44,9 @@ def _warn_rank(input: Tensor, fn: str, expected: str) -> None:
 _TORCH_LENIENT = {2: (2, 2), 3: (1, 1)}
 
 
-def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[int, ...]:
-    """The per-channel mask's shape, (N, C, 1, ...) or (C, 1, ...), by torch's rank rules."""
+def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[tuple[int, ...], bool]:
+    """The per-channel mask's shape, (N, C, 1, ...) or (C, 1, ...), by torch's rank rules, and
+    whether it is batched: one draw per (sample, channel), dim 0 the samples."""
     names = ", ".join(_SPATIAL[spatial])
     layouts = {spatial + 1: f"(C, {names})", spatial + 2: f"(N, C, {names})"}
     rank = input.dim()
@@ -68,16 +69,15 @@ def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[
         channels = _TORCH_LENIENT[spatial][1]
     else:
         _validate.rank(input, layouts, fn)  # raises
-    return tuple(input.shape[:channels]) + (1,) * (rank - channels)
+    return tuple(input.shape[:channels]) + (1,) * (rank - channels), channels == 2
 
 
 def _channel_dropout(input, p, training, inplace, seed, offset, generator, spatial: int, fn: str,
                      unbatched: bool = False) -> Tensor:
     p, seed, offset = check(input, p, seed, offset)
-    shape = _mask_shape(input, spatial, fn, unbatched)
+    shape, batched = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
         return input
-    batched = input.dim() == spatial + 2
     seed, offset = resolve_seed(seed, offset, generator, shape, 0 if batched else None)
     return apply_small_mask(input, shape, p, inplace, seed, offset)
 
