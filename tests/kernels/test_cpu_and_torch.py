@@ -56,6 +56,20 @@ def test_cpu_thread_pool_path_equals_reference(dtype):
     assert np.array_equal(cpu.random_bits(n, 5, 3).numpy(), rng.random_bits(n, 5, 3).astype(np.int64))
 
 
+def test_cpu_kernels_take_torchs_thread_count():
+    # processes that share the cores (dropkit tune workers, --threads 1 each) must not each wake a pool per core
+    before = torch.get_num_threads()
+    x = torch.randn(cpu.PARALLEL_MIN + 4099)
+    try:
+        torch.set_num_threads(1)
+        assert cpu.pool_threads(64) == 1
+        one = cpu.dropout_fwd(x, 3, 0, 0.3)
+    finally:
+        torch.set_num_threads(before)
+    assert cpu.pool_threads(64) == min(before, cpu.nb.get_num_threads())
+    assert torch.equal(one, cpu.dropout_fwd(x, 3, 0, 0.3)), "serial and pooled give the same values"
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_a_stream_that_wraps_past_2_to_the_64(name):
     x = torch.randn(4111)

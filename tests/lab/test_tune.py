@@ -73,6 +73,9 @@ def test_tune_end_to_end_on_sqlite(tmp_path):
     result = cli_json("tune", *TINY, "--trials", "3", "--out", out)
     assert result["counts"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 0, "RUNNING": 0}
     assert [t["number"] for t in result["trials"]] == [0, 1, 2]
+    # the CLI's default hidden rate is 0.5 on every layer, no input dropout: the first anchor
+    assert [t["params"] for t in result["trials"][:2]] == [
+        {"dropout_0": 0.5, "dropout_1": 0.5, "input_dropout": 0.0}, {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0}]
     for t in result["trials"]:
         assert set(t["params"]) == {"dropout_0", "dropout_1", "input_dropout"}
         assert 0 <= t["params"]["input_dropout"] <= tune.INPUT_RATES[1] and 0 <= t["params"]["dropout_1"] <= tune.HIDDEN_RATES[1]
@@ -119,6 +122,20 @@ def test_tune_continues_after_a_real_sigint_with_the_weights_of_an_uninterrupted
     assert all(torch.equal(a[k], b[k]) for k in b)
     assert cut["final"]["reason"] == "--no-retrain" and cut["final"]["test_acc"] == cut["best"]["test_acc_at_best_val"]
     assert cut["best"]["val_acc"] == max(whole["trials"][0]["value"], whole["trials"][1]["value"])
+
+
+def test_a_new_study_starts_from_the_base_rates_then_no_dropout(tmp_path):
+    assert tune.anchors(BASE, tune.Search()) == [
+        {"dropout_0": 0.5, "dropout_1": 0.3, "input_dropout": 0.0}, {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0}]
+    wide = dataclasses.replace(BASE, dropout=(0.9,), input_dropout=0.2, max_norm=8.0)
+    assert tune.anchors(wide, tune.Search(shared_rate=True, lr=True, max_norm=True))[0] == {
+        "dropout": tune.HIDDEN_RATES[1], "input_dropout": 0.2, "lr": 0.1, "max_norm": tune.MAX_NORMS[1]}
+    one = tune.run(BASE, tmp_path / "t", trials=1, retrain=False)
+    # the no-dropout anchor waits in the study, unrun and unlisted, until the study is continued
+    assert [(t["number"], t["params"]) for t in one["trials"]] == [(0, tune.anchors(BASE, tune.Search())[0])]
+    two = tune.run(BASE, tmp_path / "t", trials=2, retrain=False)
+    assert [(t["number"], t["params"]) for t in two["trials"]] == list(enumerate(tune.anchors(BASE, tune.Search())))
+    assert two["trials"][0] == one["trials"][0]
 
 
 def test_tune_refuses_what_cannot_be_tuned(tmp_path):

@@ -41,7 +41,7 @@ from . import report, train
 from .errors import LabError, RunFolderError, SettingsError
 from .settings import Settings
 
-__all__ = ["Search", "DEFAULT_EPOCHS", "DEFAULT_VAL_SPLIT", "suggest", "run", "table", "plot_history", "plot_rates"]
+__all__ = ["Search", "DEFAULT_EPOCHS", "DEFAULT_VAL_SPLIT", "suggest", "anchors", "run", "table", "plot_history", "plot_rates"]
 
 DEFAULT_EPOCHS = 10  # per trial: 20 trials of the seed network fit in 15 minutes on 2 idle cores
 DEFAULT_VAL_SPLIT = 0.1  # of the training set: 6000 Fashion-MNIST images, enough to tell rates 0.5 pp apart
@@ -85,6 +85,34 @@ def suggest(trial, base: Settings, search: Search) -> Settings:
     if search.max_norm:
         changes["max_norm"] = trial.suggest_float("max_norm", *MAX_NORMS)
     return dataclasses.replace(base, **changes)
+
+
+def anchors(base: Settings, search: Search) -> list[dict]:
+    """The first trials of a new study: the base settings' own rates, then no dropout at all.
+
+    A search that never tried them could end below what one gets without searching (the sweep's grid
+    has both corners); values outside the searched ranges are clipped into them. With --shared-rate the
+    base point takes the first layer's rate.
+
+    Examples:
+        >>> anchors(Settings(), Search())
+        [{'dropout_0': 0.5, 'dropout_1': 0.3, 'input_dropout': 0.0}, {'dropout_0': 0.0, 'dropout_1': 0.0, 'input_dropout': 0.0}]
+    """
+
+    def point(rates, input_rate):
+        names = ["dropout"] if search.shared_rate else [f"dropout_{i}" for i in range(len(rates))]
+        params = {n: _clip(r, HIDDEN_RATES) for n, r in zip(names, rates)} | {"input_dropout": _clip(input_rate, INPUT_RATES)}
+        if search.lr:
+            params["lr"] = base.learning_rate
+        if search.max_norm and base.max_norm is not None:
+            params["max_norm"] = _clip(base.max_norm, MAX_NORMS)
+        return params
+
+    return [point(base.dropout, base.input_dropout), point((0.0,) * len(base.dropout), 0.0)]
+
+
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
 
 
 class _TrialProgress(train.Progress):
@@ -316,6 +344,9 @@ def run(
     study = _study(_storage(url), study_name, base, search, storage is not None, prune)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     _resume_interrupted(study)
+    if not study.get_trials(deepcopy=False):
+        for params in anchors(base, search):  # skip_if_exists: workers starting together enqueue each point once
+            study.enqueue_trial(params, skip_if_exists=True)
     remaining = trials - len(study.get_trials(deepcopy=False, states=finished))
     if remaining > 0:
         # Counting running trials too: a worker does not start a trial that another one's running trial makes one too many.
@@ -336,7 +367,8 @@ def run(
 
 
 def _result(study, base: Settings, search: Search, url: str, trials: int) -> dict:
-    records = [_trial_record(t) for t in study.get_trials(deepcopy=False)]
+    # A WAITING trial (an anchor the --trials count left unrun) has not run: it is no trial of the result.
+    records = [_trial_record(t) for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
     complete = [r for r in records if r["state"] == "COMPLETE"]
     best = None
     if complete:
