@@ -45,6 +45,21 @@ def test_a_second_writer_is_stopped_with_the_holders_pid(tmp_path, holder):
         train.run_experiment({"dropout": TINY}, out, resume=True)
 
 
+def test_reports_wait_for_the_writer_of_their_run_folder(tmp_path, holder):
+    from dropkit.lab import analyze, uncertainty
+
+    out = tmp_path / "run"
+    train.run_experiment({"dropout": dataclasses.replace(TINY, val_split=0.1)}, tmp_path / "done")
+    for f in (tmp_path / "done").iterdir():  # a finished run, now in the folder the holder writes
+        f.rename(out / f.name)
+    message = f"^run folder {re.escape(str(out))} is being written by process {holder.pid} \\(.*\\); wait for it to end or stop it$"
+    with pytest.raises(RunFolderError, match=message):
+        analyze.run(out, repeats=1)
+    with pytest.raises(RunFolderError, match=message):
+        uncertainty.run(out, samples=(1,))
+    assert not any((out / name).exists() for name in ("coadaptation.json", "uncertainty.json"))
+
+
 def test_overwrite_never_deletes_a_folder_being_written(tmp_path, holder):
     out = tmp_path / "run"
     (out / "metrics.jsonl").write_text("the other process's\n")

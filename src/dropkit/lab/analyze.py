@@ -42,7 +42,7 @@ from ..nn import ReLUDropout
 from . import data, report, train
 from .errors import RunFolderError, SettingsError
 from .runs import ANALYZE_FILES as FILES
-from .runs import load_model
+from .runs import load_model, lock
 
 __all__ = [
     "FRACTIONS",
@@ -320,33 +320,34 @@ def run(run_dir, *, repeats: int = REPEATS, seed: int = 0) -> dict:
     started = time.perf_counter()
     run_dir = Path(run_dir)
     names = _run_names(run_dir)
-    tests: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-    runs, features = {}, {}
-    for name in names:
-        model, settings = load_model(run_dir, name)
-        key = (settings.dataset, settings.data_dir)
-        if key not in tests:
-            tests[key] = data.load_test_tensors(*key)
-        entry = analyze_model(model, *tests[key], repeats=repeats, seed=seed, batch_size=settings.eval_batch_size)
-        entry["drop_50"] = entry["test_acc"] - _at(entry, 0.5)
-        entry["drop_75"] = entry["test_acc"] - _at(entry, 0.75)
-        runs[name] = entry
-        features[name] = first_layer_features(model)
-    result = {
-        "dataset": next(iter(tests))[0],
-        "n_test": len(next(iter(tests.values()))[1]),
-        "fractions": list(FRACTIONS),
-        "repeats": repeats,
-        "seed": seed,
-        "runs": runs,
-    }
-    plot_knockout(result, run_dir / "coadaptation.png")
-    plot_features(features, run_dir / "features.png")
-    plot_activations(result, run_dir / "activations.png")
-    _add_to_summary(run_dir / "summary.json", summary_fields(result))
-    result["seconds"] = time.perf_counter() - started
-    report.write_json(run_dir / "coadaptation.json", result)
-    return result
+    with lock(run_dir, hint=""):  # a run still training would change its checkpoints under the analysis
+        tests: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        runs, features = {}, {}
+        for name in names:
+            model, settings = load_model(run_dir, name)
+            key = (settings.dataset, settings.data_dir)
+            if key not in tests:
+                tests[key] = data.load_test_tensors(*key)
+            entry = analyze_model(model, *tests[key], repeats=repeats, seed=seed, batch_size=settings.eval_batch_size)
+            entry["drop_50"] = entry["test_acc"] - _at(entry, 0.5)
+            entry["drop_75"] = entry["test_acc"] - _at(entry, 0.75)
+            runs[name] = entry
+            features[name] = first_layer_features(model)
+        result = {
+            "dataset": next(iter(tests))[0],
+            "n_test": len(next(iter(tests.values()))[1]),
+            "fractions": list(FRACTIONS),
+            "repeats": repeats,
+            "seed": seed,
+            "runs": runs,
+        }
+        plot_knockout(result, run_dir / "coadaptation.png")
+        plot_features(features, run_dir / "features.png")
+        plot_activations(result, run_dir / "activations.png")
+        _add_to_summary(run_dir / "summary.json", summary_fields(result))
+        result["seconds"] = time.perf_counter() - started
+        report.write_json(run_dir / "coadaptation.json", result)
+        return result
 
 
 def summary_fields(result: dict) -> dict[str, dict]:

@@ -119,13 +119,14 @@ _held: dict[Path, int] = {}  # lock files this process holds, with how many nest
 
 
 @contextlib.contextmanager
-def lock(run_dir) -> Iterator[Path]:
+def lock(run_dir, *, hint: str = ", or use another --out") -> Iterator[Path]:
     """Hold the run folder's exclusive writer lock while the block runs (the folder is created if missing).
 
     The lock is an fcntl.flock on `run_dir/.lock`, which names its holder (pid and command).
     The kernel releases it when the holder exits in any way, SIGKILL included, so a crashed
     run never leaves a folder locked; on a normal exit the file is removed. Nested calls in
     one process share one lock. With several processes per run (torchrun), rank 0 holds it.
+    `hint` ends the refusal (readers of a finished run, which write reports beside it, pass "").
 
     Raises:
         RunFolderError: another process holds it; the message names that process.
@@ -144,7 +145,7 @@ def lock(run_dir) -> Iterator[Path]:
         finally:
             _held[path] -= 1
         return
-    fd = _acquire(path, run_dir)
+    fd = _acquire(path, run_dir, hint)
     _held[path] = 1
     try:
         yield run_dir
@@ -154,7 +155,7 @@ def lock(run_dir) -> Iterator[Path]:
         os.close(fd)
 
 
-def _acquire(path: Path, run_dir: Path) -> int:
+def _acquire(path: Path, run_dir: Path, hint: str) -> int:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -163,7 +164,7 @@ def _acquire(path: Path, run_dir: Path) -> int:
             holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise RunFolderError(
-                f"run folder {run_dir} is being written by {holder}; wait for it to end or stop it, or use another --out"
+                f"run folder {run_dir} is being written by {holder}; wait for it to end or stop it{hint}"
             ) from None
         # The holder removes the file as it lets go: if that happened between our open and our flock,
         # we locked a file nobody else will see. Lock the file that is there now instead.

@@ -51,7 +51,7 @@ from . import data, report, train
 from .errors import SettingsError
 from .ood import OOD_SETS, digits_like
 from .runs import UNCERTAINTY_FILES as FILES
-from .runs import load_model
+from .runs import load_model, lock
 
 __all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "table", "progress_bar"]
 
@@ -117,77 +117,78 @@ def run(
         raise SettingsError(f"ood must be one of {', '.join(OOD_SETS)}, got {ood!r}")
     run_dir = Path(run_dir)
     model, settings = load_model(run_dir, run_name)
-    if calibration and settings.val_split == 0:
-        raise SettingsError(
-            f"run {run_name!r} of {run_dir} has no validation split to fit temperatures on (it trained on all its "
-            "training data); train it with --val-split 0.1, or pass --no-calibration"
-        )
-    x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
-    ds = data.load(settings.dataset, settings.data_dir) if calibration or ood is not None else None
-    batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    ref = reference_samples(samples)
-    _, _, x_val, y_val = train._split(ds, settings) if calibration else (None, None, None, None)
-    x_ood = digits_like(ds) if ood is not None else None
-    n = len(x)
-    extra = sum(0 if z is None else len(z) * (1 + ref) for z in (x_val, x_ood))
-    total = n * (1 + sum(samples) + PLAIN_FORWARDS) + extra
-    done = 0
+    with lock(run_dir, hint=""):  # one writer at a time; a run still training would change its checkpoint under the report
+        if calibration and settings.val_split == 0:
+            raise SettingsError(
+                f"run {run_name!r} of {run_dir} has no validation split to fit temperatures on (it trained on all its "
+                "training data); train it with --val-split 0.1, or pass --no-calibration"
+            )
+        x, y = data.load_test_tensors(settings.dataset, settings.data_dir)
+        ds = data.load(settings.dataset, settings.data_dir) if calibration or ood is not None else None
+        batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        ref = reference_samples(samples)
+        _, _, x_val, y_val = train._split(ds, settings) if calibration else (None, None, None, None)
+        x_ood = digits_like(ds) if ood is not None else None
+        n = len(x)
+        extra = sum(0 if z is None else len(z) * (1 + ref) for z in (x_val, x_ood))
+        total = n * (1 + sum(samples) + PLAIN_FORWARDS) + extra
+        done = 0
 
-    def advance(stage: str, units: int) -> None:
-        nonlocal done
-        done += units
-        if progress is not None:
-            progress(stage, done, total)
+        def advance(stage: str, units: int) -> None:
+            nonlocal done
+            done += units
+            if progress is not None:
+                progress(stage, done, total)
 
-    model.eval()
-    with torch.no_grad():
-        eval_logits = torch.cat([model(xb) for xb, _ in batches])
-    eval_probs = torch.softmax(eval_logits, 1)
-    advance("weight scaling", n)
-    result = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
+        model.eval()
+        with torch.no_grad():
+            eval_logits = torch.cat([model(xb) for xb, _ in batches])
+        eval_probs = torch.softmax(eval_logits, 1)
+        advance("weight scaling", n)
+        result = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
 
-    seeds = torch.Generator().manual_seed(seed)
-    curves = {"weight scaling": metrics.reliability(eval_probs, y)}
-    for t in samples:
-        stage = f"MC dropout T={t}"
-        parts, entropy, mi, seconds = [], [], [], 0.0
-        for xb, _ in batches:
-            call_seed = int(torch.randint(2**63 - 1, (), generator=seeds))
-            start = time.perf_counter()
-            r = mc_predict(model, xb, t, seed=call_seed)
-            seconds += time.perf_counter() - start
-            parts.append(r.mean_probs)
+        seeds = torch.Generator().manual_seed(seed)
+        curves = {"weight scaling": metrics.reliability(eval_probs, y)}
+        for t in samples:
+            stage = f"MC dropout T={t}"
+            parts, entropy, mi, seconds = [], [], [], 0.0
+            for xb, _ in batches:
+                call_seed = int(torch.randint(2**63 - 1, (), generator=seeds))
+                start = time.perf_counter()
+                r = mc_predict(model, xb, t, seed=call_seed)
+                seconds += time.perf_counter() - start
+                parts.append(r.mean_probs)
+                if t == ref:
+                    entropy.append(r.predictive_entropy)
+                    mi.append(r.mutual_information)
+                advance(stage, t * len(xb))
+            probs = torch.cat(parts)
+            result["mc"][str(t)] = {**_scores(probs, y), "seconds": seconds}
             if t == ref:
-                entropy.append(r.predictive_entropy)
-                mi.append(r.mutual_information)
-            advance(stage, t * len(xb))
-        probs = torch.cat(parts)
-        result["mc"][str(t)] = {**_scores(probs, y), "seconds": seconds}
-        if t == ref:
-            correct = probs.argmax(1) == y
-            scores = {"predictive entropy": torch.cat(entropy), "mutual information": torch.cat(mi)}
-            curves[f"MC dropout T={t}"] = metrics.reliability(probs, y)
-            ref_probs = probs
+                correct = probs.argmax(1) == y
+                scores = {"predictive entropy": torch.cat(entropy), "mutual information": torch.cat(mi)}
+                curves[f"MC dropout T={t}"] = metrics.reliability(probs, y)
+                ref_probs = probs
 
-    result["auroc"] = _aurocs(scores, correct)
-    if calibration:
-        val = _predict(model, x_val, ref, seeds, batch_size, lambda units: advance("validation split", units))
-        result["temperature"] = _temperatures(val, y_val, eval_logits, ref_probs, y, ref)
-        curves.update(_scaled_curves(result["temperature"], eval_logits, ref_probs, y, ref))
-    if ood is not None:
-        out = _predict(model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units))
-        test = {"logits": eval_logits, "mean_probs": ref_probs, "entropy": scores["predictive entropy"], "mi": scores["mutual information"]}
-        ood_scores, in_distribution = _ood_scores(test, out)
-        result["ood"] = {"dataset": ood, "points": len(x_ood), "samples": ref, "scores": _ood_figures(ood_scores, in_distribution)}
-    result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
+        result["auroc"] = _aurocs(scores, correct)
+        if calibration:
+            val = _predict(model, x_val, ref, seeds, batch_size, lambda units: advance("validation split", units))
+            result["temperature"] = _temperatures(val, y_val, eval_logits, ref_probs, y, ref)
+            curves.update(_scaled_curves(result["temperature"], eval_logits, ref_probs, y, ref))
+        if ood is not None:
+            out = _predict(model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units))
+            test = {"logits": eval_logits, "mean_probs": ref_probs, "entropy": scores["predictive entropy"], "mi": scores["mutual information"]}
+            ood_scores, in_distribution = _ood_scores(test, out)
+            result["ood"] = {"dataset": ood, "points": len(x_ood), "samples": ref, "scores": _ood_figures(ood_scores, in_distribution)}
+        result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
 
-    report.write_json(run_dir / "uncertainty.json", result)
-    metrics.plot_reliability(curves, run_dir / "reliability.png")
-    metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
-    _plot_against_samples(result, run_dir / "mc_samples.png")
-    if ood is not None:
-        metrics.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
-    return result
+        report.write_json(run_dir / "uncertainty.json", result)
+        metrics.plot_reliability(curves, run_dir / "reliability.png")
+        metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
+        _plot_against_samples(result, run_dir / "mc_samples.png")
+        if ood is not None:
+            metrics.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
+        return result
 
 
 def _predict(model: torch.nn.Module, x: torch.Tensor, t: int, seeds: torch.Generator, batch_size: int, advance: Callable[[int], None]) -> dict:
