@@ -71,6 +71,17 @@ def test_auto_without_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["dataset"] == "digits"
 
 
+def test_the_command_each_torchrun_worker_runs_keeps_every_option_given():
+    import typer
+
+    tune = typer.main.get_command(cli.app).commands["tune"]
+    given = ["--hidden", "16", "16", "--no-prune", "--no-retrain", "--trials", "3", "--nproc", "2", "--shared-rate"]
+    ctx = tune.make_context("tune", list(cli.join_list_options(given)))
+    argv = cli._command_line(ctx, skip=("nproc",))
+    assert argv[0] == "tune" and "--nproc" not in argv
+    assert sorted(argv[1:]) == sorted(["--trials", "3", "--shared-rate", "--no-prune", "--no-retrain", "--hidden", "16,16"])
+
+
 def test_train_json_and_list_options(tmp_path):
     out = tmp_path / "t"
     result = invoke("train", *TINY[:2], "--hidden", "32", "16", "--dropout", "0.4", "0.2", "--input-dropout", "0.1",

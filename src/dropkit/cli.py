@@ -176,6 +176,13 @@ def _hold_out_validation(options: dict) -> None:
         options["val_split"] = DEFAULT_VAL_SPLIT
 
 
+def _split_masks(options: dict) -> dict:
+    """The options with --masks addressed by default when batches are split (--accumulate, several processes)."""
+    if options.get("masks") is None and (options.get("accumulate") or 1) * int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return {**options, "masks": "addressed"}  # the masks must not depend on the split
+    return options
+
+
 def _given(options: dict) -> list[str]:
     """The training options set on the command line (before any command fills in its own defaults)."""
     return [name for name, value in options.items() if value is not None and value is not False]
@@ -190,9 +197,7 @@ def _experiment(command: str, runs_of, options: dict, out: Path, resume: bool, o
     """
     from .lab import distributed, report, runs, train
 
-    if options.get("masks") is None and (options.get("accumulate") or 1) * int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        options = {**options, "masks": "addressed"}  # split batches: the masks must not depend on the split
-    asked = runs_of(_settings(options))  # bad settings are refused before anything is written
+    asked = runs_of(_settings(_split_masks(options)))  # bad settings are refused before anything is written
     lead = distributed.lead()  # under torchrun, rank 0 owns the folder and the terminal
     progress = report.RichProgress() if lead and not quiet else train.Progress()
     if lead:
@@ -213,9 +218,12 @@ def _command_line(ctx: typer.Context, skip=()) -> list[str]:
     argv = [ctx.info_name]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if param.name in skip or value is None or value is False or value == param.default:
+        if param.name in skip or value is None or value == param.default:
             continue
-        argv += [param.opts[0]] if value is True else [param.opts[0], str(value)]
+        if isinstance(value, bool):  # a flag, or the second half of a --x/--no-x pair
+            argv.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
     return argv
 
 
@@ -319,6 +327,7 @@ def _write_sweep(out: Path) -> dict:
 @training_options(exclude=("dropout", "input_dropout"))
 def tune(
     settings,
+    ctx: typer.Context,
     trials: Annotated[int, typer.Option(help="Finished trials the study should reach, over all its workers.")] = 20,
     timeout: Annotated[Optional[str], typer.Option(help="Start no new trial after this long, e.g. 15m.")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: SQLite in --out).")] = None,
@@ -331,27 +340,33 @@ def tune(
     out: Out = None,
     quiet: Quiet = False,
     as_json: Json = False,
+    nproc: Nproc = 1,
 ):
     """Search the dropout rates on validation with Optuna, retrain the best, report test accuracy once: tune.json."""
-    from .lab import report, train
+    from .lab import distributed, report, train
     from .lab import tune as tuning
     from .lab.settings import parse_duration
 
+    if nproc > 1 and not distributed.is_worker():
+        raise typer.Exit(distributed.launch(nproc, _command_line(ctx, skip=("nproc",))))
+    if not distributed.lead():
+        quiet, as_json = True, False  # rank 0 alone reports
     settings["epochs"] = tuning.DEFAULT_EPOCHS if settings["epochs"] is None else settings["epochs"]
     _hold_out_validation(settings)
-    base = _settings(settings)
+    base = _settings(_split_masks(settings))
     out = out or Path("runs") / "tune"
     search = tuning.Search(shared_rate=shared_rate, lr=tune_lr, max_norm=tune_max_norm)
     progress = train.Progress() if quiet else report.RichProgress()
     try:
-        with progress:
+        with distributed.process_group(), progress:
             result = tuning.run(
                 base, out, trials=trials, timeout=None if timeout is None else parse_duration(timeout),
                 storage=storage, study_name=study, search=search, prune=prune, retrain=retrain, progress=progress,
             )
     except Interrupted as e:
         raise Interrupted(f"{e}; the same command continues the study") from None
-    _show(result, tuning.table(result), quiet, as_json, f"folder: {out} (tune.json, tune_history.png, tune_rates.png, trials/)")
+    if distributed.lead():
+        _show(result, tuning.table(result), quiet, as_json, f"folder: {out} (tune.json, tune_history.png, tune_rates.png, trials/)")
 
 
 @app.command()

@@ -13,6 +13,8 @@ command again continues it: finished trials are kept, a trial stopped by Ctrl-C 
 checkpoint, and the search runs until --trials trials have finished. With --storage (a PostgreSQL URL, or
 any URL Optuna accepts) and --study, processes on one or many machines share one study as ordinary Optuna
 workers; the storage is the only coordination.
+With --nproc N each trial trains on N processes (torchrun + DDP, sample-addressed masks); rank 0 is the
+study's worker and the other ranks train what it sends.
 
 Output folder layout:
     tune.json            the trials, the best parameters, the final test figure
@@ -29,15 +31,17 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import socket
 import time
 import warnings
 from pathlib import Path
 
-from . import report, train
+from . import distributed, report, train
 from .errors import LabError, RunFolderError, SettingsError
 from .settings import Settings
 
@@ -138,17 +142,50 @@ class _TrialProgress(train.Progress):
         self.trial.report(record["val_acc"], record["epoch"])
         # fit saved this epoch's checkpoint before calling here, so a pruned trial's folder is consistent;
         # the last epoch is never pruned: the trial has cost all it will, and its result is worth keeping
-        if self.prune and record["epoch"] < self.epochs and self.trial.should_prune():
+        prune = self.prune and record["epoch"] < self.epochs and self.trial.should_prune()
+        if distributed.from_rank0(prune):  # --nproc: the other ranks stop this trial with rank 0 (_Follower)
             raise optuna.TrialPruned(f"validation accuracy {record['val_acc']:.4f} at epoch {record['epoch']}")
 
     def run_done(self, name):
         self.inner.run_done(self.name)
 
 
+class _Follower(train.Progress):
+    """A rank above 0 under --nproc: silent, and it stops a trial when rank 0's pruner does."""
+
+    def epoch_done(self, name, record):
+        import optuna
+
+        if distributed.from_rank0(None):
+            raise optuna.TrialPruned()
+
+
+def _train(s: Settings, folder: Path, command: str, resume: bool, progress: train.Progress) -> dict:
+    """Train one run of the search (a trial, the retrain) into `folder`, on every rank under --nproc."""
+    # the other ranks wait in _follow for this; a trial's progress sends them a prune decision each epoch
+    distributed.from_rank0((s, folder, command, resume, isinstance(progress, _TrialProgress)))
+    return train.run_experiment({"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress)
+
+
+def _follow() -> None:
+    """Ranks above 0 under --nproc: train what rank 0 sends (_train) until it sends None.
+
+    Rank 0 alone talks to the study. A trial that ends in an error ends the same way on every rank (the
+    training's collectives agree); rank 0 then sends None or the next trial, so this loop goes on to that.
+    """
+    import optuna
+
+    while (job := distributed.from_rank0(None)) is not None:
+        s, folder, command, resume, pruned = job
+        progress = _Follower() if pruned else train.Progress()
+        try:
+            train.run_experiment({"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress)
+        except (optuna.TrialPruned, train.Interrupted, LabError):
+            continue
+
+
 def _driver_url(url: str) -> str:
     """A bare postgresql:// URL with the driver that is installed: SQLAlchemy 2.1 assumes psycopg 3, 2.0 psycopg2."""
-    import importlib.util
-
     if url.startswith("postgresql://"):
         for module, dialect in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
             if importlib.util.find_spec(module) is not None:
@@ -250,10 +287,7 @@ def _objective(base: Settings, search: Search, out: Path, progress: train.Progre
         trial.set_user_attr("host", socket.gethostname())
         try:
             # A new trial number owns its folder: anything there is left from another study in this --out.
-            summary = train.run_experiment(
-                {"dropout": s}, folder, command="tune", resume=resume, overwrite=not resume,
-                progress=_TrialProgress(trial, progress, prune, s.epochs),
-            )
+            summary = _train(s, folder, "tune", resume, _TrialProgress(trial, progress, prune, s.epochs))
         except (train.Interrupted, KeyboardInterrupt):  # a second Ctrl-C: the checkpoint of the last epoch stays
             trial.set_user_attr("interrupted", True)
             raise
@@ -315,6 +349,9 @@ def run(
         retrain: retrain the best configuration on train+validation and report its test accuracy.
         progress: where training progress goes.
 
+    In a process group (`dropkit tune --nproc N`) every rank calls this: rank 0 alone runs the study and
+    sends each trial (and the retrain) to the others, which train it with it (DDP) and return {}.
+
     Raises:
         SettingsError: bad settings, or a study of that name made with other settings.
         train.Interrupted: Ctrl-C; the study and the trial's checkpoint are saved, the same call continues.
@@ -322,21 +359,32 @@ def run(
     Examples:
         >>> run(Settings(dataset="digits", epochs=3, val_split=0.1), "runs/tune", trials=4)["best"]["params"]  # doctest: +SKIP
     """
-    try:
-        import optuna
-    except ImportError:
-        raise LabError("dropkit tune needs Optuna: pip install 'dropkit[tune]'") from None
+    if importlib.util.find_spec("optuna") is None:
+        raise LabError("dropkit tune needs Optuna: pip install 'dropkit[tune]'")
     if base.val_split <= 0:
         raise SettingsError(f"val_split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
     if trials < 1:
         raise SettingsError(f"trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
         raise SettingsError(f"timeout must be positive, got {timeout}")
-    out = Path(out)
+    if not distributed.lead():  # --nproc: rank 0 runs the search, the others train with it
+        _follow()
+        return {}
+    try:
+        return _search(base, Path(out), trials, timeout, storage, study_name, search, prune, retrain, progress or train.Progress())
+    finally:
+        with contextlib.suppress(RuntimeError):  # a rank that is gone already (a crash) needs no word
+            distributed.from_rank0(None)  # --nproc: the other ranks stop waiting for runs to train
+
+
+def _search(base: Settings, out: Path, trials: int, timeout, storage, study_name: str, search: Search, prune: bool,
+            retrain: bool, progress: train.Progress) -> dict:
+    """run() on rank 0 (or the only process): the study, its trials, the retrain, tune.json and the plots."""
+    import optuna
+
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"tune folder {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
-    progress = progress or train.Progress()
     # One line per trial comes from the objective; Optuna's own would log a Ctrl-C'd trial with a traceback.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     started = time.perf_counter()
@@ -406,7 +454,7 @@ def _final(study, base: Settings, search: Search, out: Path, retrain: bool, prog
     folder = out / f"final-{best.number}"
     resume = (folder / "config.json").is_file()  # a retrain Ctrl-C stopped (or one already done) continues
     progress.log(f"retraining trial {best.number} on train+validation ({s.epochs} epochs): {_params_text(best.params)}")
-    summary = train.run_experiment({"dropout": s}, folder, command="tune-final", resume=resume, overwrite=not resume, progress=progress)
+    summary = _train(s, folder, "tune-final", resume, progress)
     r = summary["runs"]["dropout"]
     return {"retrained": True, "trial": best.number, "run_dir": str(folder), "epochs": r["epochs_run"], "test_acc": r["final_test_acc"],
             "test_acc_is": "the last epoch's test accuracy of the retrain on train+validation: measured once, chose nothing"}
