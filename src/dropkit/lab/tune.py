@@ -164,6 +164,10 @@ def _train(s: Settings, folder: Path, command: str, resume: bool, progress: trai
     """Train one run of the search (a trial, the retrain) into `folder`, on every rank under --nproc."""
     # the other ranks wait in _follow for this; a trial's progress sends them a prune decision each epoch
     distributed.from_rank0((s, folder, command, resume, isinstance(progress, _TrialProgress)))
+    return _fit(s, folder, command, resume, progress)
+
+
+def _fit(s: Settings, folder: Path, command: str, resume: bool, progress: train.Progress) -> dict:
     return train.run_experiment({"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress)
 
 
@@ -177,9 +181,8 @@ def _follow() -> None:
 
     while (job := distributed.from_rank0(None)) is not None:
         s, folder, command, resume, pruned = job
-        progress = _Follower() if pruned else train.Progress()
         try:
-            train.run_experiment({"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress)
+            _fit(s, folder, command, resume, _Follower() if pruned else train.Progress())
         except (optuna.TrialPruned, train.Interrupted, LabError):
             continue
 
