@@ -62,11 +62,12 @@ def test_cpu_kernels_take_torchs_thread_count():
     x = torch.randn(cpu.PARALLEL_MIN + 4099)
     try:
         torch.set_num_threads(1)
-        assert cpu.pool_threads(64) == 1
+        assert cpu.pool_threads(x.numel(), 64) == 1
         one = cpu.dropout_fwd(x, 3, 0, 0.3)
     finally:
         torch.set_num_threads(before)
-    assert cpu.pool_threads(64) == min(before, cpu.nb.get_num_threads())
+    assert cpu.pool_threads(x.numel(), 64) == min(before, cpu.nb.get_num_threads())
+    assert cpu.pool_threads(cpu.PARALLEL_MIN - 1, 64) == 1, "below the threshold: serial"
     assert torch.equal(one, cpu.dropout_fwd(x, 3, 0, 0.3)), "serial and pooled give the same values"
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from .. import rng
 from . import backend_name
 from . import torch as torch_backend
-from .cpu import _JIT, CHUNK, PARALLEL_MIN, _chunk_bits, _keep_apply, pool_threads
+from .cpu import _JIT, CHUNK, _chunk_bits, _keep_apply, pool_threads
 
 __all__ = ["attention_fwd", "attention_bwd", "drop_runs", "BLOCK_ELEMENTS"]
 
@@ -71,7 +71,7 @@ def drop_runs(y: Tensor, seed: int, offset: int, run_stride: int, start: int, p:
         return _drop_runs_torch(y, seed, offset, run_stride, start, p)
     yn = y.detach().numpy()
     args = (yn, np.uint64(seed), np.uint64(offset), np.uint64(run_stride % 2**64), np.uint64(start), np.uint64(rng.threshold(p)), yn.dtype.type(rng.scale(p)))
-    threads = 1 if y.numel() < PARALLEL_MIN else pool_threads(y.shape[0])
+    threads = pool_threads(y.numel(), y.shape[0])
     if threads <= 1:
         _drop_runs_range(*args, 0, y.shape[0])
     else:

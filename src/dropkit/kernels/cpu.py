@@ -221,25 +221,25 @@ def _bits_parallel(out, seed, offset, nthreads):
 PARALLEL_MIN = 2**18
 
 
-def pool_threads(work_items: int) -> int:
-    """Threads for a parallel kernel: torch's thread count (torch.set_num_threads, the lab's --threads),
-    capped by the work and numba's pool.
+def pool_threads(n: int, work_items: int) -> int:
+    """Threads for a kernel over n elements in work_items parts: 1 below PARALLEL_MIN, else torch's
+    thread count (torch.set_num_threads, the lab's --threads) capped by the work and numba's pool.
 
-    numba's pool is started only when more than one thread is wanted: started, its idle threads
-    slowed two single-threaded trainings sharing 2 cores 3.5x (docs/benchmarks.md).
+    numba's pool is asked (which starts it) only when more than one thread is wanted: started, its
+    idle threads slowed two single-threaded trainings sharing 2 cores 3.5x (docs/benchmarks.md).
 
     Examples:
-        >>> pool_threads(1)  # one chunk of work: one thread, and numba's pool stays unstarted
+        >>> pool_threads(1000, 1)  # a small input: the calling thread, and numba's pool stays unstarted
         1
     """
-    threads = min(torch.get_num_threads(), work_items)
+    threads = 1 if n < PARALLEL_MIN else min(torch.get_num_threads(), work_items)
     return threads if threads <= 1 else min(threads, nb.get_num_threads())
 
 
 def _launch(chunks, parallel, n: int, *args) -> None:
     """Run a kernel serially on small inputs, on numba's thread pool on large ones."""
     nchunks = (n + CHUNK - 1) // CHUNK
-    threads = 1 if n < PARALLEL_MIN else pool_threads(nchunks)
+    threads = pool_threads(n, nchunks)
     if threads <= 1:
         chunks(*args, 0, nchunks)
     else:
