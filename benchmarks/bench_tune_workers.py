@@ -33,10 +33,10 @@ from dropkit.lab.tune import _driver_url  # noqa: E402
 
 
 def start(args, workers: int, threads: int, folder: Path) -> dict:
-    """Start `workers` processes on a new study of args.trials trials."""
+    """Start `workers` processes on a new study of args.trials trials, split evenly (--trials is per worker)."""
     name = f"bench-{workers}w-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "dropkit.cli", "tune", "--dataset", args.dataset, "--epochs", str(args.epochs),
-               "--trials", str(args.trials), "--storage", args.storage, "--study", name, "--no-prune", "--no-retrain",
+               "--trials", str(args.trials // workers), "--storage", args.storage, "--study", name, "--no-prune", "--no-retrain",
                "--threads", str(threads), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     side = {"study": name, "workers": workers, "threads": threads, "started": time.time(), "t0": time.perf_counter()}
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--side-by-side", action="store_true", help="Run both studies at the same time.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tune_workers.json")
     args = parser.parse_args()
+    if args.trials < 2 or args.trials % 2:
+        raise SystemExit(f"--trials must be even and at least 2 (the two workers run half each), got {args.trials}")
     if not args.storage:
         raise SystemExit("no storage: pass --storage postgresql://... or run under .ci/with-postgres")
     with TemporaryDirectory() as tmp:

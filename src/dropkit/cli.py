@@ -328,7 +328,7 @@ def _write_sweep(out: Path) -> dict:
 def tune(
     settings,
     ctx: typer.Context,
-    trials: Annotated[int, typer.Option(help="Finished trials the study should reach, over all its workers.")] = 20,
+    trials: Annotated[int, typer.Option(help="Finished trials this worker (host and --out) should reach; each worker of a shared study runs its own.")] = 20,
     timeout: Annotated[Optional[str], typer.Option(help="Start no new trial after this long, e.g. 15m.")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: SQLite in --out).")] = None,
     study: Annotated[str, typer.Option(help="Study name in the storage; workers of one search pass the same.")] = "dropkit-tune",

@@ -228,7 +228,8 @@ POSTGRES = os.environ.get("DROPKIT_TEST_POSTGRES")
 @pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: set DROPKIT_TEST_POSTGRES (.ci/with-postgres does)")
 def test_two_workers_share_one_postgresql_study(tmp_path):
     study = f"workers-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "dropkit.cli", "tune", *TINY, "--trials", "8", "--storage", POSTGRES,
+    # --trials is each worker's own count (Optuna's n_trials), so the study's total is exact: 2 x 4.
+    command = [sys.executable, "-m", "dropkit.cli", "tune", *TINY, "--trials", "4", "--storage", POSTGRES,
                "--study", study, "--no-retrain", "--threads", "1", "--quiet", "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     workers = [subprocess.Popen([*command, "--out", str(tmp_path / f"w{i}")], env=env, stdout=subprocess.PIPE,
@@ -244,8 +245,16 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     trials = optuna.load_study(study_name=study, storage=tune._driver_url(POSTGRES)).get_trials()
     assert sorted(t.number for t in trials) == list(range(8)), "8 trials, each recorded once"
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    # distinct points: the two anchors were queued once, by the worker that made the study
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 8, [t.params for t in trials]
     folders = [{int(p.name) for p in (tmp_path / f"w{i}" / "trials").iterdir()} for i in range(2)]
     assert folders[0].isdisjoint(folders[1]) and folders[0] | folders[1] == set(range(8))
-    assert all(folders), f"both workers ran trials: {folders}"
-    # each worker's tune.json lists the whole study, wherever its trials ran
-    assert all(len(json.loads(out)["trials"]) == 8 for out, _ in outputs)
+    assert [len(f) for f in folders] == [4, 4], f"each worker ran its 4 trials: {folders}"
+    # a worker's tune.json is the study as it stood when that worker ended, wherever the trials ran
+    listed = [{t["number"] for t in json.loads(out)["trials"]} for out, _ in outputs]
+    assert all(f <= seen for f, seen in zip(folders, listed)) and set(range(8)) in listed, listed
+    # the same command again is the same worker (host and --out): its 4 are done, it starts none
+    again = subprocess.run([*command, "--out", str(tmp_path / "w0")], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["counts"]["RUNNING"] == 0 and len(json.loads(again.stdout)["trials"]) == 8
+    assert len(optuna.load_study(study_name=study, storage=tune._driver_url(POSTGRES)).get_trials()) == 8

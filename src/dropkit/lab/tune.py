@@ -10,9 +10,10 @@ retrained on train+validation (final-<number>/) and its last epoch's test accura
 
 The study lives in its storage (default: SQLite, study.db in the output folder), so running the same
 command again continues it: finished trials are kept, a trial stopped by Ctrl-C continues from its
-checkpoint, and the search runs until --trials trials have finished. With --storage (a PostgreSQL URL, or
-any URL Optuna accepts) and --study, processes on one or many machines share one study as ordinary Optuna
-workers; the storage is the only coordination.
+checkpoint, and the search runs until this worker has finished --trials trials. With --storage (a
+PostgreSQL URL, or any URL Optuna accepts) and --study, processes on one or many machines share one study
+as ordinary Optuna workers, each running its own --trials (Optuna's n_trials, exact by construction); the
+storage is the only coordination.
 With --nproc N each trial trains on N processes (torchrun + DDP, sample-addressed masks); rank 0 is the
 study's worker and the other ranks train what it sends.
 
@@ -238,11 +239,20 @@ def _sampler_seed(seed: int, shared: bool, n_trials: int) -> int:
 
 
 def _study(storage, name: str, base: Settings, search: Search, shared: bool, prune: bool):
+    """The study, loaded or made; made by this process, it starts with the anchors queued."""
     import optuna
 
     # Warm-up: high rates learn slower at first, so comparing before half the epochs would prune them unfairly.
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=base.epochs // 2) if prune else optuna.pruners.NopPruner()
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner, load_if_exists=True)
+    # The storage holds one study per name, so of workers starting together exactly one makes it and queues
+    # the anchors (looking for queued trials first would race).
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+    else:
+        for params in anchors(base, search):
+            study.enqueue_trial(params)
     seed = _sampler_seed(base.seed, shared, len(study.get_trials(deepcopy=False)))
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
     defined = {"base": {k: v for k, v in base.to_dict().items() if k not in _CHECKED}, "search": dataclasses.asdict(search)}
@@ -265,13 +275,23 @@ def _study(storage, name: str, base: Settings, search: Search, shared: bool, pru
     return study
 
 
-def _resume_interrupted(study) -> None:
-    """Queue each trial a Ctrl-C stopped (and nothing has continued yet) again, with its parameters and folder."""
+def _worker(out: Path) -> str:
+    """Who ran a trial: the host and the resolved --out, the identity a repeated command keeps."""
+    return f"{socket.gethostname()}:{out.resolve()}"
+
+
+def _own(trials: list, worker: str | None) -> list:
+    """The trials of `worker`; all of them for worker None (a study in its own SQLite file has one worker)."""
+    return [t for t in trials if worker is None or t.user_attrs.get("worker") == worker]
+
+
+def _resume_interrupted(study, worker: str | None) -> None:
+    """Queue each of this worker's trials a Ctrl-C stopped (and nothing has continued yet) again, with its folder."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
     continued = {t.user_attrs.get("continues") for t in trials}
-    for t in trials:
+    for t in _own(trials, worker):
         if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in continued:
             attrs = {"continues": t.number, "run_dir": t.user_attrs["run_dir"], "earlier_values": dict(t.intermediate_values)}
             study.enqueue_trial(t.params, user_attrs=attrs)
@@ -288,6 +308,7 @@ def _objective(base: Settings, search: Search, out: Path, progress: train.Progre
             trial.report(value, int(step))  # the pruner compares this trial's whole curve, before and after Ctrl-C
         trial.set_user_attr("run_dir", str(folder))
         trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("worker", _worker(out))
         try:
             # A new trial number owns its folder: anything there is left from another study in this --out.
             summary = _train(s, folder, "tune", resume, _TrialProgress(trial, progress, prune, s.epochs))
@@ -339,12 +360,13 @@ def run(
     retrain: bool = True,
     progress: train.Progress | None = None,
 ) -> dict:
-    """Run (or continue) the search until `trials` trials of the study have finished, retrain the best; tune.json.
+    """Run (or continue) the search until this worker has finished `trials` trials, retrain the best; tune.json.
 
     Args:
         base: settings of every trial apart from the searched values; needs val_split > 0.
         out: output folder (see the module docstring); created if missing.
-        trials: finished (complete or pruned) trials the study should reach, counted over all its workers.
+        trials: finished (complete or pruned) trials this worker should reach: the trials of its host and
+            `out` in a shared `storage`, every trial of the study in the default one.
         timeout: seconds after which this process starts no new trial (None: no limit).
         storage: an Optuna storage URL; None = SQLite in `out`.
         study_name: the study's name in the storage; workers of one search pass the same.
@@ -394,18 +416,14 @@ def _search(base: Settings, out: Path, trials: int, timeout, storage, study_name
     url = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     study = _study(_storage(url), study_name, base, search, storage is not None, prune)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    _resume_interrupted(study)
-    if not study.get_trials(deepcopy=False):
-        for params in anchors(base, search):  # skip_if_exists: workers starting together enqueue each point once
-            study.enqueue_trial(params, skip_if_exists=True)
-    remaining = trials - len(study.get_trials(deepcopy=False, states=finished))
+    # Each worker counts its own trials, as Optuna's n_trials does: a count over the whole study would let
+    # two workers that finish together both start the last trial.
+    worker = _worker(out) if storage is not None else None
+    _resume_interrupted(study, worker)
+    remaining = trials - len(_own(study.get_trials(deepcopy=False, states=finished), worker))
     if remaining > 0:
-        # Counting running trials too: a worker does not start a trial that another one's running trial makes one too many.
-        enough = optuna.study.MaxTrialsCallback(trials, states=(*finished, optuna.trial.TrialState.RUNNING))
         try:
-            study.optimize(
-                _objective(base, search, out, progress, prune), n_trials=remaining, timeout=timeout, callbacks=[enough]
-            )
+            study.optimize(_objective(base, search, out, progress, prune), n_trials=remaining, timeout=timeout)
         except KeyboardInterrupt:  # between trials, outside fit's own Ctrl-C handling: nothing to save
             raise train.Interrupted("interrupted between trials; the study is saved") from None
     result = _result(study, base, search, url, trials)
