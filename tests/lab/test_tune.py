@@ -256,5 +256,6 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     # the same command again is the same worker (host and --out): its 4 are done, it starts none
     again = subprocess.run([*command, "--out", str(tmp_path / "w0")], env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["counts"]["RUNNING"] == 0 and len(json.loads(again.stdout)["trials"]) == 8
+    result = json.loads(again.stdout)
+    assert result["counts"]["RUNNING"] == 0 and len(result["trials"]) == 8
     assert len(optuna.load_study(study_name=study, storage=tune._driver_url(POSTGRES)).get_trials()) == 8
