@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from dropkit import acquisition
+from dropkit.mc import acquisition
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def run(batches, repeats: int, progress=None) -> dict:
         model = seed_network(cls)
         for b in batches:
             x = torch.randn(b, 784)
-            default_chunk = dropkit.uncertainty._default_chunk(T, x)
+            default_chunk = dropkit.mc.predict._default_chunk(T, x)
             fns = {"plain": lambda: plain(model, x), "mc": lambda: dropkit.mc_predict(model, x, T, seed=0)}
             for chunk in sorted({10, T} - {default_chunk}):
                 fns[f"mc chunk={chunk}"] = lambda c=chunk: dropkit.mc_predict(model, x, T, chunk=c, seed=0)

@@ -6,6 +6,9 @@ Examples:
     >>> y = dropkit.functional.dropout(torch.ones(4), 0.5, seed=7)
 """
 
+import importlib
+
+from . import _moved
 from . import functional as functional
 from . import nn as nn
 from . import rng as rng
@@ -41,29 +44,35 @@ from .control import fuse_activation_dropout as fuse_activation_dropout
 from .nn import ReLUDropout as ReLUDropout
 from .nn import GELUDropout as GELUDropout
 from .schedule import DropoutSchedule as DropoutSchedule
-from . import metrics as metrics
-from . import uncertainty as uncertainty
-from . import calibration as calibration
-from . import acquisition as acquisition
-from .acquisition import batch_bald as batch_bald
-from .calibration import apply_temperature as apply_temperature
-from .calibration import fit_temperature as fit_temperature
-from .metrics import auroc as auroc
-from .metrics import brier as brier
-from .metrics import ece as ece
-from .metrics import misclassification_auroc as misclassification_auroc
-from .metrics import nll as nll
-from .metrics import reliability as reliability
-from .uncertainty import MCResult as MCResult
-from .uncertainty import mc_dropout as mc_dropout
-from .uncertainty import mc_predict as mc_predict
+from . import mc as mc
+from .mc import batch_bald as batch_bald
+from .mc import apply_temperature as apply_temperature
+from .mc import fit_temperature as fit_temperature
+from .mc import auroc as auroc
+from .mc import brier as brier
+from .mc import ece as ece
+from .mc import misclassification_auroc as misclassification_auroc
+from .mc import nll as nll
+from .mc import reliability as reliability
+from .mc import MCResult as MCResult
+from .mc import mc_dropout as mc_dropout
+from .mc import mc_predict as mc_predict
 
 __version__ = "0.1.0"
+
+_moved.install()
+
+
+def __getattr__(name: str):
+    # dropkit.metrics and the other moved modules, as attributes: import the old path, which warns.
+    if _moved.new_name(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 __all__ = [
     "functional", "nn", "rng", "addressing", "sharding", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",
-    "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
+    "mc", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",

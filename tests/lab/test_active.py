@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from dropkit import cli  # noqa: E402
-from dropkit.acquisition import bald  # noqa: E402
+from dropkit.mc.acquisition import bald  # noqa: E402
 from dropkit.lab import active  # noqa: E402
 from dropkit.lab.models import SettingsError, build_mlp  # noqa: E402
 

@@ -215,7 +215,7 @@ def test_mc_samples_plot_is_written_atomically(result, tmp_path, monkeypatch):
 
 
 def test_temperatures_are_fitted_on_the_validation_split(run_dir, result):
-    from dropkit import calibration
+    from dropkit.mc import calibration
     from dropkit.lab import data
 
     res, _ = result
@@ -257,7 +257,7 @@ def test_ood_digits_needs_28x28_images(run_dir):
 
 def test_ood_report_on_a_28x28_run(tmp_path):
     from _helpers.idx_files import STEMS, make_idx_dir
-    from dropkit import metrics
+    from dropkit.mc import metrics
     from dropkit.lab import data, ood
 
     data_dir = make_idx_dir(tmp_path / "fashion-mnist", n_train=200, n_test=100, side=28)

@@ -42,9 +42,9 @@ from pathlib import Path
 
 import torch
 
-from .. import acquisition
+from ..mc import acquisition
 from ..nn import Dropout, ReLUDropout
-from ..uncertainty import mc_predict
+from ..mc.predict import mc_predict
 from . import data, report
 from .models import SettingsError, build_mlp, dropout_rates, hidden_widths
 from .train import Interrupted

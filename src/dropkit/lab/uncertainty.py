@@ -45,8 +45,8 @@ from pathlib import Path
 
 import torch
 
-from .. import calibration, metrics
-from ..uncertainty import mc_predict
+from ..mc import calibration, metrics
+from ..mc.predict import mc_predict
 from . import data, report, train
 from .errors import SettingsError
 from .ood import OOD_SETS, digits_like

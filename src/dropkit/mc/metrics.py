@@ -23,8 +23,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from . import _validate
-from ._atomic import save_figure
+from .. import _validate
+from .._atomic import save_figure
 
 __all__ = [
     "nll",

@@ -27,7 +27,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from . import _validate
+from .. import _validate
 
 __all__ = ["bald", "variation_ratio", "batch_bald", "joint_mutual_information", "BatchBALD", "JOINT_SAMPLES"]
 

@@ -10,8 +10,8 @@ from torch import nn
 import dropkit
 from dropkit import rng
 from dropkit.ops import consistent
-from dropkit.acquisition import batch_bald
-from dropkit.uncertainty import mc_predict
+from dropkit.mc.acquisition import batch_bald
+from dropkit.mc.predict import mc_predict
 
 from _helpers.stats import four_sigma
 

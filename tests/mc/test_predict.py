@@ -10,8 +10,8 @@ from torch import nn
 
 import dropkit
 import dropkit.functional as DF
-from dropkit import uncertainty
-from dropkit.uncertainty import MCResult, is_dropout, mc_dropout, mc_predict
+from dropkit.mc import predict as uncertainty
+from dropkit.mc.predict import MCResult, is_dropout, mc_dropout, mc_predict
 
 from _helpers.stats import four_sigma
 
@@ -377,7 +377,7 @@ class SumRows(nn.Module):
 
 
 def test_docstring_examples():
-    for module in (uncertainty, dropkit.metrics):
+    for module in (uncertainty, dropkit.mc.metrics):
         result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from dropkit import metrics as M
+from dropkit.mc import metrics as M
 
 
 def test_nll_known_value():
@@ -264,6 +264,6 @@ def test_metrics_does_not_import_the_lab_or_matplotlib():
     import subprocess
     import sys
 
-    code = "import sys, dropkit.metrics; print(sorted(m for m in ('dropkit.lab', 'matplotlib') if m in sys.modules))"
+    code = "import sys, dropkit.mc.metrics; print(sorted(m for m in ('dropkit.lab', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from dropkit import acquisition
-from dropkit.acquisition import batch_bald, bald, joint_mutual_information, variation_ratio
-from dropkit.uncertainty import MCResult
+from dropkit.mc import acquisition
+from dropkit.mc.acquisition import batch_bald, bald, joint_mutual_information, variation_ratio
+from dropkit.mc.predict import MCResult
 
 
 def mc_probs(t=6, n=7, c=3, seed=0, spread=2.0):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _validate
+from .. import _validate
 
 __all__ = ["fit_temperature", "apply_temperature", "log_probs"]
 

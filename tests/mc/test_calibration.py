@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from dropkit import calibration, metrics
-from dropkit.calibration import apply_temperature, fit_temperature, log_probs
+from dropkit.mc import calibration, metrics
+from dropkit.mc.calibration import apply_temperature, fit_temperature, log_probs
 
 
 def synthetic(n=4000, c=5, true_t=1.0, seed=0):

@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, acquisition, rng
+from .. import _mode, _validate, rng
+from . import acquisition
 from .acquisition import _entropy
-from .ops.consistent import Replicas
-from .nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
+from ..ops.consistent import Replicas
+from ..nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
 
