@@ -12,9 +12,8 @@ from . import _moved
 from . import functional as functional
 from . import nn as nn
 from . import rng as rng
-from . import addressing as addressing
-from . import sharding as sharding
-from .addressing import sample_addressed as sample_addressed
+from . import scale as scale
+from .scale import sample_addressed as sample_addressed
 from .functional import dropout as dropout
 from .kernels import use_backend as use_backend
 from .functional import keep_mask as keep_mask
@@ -70,7 +69,7 @@ def __getattr__(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 __all__ = [
-    "functional", "nn", "rng", "addressing", "sharding", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
+    "functional", "nn", "rng", "scale", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",
     "mc", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",

@@ -27,6 +27,8 @@ MOVED: dict[str, str] = {
     "dropkit.metrics": "dropkit.mc.metrics",
     "dropkit.calibration": "dropkit.mc.calibration",
     "dropkit.acquisition": "dropkit.mc.acquisition",
+    "dropkit.addressing": "dropkit.scale.addressing",
+    "dropkit.sharding": "dropkit.scale.sharding",
 }
 
 

@@ -7,7 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .. import _mode, _validate, addressing, ops, rng
+from .. import _mode, _validate, ops, rng
+from ..scale import addressing
 
 __all__ = [
     "DropoutBase",

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, addressing, ops
+from .. import _validate, ops
+from ..scale import addressing
 from ._common import DropoutBase, active, check, resolve_seed, zeros_with_zero_grad
 
 __all__ = ["drop_block2d", "DropBlock2d"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops, sharding
+from .. import _validate, ops
+from ..scale import sharding
 from ._common import DropoutBase, active, init_rate, resolve_seed
 
 __all__ = ["BACKWARD_MODES", "dropout", "keep_mask", "Dropout"]

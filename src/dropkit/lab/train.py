@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import __version__, addressing
+from .. import __version__
+from ..scale import addressing
 from . import data, distributed, models, report
 from .errors import Diverged, Interrupted, RunFolderError, SettingsError
 from .runs import (

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 import dropkit.functional as DF
-from dropkit import sharding
+from dropkit.scale import sharding
 from _helpers.dist import run_ranks
 
 SEED, P = 2**63 + 5, 0.4

@@ -46,8 +46,8 @@ import math
 
 import torch
 
-from . import _validate, rng
-from .ops.address import address, derive_seed
+from .. import _validate, rng
+from ..ops.address import address, derive_seed
 
 __all__ = ["SampleAddressing", "sample_addressed", "layer_key", "derive_seed", "resolve", "refuse"]
 

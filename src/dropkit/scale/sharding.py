@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from . import _mode, _validate, ops
+from .. import _mode, _validate, ops
 
 __all__ = ["shard_dropout", "run_offsets", "is_dtensor", "dtensor_dropout"]
 

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 import dropkit
 import dropkit.functional as DF
-from dropkit import addressing
+from dropkit.scale import addressing
 
 B = 64
 
