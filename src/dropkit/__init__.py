@@ -35,14 +35,15 @@ from .nn import EmbeddingDropout as EmbeddingDropout
 from .nn import ConcreteDropout as ConcreteDropout
 from .nn import ScaledDotProductAttention as ScaledDotProductAttention
 from .functional import scaled_dot_product_attention as scaled_dot_product_attention
-from .control import insert_dropout as insert_dropout
-from .control import replace_dropout as replace_dropout
-from .control import set_dropout as set_dropout
-from .control import weight_dropout as weight_dropout
-from .control import fuse_activation_dropout as fuse_activation_dropout
+from . import convert as convert
+from .convert import insert_dropout as insert_dropout
+from .convert import replace_dropout as replace_dropout
+from .convert import set_dropout as set_dropout
+from .convert import weight_dropout as weight_dropout
+from .convert import fuse_activation_dropout as fuse_activation_dropout
 from .nn import ReLUDropout as ReLUDropout
 from .nn import GELUDropout as GELUDropout
-from .schedule import DropoutSchedule as DropoutSchedule
+from .convert import DropoutSchedule as DropoutSchedule
 from . import mc as mc
 from .mc import batch_bald as batch_bald
 from .mc import apply_temperature as apply_temperature
@@ -75,6 +76,6 @@ __all__ = [
     "MCResult", "mc_dropout", "mc_predict",
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",
-    "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
+    "convert", "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
     "fuse_activation_dropout", "ReLUDropout", "GELUDropout",
 ]

@@ -29,6 +29,9 @@ MOVED: dict[str, str] = {
     "dropkit.acquisition": "dropkit.mc.acquisition",
     "dropkit.addressing": "dropkit.scale.addressing",
     "dropkit.sharding": "dropkit.scale.sharding",
+    "dropkit.control": "dropkit.convert.control",
+    "dropkit.schedule": "dropkit.convert.schedule",
+    "dropkit.integrations": "dropkit.convert.integrations",
 }
 
 

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..control import fuse_activation_dropout
+from ..convert.control import fuse_activation_dropout
 from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
-from ..schedule import DropoutSchedule
+from ..convert.schedule import DropoutSchedule
 from .errors import SettingsError
 
 __all__ = [

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import functional as DF
-from ..family._common import active
+from ... import functional as DF
+from ...family._common import active
 
 __all__ = ["MultiheadAttention", "route"]
 

@@ -12,7 +12,7 @@ from dropkit import rng
 
 torchvision_shim.install()  # transformers imports torchvision where it is installed
 transformers = pytest.importorskip("transformers", reason="transformers is an optional extra: pip install dropkit[transformers]")
-from dropkit.integrations import transformers as dk_transformers  # noqa: E402
+from dropkit.convert.integrations import transformers as dk_transformers  # noqa: E402
 
 SMALL = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 

@@ -18,8 +18,9 @@ from collections import Counter
 import torch
 from torch import nn
 
-from . import _validate, integrations
-from . import nn as dnn
+from .. import _validate
+from . import integrations
+from .. import nn as dnn
 
 __all__ = [
     "ACTIVATIONS", "Replaced", "insert_dropout", "set_dropout", "replace_dropout", "weight_dropout", "fuse_activation_dropout"

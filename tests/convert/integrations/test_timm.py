@@ -12,7 +12,7 @@ torchvision_shim.install()  # timm imports torchvision; beside a CPU torch its o
 timm = pytest.importorskip("timm", reason="timm is an optional extra: pip install dropkit[timm]")
 from timm.models.vision_transformer import VisionTransformer  # noqa: E402
 
-from dropkit.integrations import timm as dk_timm  # noqa: E402
+from dropkit.convert.integrations import timm as dk_timm  # noqa: E402
 
 
 def vit(drop=0.1, attn=0.1, path=0.1, convert=True):

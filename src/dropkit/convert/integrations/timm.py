@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from timm import layers
 
-from .. import nn as dnn
-from ..family.attention import scaled_dot_product_attention
+from ... import nn as dnn
+from ...family.attention import scaled_dot_product_attention
 
 __all__ = ["Attention", "CONVERTERS", "route"]
 

@@ -7,7 +7,7 @@ from _helpers.torch_dropouts import TorchDropouts
 
 import dropkit
 from dropkit import rng
-from dropkit.integrations.multihead import MultiheadAttention
+from dropkit.convert.integrations.multihead import MultiheadAttention
 
 
 def encoder(dropout=0.1, attn=None, convert=True, batch_first=True):

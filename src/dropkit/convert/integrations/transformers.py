@@ -24,8 +24,8 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import create_position_bias_mask
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from .. import _mode
-from ..family.attention import scaled_dot_product_attention
+from ... import _mode
+from ...family.attention import scaled_dot_product_attention
 
 __all__ = ["IMPLEMENTATION", "apply", "attention_forward", "attention_rate", "register", "route"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from . import _validate
+from .. import _validate
 from .control import set_dropout
 
 __all__ = ["DROPOUT_SCHEDULES", "DropoutSchedule"]
