@@ -34,7 +34,7 @@ from .family.embedding import embedding_dropout as embedding_dropout
 from .family.concrete import concrete_dropout as concrete_dropout
 from .family.attention import attention_keep_mask as attention_keep_mask
 from .family.attention import scaled_dot_product_attention as scaled_dot_product_attention
-from .fused import bias_dropout_add as bias_dropout_add
+from .family.fused import bias_dropout_add as bias_dropout_add
 
 __all__ = [
     "dropout",

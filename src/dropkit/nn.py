@@ -29,7 +29,7 @@ from .family.path import DropPath as DropPath
 from .family.registry import is_dropout as is_dropout
 from .family.registry import kinds as _kinds
 from .family.registry import make_dropout as make_dropout
-from .fused import BiasDropoutAdd as BiasDropoutAdd
+from .family.fused import BiasDropoutAdd as BiasDropoutAdd
 
 __all__ = [
     "Dropout",

@@ -27,9 +27,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _validate
-from .family._common import DropoutBase, active, resolve_seed
-from .ops.fused import apply_bias_dropout_add
+from .. import _validate
+from ._common import DropoutBase, active, resolve_seed
+from ..ops.fused import apply_bias_dropout_add
 
 __all__ = ["bias_dropout_add", "BiasDropoutAdd", "FUSED_ACTIVATIONS"]
 
