@@ -32,6 +32,7 @@ MOVED: dict[str, str] = {
     "dropkit.control": "dropkit.convert.control",
     "dropkit.schedule": "dropkit.convert.schedule",
     "dropkit.integrations": "dropkit.convert.integrations",
+    "dropkit.fused": "dropkit.family.fused",
 }
 
 
