@@ -172,18 +172,6 @@ def test_errors(call, msg):
         call()
 
 
-def test_plots_write_png(tmp_path):
-    pytest.importorskip("matplotlib")
-    g = torch.Generator().manual_seed(0)
-    probs = torch.softmax(torch.randn(200, 4, generator=g), 1)
-    labels = torch.randint(0, 4, (200,), generator=g)
-    M.plot_reliability({"a": M.reliability(probs, labels)}, tmp_path / "rel.png")
-    score = torch.special.entr(probs).sum(1)
-    M.plot_histograms({"entropy": score, "mi": score / 2}, probs.argmax(1) == labels, tmp_path / "hist.png")
-    for name in ("rel.png", "hist.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_reliability_and_ece_stay_on_the_input_device(device):
     g = torch.Generator().manual_seed(2)
     probs = torch.softmax(torch.randn(300, 5, generator=g), 1)
@@ -221,43 +209,6 @@ def test_reliability_creates_no_tensor_on_a_fixed_device():
         M.reliability(probs, labels)
         M.ece(probs, labels)
     assert calls.without_device == []
-
-
-def test_plots_of_device_tensors(tmp_path, device):
-    pytest.importorskip("matplotlib")
-    g = torch.Generator().manual_seed(0)
-    probs = torch.softmax(torch.randn(200, 4, generator=g), 1).to(device)
-    labels = torch.randint(0, 4, (200,), generator=g).to(device)
-    M.plot_reliability({"a": M.reliability(probs, labels)}, tmp_path / "rel.png")
-    M.plot_histograms({"entropy": torch.special.entr(probs).sum(1)}, probs.argmax(1) == labels, tmp_path / "hist.png")
-    for name in ("rel.png", "hist.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_plots_are_written_atomically_in_the_format_of_the_suffix(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    from matplotlib.figure import Figure
-
-    r = M.reliability(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), torch.tensor([0, 1]))
-    M.plot_reliability({"a": r}, tmp_path / "rel.svg")
-    assert b"<svg" in (tmp_path / "rel.svg").read_bytes()[:1000]
-
-    def interrupted(self, fname, **kwargs):
-        with open(fname, "wb") as f:
-            f.write(b"half an image")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(Figure, "savefig", interrupted)
-    plots = {
-        "rel.png": lambda path: M.plot_reliability({"a": r}, path),
-        "hist.png": lambda path: M.plot_histograms({"entropy": torch.tensor([0.1, 0.5])}, torch.tensor([True, False]), path),
-    }
-    for name, plot in plots.items():
-        (tmp_path / name).write_bytes(b"previous")
-        with pytest.raises(OSError, match="^disk full$"):
-            plot(tmp_path / name)
-        assert (tmp_path / name).read_bytes() == b"previous", name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hist.png", "rel.png", "rel.svg"]  # no temp file left
 
 
 def test_metrics_does_not_import_the_lab_or_matplotlib():

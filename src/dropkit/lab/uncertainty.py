@@ -47,7 +47,7 @@ import torch
 
 from ..mc import calibration, metrics
 from ..mc.predict import mc_predict
-from . import data, report, train
+from . import data, plots, report, train
 from .errors import SettingsError
 from .ood import OOD_SETS, digits_like
 from .runs import UNCERTAINTY_FILES as FILES
@@ -183,11 +183,11 @@ def run(
         result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
 
         report.write_json(run_dir / "uncertainty.json", result)
-        metrics.plot_reliability(curves, run_dir / "reliability.png")
-        metrics.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
+        plots.plot_reliability(curves, run_dir / "reliability.png")
+        plots.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
         _plot_against_samples(result, run_dir / "mc_samples.png")
         if ood is not None:
-            metrics.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
+            plots.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
         return result
 
 
