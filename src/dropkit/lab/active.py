@@ -149,7 +149,7 @@ def acquire(strategy: str, model: torch.nn.Module, x_unlabelled: torch.Tensor, b
         return torch.randperm(len(x_unlabelled), generator=g)[:b].tolist()
     probs = _mc_probs(model, x_unlabelled, s, seed)
     if strategy == "entropy":
-        return acquisition._entropy(probs.mean(0), 1).topk(b).indices.tolist()
+        return acquisition.entropy(probs.mean(0), 1).topk(b).indices.tolist()
     scores = acquisition.bald(probs)
     if strategy == "bald":
         return scores.topk(b).indices.tolist()

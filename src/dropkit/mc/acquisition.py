@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .. import _validate
 
-__all__ = ["bald", "variation_ratio", "batch_bald", "joint_mutual_information", "BatchBALD", "JOINT_SAMPLES"]
+__all__ = ["entropy", "bald", "variation_ratio", "batch_bald", "joint_mutual_information", "BatchBALD", "JOINT_SAMPLES"]
 
 # Label configurations of the chosen points: enumerated exactly while C^n is at most this, sampled
 # (this many, from the MC mixture) beyond. About 40000 / C for C = 10, the size Kirsch et al.'s
@@ -40,8 +40,13 @@ _BLOCK_ELEMENTS = 2**22
 _NEGLIGIBLE = -69.0  # log(1e-30)  # configurations x candidates x classes per matmul block (32 MiB of float64)
 
 
-def _entropy(probs: Tensor, dim: int) -> Tensor:
-    # entr(0) = 0, so classes with zero probability add nothing instead of NaN.
+def entropy(probs: Tensor, dim: int) -> Tensor:
+    """Entropy in nats of the distributions `probs` along `dim`; zero probabilities add nothing (not NaN).
+
+    Examples:
+        >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), 1)
+        tensor([0.6931, 0.0000])
+    """
     return torch.special.entr(probs).sum(dim)
 
 
@@ -62,7 +67,7 @@ def bald(probs) -> Tensor:
     """
     probs = _probs(probs)
     # Mathematically >= 0 (Jensen); rounding can leave -1e-8.
-    return (_entropy(probs.mean(0), 1) - _entropy(probs, 2).mean(0)).clamp_min(0)
+    return (entropy(probs.mean(0), 1) - entropy(probs, 2).mean(0)).clamp_min(0)
 
 
 def variation_ratio(probs) -> Tensor:
@@ -191,7 +196,7 @@ def batch_bald(probs, k: int, *, joint_samples: int = JOINT_SAMPLES, generator: 
     k = _validate.positive_int(k, "k")
     if k > n:
         raise ValueError(f"k must be at most the number of candidates N = {n}, got {k}")
-    conditional = _entropy(probs, 2).mean(0)  # (N,) E_t H(y_j | pass t)
+    conditional = entropy(probs, 2).mean(0)  # (N,) E_t H(y_j | pass t)
     configs = _Configurations(probs, joint_samples, generator)
     available = torch.ones(n, dtype=torch.bool, device=probs.device)
     indices, scores = [], []
@@ -228,5 +233,5 @@ def joint_mutual_information(
     configs = _Configurations(probs, joint_samples, generator)
     for i in indices[:-1]:
         configs.add(i)
-    entropy = configs.joint_entropy(torch.tensor(indices[-1:], device=probs.device))
-    return float(entropy[0] - _entropy(probs[:, indices, :], 2).mean(0).sum())
+    joint = configs.joint_entropy(torch.tensor(indices[-1:], device=probs.device))
+    return float(joint[0] - entropy(probs[:, indices, :], 2).mean(0).sum())

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .. import _mode, _validate, rng
 from . import acquisition
-from .acquisition import _entropy
+from .acquisition import entropy
 from ..ops.consistent import Replicas
 from ..nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
 
@@ -155,12 +155,12 @@ class MCResult:
     @functools.cached_property
     def predictive_entropy(self) -> Tensor:
         """(B, ...) H[mean_probs]: total uncertainty."""
-        return _entropy(self.mean_probs, 1)
+        return entropy(self.mean_probs, 1)
 
     @functools.cached_property
     def expected_entropy(self) -> Tensor:
         """(B, ...) mean over passes of each pass's entropy: the aleatoric part."""
-        return _entropy(self.probs, 2).mean(0)
+        return entropy(self.probs, 2).mean(0)
 
     @functools.cached_property
     def mutual_information(self) -> Tensor:
