@@ -18,27 +18,28 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
-from .dropout import _args, _like, eager_function, register_formula
+from .dropout import eager_function, register_formula
 from .fused import backward_impl, bias_dropout_add_backward
-from .seed import seed_tensor
+from .layout import like
+from .seed import seed_tensor, stream
 
 __all__ = ["activation_dropout", "apply_activation_dropout", "relu_dropout_backward"]
 
 
 def forward_impl(x: Tensor, seed: int, offset: int, p: float, activation: str) -> Tensor:
     """dropout(activation(x)) (seed and offset as uint64); the output keeps x's memory format."""
-    return _like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p, activation=activation))
+    return like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p, activation=activation))
 
 
 def relu_backward_impl(grad: Tensor, y: Tensor, p: float) -> Tensor:
     """Gradient of dropout(relu(x)) from its output y: grad * scale where y > 0, else 0."""
-    return _like(grad, kernels.for_tensor(grad).relu_dropout_bwd(grad.contiguous(), y.contiguous(), p))
+    return like(grad, kernels.for_tensor(grad).relu_dropout_bwd(grad.contiguous(), y.contiguous(), p))
 
 
 @torch.library.custom_op("dropkit::activation_dropout", mutates_args=())
 def activation_dropout(x: Tensor, seed: Tensor, offset: int, p: float, activation: str) -> Tensor:
     """dropout(activation(x)), activation "relu" or "gelu"; the output keeps x's memory format."""
-    return forward_impl(x, *_args(seed, offset), p, activation)
+    return forward_impl(x, *stream(seed, offset), p, activation)
 
 
 @activation_dropout.register_fake

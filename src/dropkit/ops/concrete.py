@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
-from .dropout import _like
+from .layout import like
 from .seed import stream
 
 __all__ = ["concrete_dropout", "concrete_dropout_backward"]
@@ -37,7 +37,7 @@ def concrete_dropout(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperatur
     """x * (1 - d) / (1 - p), the soft mask d recomputed from (seed, offset)."""
     keep, _, p = _keep_weight(x, p, seed, offset, temperature)
     scale = torch.where(p < 1, keep / (1 - p), torch.zeros_like(keep))
-    return _like(x, (x.contiguous().to(keep.dtype) * scale).to(x.dtype))
+    return like(x, (x.contiguous().to(keep.dtype) * scale).to(x.dtype))
 
 
 @concrete_dropout.register_fake
@@ -55,7 +55,7 @@ def concrete_dropout_backward(
     safe = torch.where(inside, pc, torch.full_like(pc, 0.5))  # keeps the unused branch finite
     scale = torch.where(pc < 1, keep / (1 - safe), torch.zeros_like(keep))
     g = grad.contiguous().to(keep.dtype)
-    grad_x = _like(grad, (g * scale).to(grad.dtype))
+    grad_x = like(grad, (g * scale).to(grad.dtype))
     # d/dp [(1-d)/(1-p)] = (1-d)/(1-p)^2 * (1 - d/(t p))
     dscale = keep / (1 - safe) ** 2 * (1 - drop / (temperature * safe))
     grad_p = torch.where(inside, (g * x.contiguous().to(keep.dtype) * dscale).sum(), torch.zeros_like(pc))

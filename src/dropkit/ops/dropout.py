@@ -18,42 +18,32 @@ from torch import Tensor
 
 from .. import _mode, kernels, rng
 from . import consistent
+from .layout import like
 from .seed import seed_tensor, stream
 
 __all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
 
 
-def _like(x: Tensor, y: Tensor) -> Tensor:
-    """y (contiguous, x's shape) laid out in x's memory format, as empty_like(x) would be."""
-    if x.is_contiguous():
-        return y
-    return torch.empty_like(x).copy_(y)
-
-
-def _args(seed: Tensor, offset: int) -> tuple[int, int]:
-    return stream(seed, offset)
-
-
 def dropout_impl(x: Tensor, seed: int, offset: int, p: float) -> Tensor:
     """Spec dropout of x (seed and offset as uint64); the output keeps x's memory format."""
-    return _like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p))
+    return like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p))
 
 
 def dropout_bitpacked_impl(x: Tensor, seed: int, offset: int, p: float) -> tuple[Tensor, Tensor]:
     """Spec dropout of x, plus its keep mask packed 1 bit per element (uint8, logical order)."""
     y, bits = kernels.for_tensor(x).dropout_fwd_packed(x.contiguous(), seed, offset, p)
-    return _like(x, y), bits
+    return like(x, y), bits
 
 
 def dropout_from_bits_impl(grad: Tensor, bits: Tensor, p: float) -> Tensor:
     """grad * scale where the packed keep bit is set, else 0."""
-    return _like(grad, kernels.for_tensor(grad).dropout_bwd_packed(grad.contiguous(), bits, p))
+    return like(grad, kernels.for_tensor(grad).dropout_bwd_packed(grad.contiguous(), bits, p))
 
 
 @torch.library.custom_op("dropkit::dropout", mutates_args=())
 def dropout(x: Tensor, seed: Tensor, offset: int, p: float) -> Tensor:
     """Spec dropout of x; the output keeps x's memory format."""
-    return dropout_impl(x, *_args(seed, offset), p)
+    return dropout_impl(x, *stream(seed, offset), p)
 
 
 @dropout.register_fake
@@ -136,7 +126,7 @@ def dropout_inplace_impl(x: Tensor, seed: int, offset: int, p: float) -> None:
 @torch.library.custom_op("dropkit::dropout_", mutates_args=("x",))
 def dropout_(x: Tensor, seed: Tensor, offset: int, p: float) -> None:
     """In-place spec dropout of x (no autograd: apply_dropout handles that case)."""
-    dropout_inplace_impl(x, *_args(seed, offset), p)
+    dropout_inplace_impl(x, *stream(seed, offset), p)
 
 
 @dropout_.register_fake
@@ -147,7 +137,7 @@ def _(x, seed, offset, p):
 @torch.library.custom_op("dropkit::dropout_bitpacked", mutates_args=())
 def dropout_bitpacked(x: Tensor, seed: Tensor, offset: int, p: float) -> tuple[Tensor, Tensor]:
     """Spec dropout of x, plus its keep mask packed 1 bit per element (uint8, logical order)."""
-    return dropout_bitpacked_impl(x, *_args(seed, offset), p)
+    return dropout_bitpacked_impl(x, *stream(seed, offset), p)
 
 
 @dropout_bitpacked.register_fake

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
-from .dropout import _like, eager_function, register_formula
+from .dropout import eager_function, register_formula
+from .layout import like
 from .seed import seed_tensor, stream
 
 __all__ = ["apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward"]
@@ -35,14 +36,14 @@ def forward_impl(x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, of
     """residual + dropout(activation(x + bias)) (seed and offset as uint64); the output keeps x's memory format."""
     k = kernels.fused_for_tensor(x)
     y = k.bias_dropout_add_fwd(x.contiguous(), _contiguous(bias), residual.contiguous(), seed, offset, p, activation)
-    return _like(x, y)
+    return like(x, y)
 
 
 def backward_impl(grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation) -> Tensor:
     """Gradient with respect to x + bias: activation'(x + bias) * dropout(grad), the mask recomputed."""
     k = kernels.fused_for_tensor(grad)
     g = k.bias_dropout_add_bwd(grad.contiguous(), _contiguous(x), _contiguous(bias), seed, offset, p, activation)
-    return _like(grad, g)
+    return like(grad, g)
 
 
 def _grads(ctx, grad: Tensor, grad_h: Tensor) -> tuple:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .. import rng
-from .dropout import _like
+from .layout import like
 from .seed import seed_tensor, stream
 
 __all__ = ["run", "register", "apply"]
@@ -25,7 +25,7 @@ def run(fn: Callable[..., Tensor], x: Tensor, seed: Tensor, offset: int, *args) 
     """fn(x, seed, offset, *args) on x made contiguous (float32 for half types), in x's dtype and layout."""
     half = x.dtype in (torch.float16, torch.bfloat16)
     xc = x.contiguous().float() if half else x.contiguous()
-    return _like(x, fn(xc, *stream(seed, offset), *args).to(x.dtype))
+    return like(x, fn(xc, *stream(seed, offset), *args).to(x.dtype))
 
 
 def register(op) -> None:
