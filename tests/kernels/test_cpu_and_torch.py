@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropkit import rng
-from dropkit.kernels import cpu
+from dropkit.kernels import cpu, cpu_common
 from dropkit.kernels import torch as torch_backend
 from _helpers.devices import FLOAT_DTYPES
 from _helpers.reference import dropout as reference
@@ -46,8 +46,8 @@ def test_bitpacked_forward_and_backward(name, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpu_thread_pool_path_equals_reference(dtype):
-    # Inputs from cpu.PARALLEL_MIN elements on run on numba's thread pool; smaller ones serially.
-    n = cpu.PARALLEL_MIN + 4099
+    # Inputs from cpu_common.PARALLEL_MIN elements on run on numba's thread pool; smaller ones serially.
+    n = cpu_common.PARALLEL_MIN + 4099
     x = torch.randn(n, dtype=dtype)
     ref = reference(x, 2**63 + 1, 2**34 + 3, 0.3)
     assert torch.equal(cpu.dropout_fwd(x, 2**63 + 1, 2**34 + 3, 0.3), ref)
@@ -59,15 +59,15 @@ def test_cpu_thread_pool_path_equals_reference(dtype):
 def test_cpu_kernels_take_torchs_thread_count():
     # processes that share the cores (dropkit tune workers, --threads 1 each) must not each wake a pool per core
     before = torch.get_num_threads()
-    x = torch.randn(cpu.PARALLEL_MIN + 4099)
+    x = torch.randn(cpu_common.PARALLEL_MIN + 4099)
     try:
         torch.set_num_threads(1)
-        assert cpu.pool_threads(x.numel(), 64) == 1
+        assert cpu_common.pool_threads(x.numel(), 64) == 1
         one = cpu.dropout_fwd(x, 3, 0, 0.3)
     finally:
         torch.set_num_threads(before)
-    assert cpu.pool_threads(x.numel(), 64) == min(before, cpu.nb.get_num_threads())
-    assert cpu.pool_threads(cpu.PARALLEL_MIN - 1, 64) == 1, "below the threshold: serial"
+    assert cpu_common.pool_threads(x.numel(), 64) == min(before, cpu_common.nb.get_num_threads())
+    assert cpu_common.pool_threads(cpu_common.PARALLEL_MIN - 1, 64) == 1, "below the threshold: serial"
     assert torch.equal(one, cpu.dropout_fwd(x, 3, 0, 0.3)), "serial and pooled give the same values"
 
 

@@ -9,7 +9,7 @@ from _helpers import reference as ref
 from _helpers.devices import FLOAT_DTYPES
 from dropkit import _mode, kernels, rng
 from dropkit.functional import bias_dropout_add
-from dropkit.kernels import cpu, cpu_fused
+from dropkit.kernels import cpu_common, cpu_fused
 from dropkit.kernels import torch as torch_backend
 from dropkit.nn import BiasDropoutAdd
 
@@ -60,8 +60,8 @@ def test_forward_and_backward_kernels_equal_reference(name, dtype, activation, s
 
 @pytest.mark.parametrize("activation", [None, "relu"])
 def test_cpu_thread_pool_path_equals_reference(activation):
-    # From cpu.PARALLEL_MIN elements on, the fused kernel runs on numba's pool; smaller inputs serially.
-    shape = (cpu.PARALLEL_MIN // 1000 + 3, 1000)
+    # From cpu_common.PARALLEL_MIN elements on, the fused kernel runs on numba's pool; smaller inputs serially.
+    shape = (cpu_common.PARALLEL_MIN // 1000 + 3, 1000)
     x, b, r, grad = _inputs(shape, torch.float32)
     assert torch.equal(cpu_fused.bias_dropout_add_fwd(x, b, r, SEED, OFFSET, 0.3, activation),
                        ref.fused(x, b, r, SEED, OFFSET, 0.3, activation))

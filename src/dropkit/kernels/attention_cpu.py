@@ -21,24 +21,22 @@ from torch import Tensor
 from .. import rng
 from . import backend_name
 from . import torch as torch_backend
-from .cpu import _JIT, CHUNK, _chunk_bits, _keep_apply, pool_threads
+from .cpu_common import CHUNK, JIT, S32, U32, chunk_bits, keep_apply, pool_threads
 
 __all__ = ["attention_fwd", "attention_bwd", "drop_runs", "BLOCK_ELEMENTS"]
 
 # Elements of one block of scores (4 MiB of float32): large enough for the
 # matmuls to run at full speed, small enough to stay in the last-level cache.
 BLOCK_ELEMENTS = 2**20
-_U32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
 
 
-@nb.njit(**_JIT)
+@nb.njit(**JIT)
 def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
     """Runs r0 .. r1-1 of y (runs, m): y[r] *= scale where kept, run r at stream offset + r * run_stride + start."""
-    k0 = seed & _U32
-    k1 = seed >> _S32
-    drop_all = t > _U32
-    t32 = np.uint32(t & _U32)
+    k0 = seed & U32
+    k1 = seed >> S32
+    drop_all = t > U32
+    t32 = np.uint32(t & U32)
     m = y.shape[1]
     buf = np.empty(CHUNK + 8, dtype=np.uint32)
     for r in range(r0, r1):
@@ -46,11 +44,11 @@ def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
         row = y[r]
         for c0 in range(0, m, CHUNK):
             c1 = min(c0 + CHUNK, m)
-            s = _chunk_bits(buf, base, c0, c1, k0, k1)
-            _keep_apply(row[c0:c1], row[c0:c1], buf[s : s + c1 - c0], t32, drop_all, 0, scale)
+            s = chunk_bits(buf, base, c0, c1, k0, k1)
+            keep_apply(row[c0:c1], row[c0:c1], buf[s : s + c1 - c0], t32, drop_all, 0, scale)
 
 
-@nb.njit(parallel=True, **_JIT)
+@nb.njit(parallel=True, **JIT)
 def _drop_runs_parallel(y, seed, offset, run_stride, start, t, scale, nthreads):
     runs = y.shape[0]
     for tid in nb.prange(nthreads):

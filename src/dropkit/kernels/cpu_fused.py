@@ -21,12 +21,12 @@ import torch
 
 from .. import rng
 from ._contract import ACTIVATION_CODES
-from .cpu import _HALF, _JIT, _S32, _U32, CHUNK, _activation, _chunk_bits, _launch, _np
+from .cpu_common import CHUNK, HALF, JIT, S32, U32, apply_activation, as_numpy, chunk_bits, launch
 
 __all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(inline="always", **JIT)
 def _activation_grad(d, h, act):
     """d * activation'(h), as torch writes the relu and exact-gelu backward."""
     T = type(h)
@@ -39,15 +39,15 @@ def _activation_grad(d, h, act):
     return d
 
 
-@nb.njit(**_JIT)
+@nb.njit(**JIT)
 def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0, c1):
     """Chunks c0 .. c1-1 of: forward: y = b + dropout(act(a + bias)) with a = x, b = residual;
     backward: y = act'(b + bias) * dropout(a) with a = grad, b = x. An empty bias means no bias.
     """
     n = a.size
     H = bias.size
-    k0 = seed & _U32
-    k1 = seed >> _S32
+    k0 = seed & U32
+    k1 = seed >> S32
     zero = a.dtype.type(0)
     buf = np.empty(CHUNK + 8, dtype=np.uint32)
     for c in range(c0, c1):
@@ -55,20 +55,20 @@ def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0,
         stop = min(start + CHUNK, n)
         s = np.int64(0)
         if drop:
-            s = np.int64(_chunk_bits(buf, offset, start, stop, k0, k1))
+            s = np.int64(chunk_bits(buf, offset, start, stop, k0, k1))
         col = start % H if H else 0
         for i in range(stop - start):
             h = a[start + i] if forward else b[start + i]
             if H:
                 h = h + bias[col]
                 col = col + 1 if col + 1 < H else 0
-            v = _activation(h, act) if forward else a[start + i]
+            v = apply_activation(h, act) if forward else a[start + i]
             if drop:
                 v = v * scale if np.uint64(buf[s + i]) >= t else zero
             y[start + i] = b[start + i] + v if forward else _activation_grad(v, h, act)
 
 
-@nb.njit(parallel=True, **_JIT)
+@nb.njit(parallel=True, **JIT)
 def _fused_parallel(a, bias, b, y, forward, act, seed, offset, t, drop, scale, nthreads):
     nchunks = (a.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
@@ -80,13 +80,13 @@ def _compute(t: torch.Tensor | None) -> np.ndarray:
     """A flat numpy view in the compute type: float32 for half types, else the tensor's own."""
     if t is None:
         return np.zeros(0, dtype=np.float32)
-    return _np((t.float() if t.dtype in _HALF else t).contiguous())
+    return as_numpy((t.float() if t.dtype in HALF else t).contiguous())
 
 
 def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, p: float, activation) -> torch.Tensor:
     an = _compute(a)
     y = np.empty(like.shape, an.dtype)  # numpy's allocation: see cpu._apply
-    _launch(_fused_chunks, _fused_parallel, an.size, an, _compute(bias).astype(an.dtype, copy=False),
+    launch(_fused_chunks, _fused_parallel, an.size, an, _compute(bias).astype(an.dtype, copy=False),
             an if b is None else _compute(b), y.reshape(-1), forward, ACTIVATION_CODES[activation],
             np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), p > 0.0, an.dtype.type(rng.scale(p)))
     return torch.from_numpy(y).to(like.dtype)
