@@ -33,6 +33,8 @@ MOVED: dict[str, str] = {
     "dropkit.schedule": "dropkit.convert.schedule",
     "dropkit.integrations": "dropkit.convert.integrations",
     "dropkit.fused": "dropkit.family.fused",
+    "dropkit.family.activation": "dropkit.family.fused",
+    "dropkit.ops.activation": "dropkit.ops.fused",
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from .family.dropout import BACKWARD_MODES as BACKWARD_MODES
 from .family.dropout import dropout as dropout
 from .family.dropout import keep_mask as keep_mask
-from .family.activation import activation_dropout as activation_dropout
+from .family.fused import activation_dropout as activation_dropout
 from .family.channel import dropout1d as dropout1d
 from .family.channel import dropout2d as dropout2d
 from .family.channel import dropout3d as dropout3d

@@ -7,9 +7,9 @@ Examples:
 
 from . import functional as _functional  # defines every variant, in the order DROPOUT_KINDS lists them
 from .family._common import DropoutBase as DropoutBase
-from .family.activation import ActivationDropout as ActivationDropout
-from .family.activation import GELUDropout as GELUDropout
-from .family.activation import ReLUDropout as ReLUDropout
+from .family.fused import ActivationDropout as ActivationDropout
+from .family.fused import GELUDropout as GELUDropout
+from .family.fused import ReLUDropout as ReLUDropout
 from .family.alpha import AlphaDropout as AlphaDropout
 from .family.alpha import FeatureAlphaDropout as FeatureAlphaDropout
 from .family.attention import ScaledDotProductAttention as ScaledDotProductAttention

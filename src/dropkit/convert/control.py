@@ -21,6 +21,7 @@ from torch import nn
 from .. import _validate
 from . import integrations
 from .. import nn as dnn
+from ..kernels import ACTIVATIONS as FUSED
 
 __all__ = [
     "ACTIVATIONS", "Replaced", "insert_dropout", "set_dropout", "replace_dropout", "weight_dropout", "fuse_activation_dropout"
@@ -211,12 +212,10 @@ def _fused(activation: nn.Module, dropout: nn.Module) -> nn.Module | None:
     """The fused module for an (activation, dropout) pair, or None where the pair does not fuse exactly."""
     if type(dropout) is not dnn.Dropout or dropout.backward != "recompute":
         return None
-    if type(activation) is nn.ReLU:
-        fused = dnn.ReLUDropout(dropout.p, generator=dropout.generator)
-    elif type(activation) is nn.GELU and activation.approximate == "none":
-        fused = dnn.GELUDropout(dropout.p, generator=dropout.generator)
-    else:
+    name = next((name for name, a in FUSED.items() if a.computed_by(activation)), None)
+    if name is None:
         return None
+    fused = dnn.ActivationDropout.computing(name)(dropout.p, generator=dropout.generator)
     return fused.train(dropout.training)
 
 

@@ -1,21 +1,29 @@
-"""Fused bias + activation + dropout + residual add, the end of a transformer sublayer.
+"""Activation + dropout in one pass over memory, with or without bias and residual add.
 
-residual + dropout(activation(x + bias)) in one pass over memory, where torch
-runs one pass per operation (Megatron-LM's bias_dropout_add, xformers' fused
-dropout). The mask is the spec's mask over x's logical elements: the same
-elements are kept as by dropkit.functional.dropout(x, p, seed=seed, offset=offset).
+activation_dropout (ReLUDropout, GELUDropout): dropout(activation(x)), the
+pattern of the seed network (Linear -> ReLU -> Dropout), fused; relu's backward
+draws no random numbers (the output's sign carries the mask). Masks and
+outputs equal those of the unfused pair for the same seed: relu bit for bit;
+gelu to about one float32 ulp (the kernels' erf is libm's, not torch's), with
+the identical mask.
 
-What is computed, on every backend: in float32 and float64, every step in the
-tensor's type; in float16 and bfloat16, every step in float32 and one rounding
-at the end: out = round(float32(residual) + keep * float32(scale) * a),
-a = activation(float32(x) + float32(bias)). Without activation or with relu the
-result is bit-identical across backends. gelu uses each backend's erf (torch's,
-libm's, CUDA's), which agree to about one float32 ulp, so gelu outputs agree to
-that rounding; its mask is identical.
+bias_dropout_add (BiasDropoutAdd): residual + dropout(activation(x + bias)),
+the end of a transformer sublayer (Megatron-LM's bias_dropout_add, xformers'
+fused dropout), where torch runs one pass per operation. The mask is the
+spec's mask over x's logical elements: the same elements are kept as by
+dropkit.functional.dropout(x, p, seed=seed, offset=offset). In float32 and
+float64 every step is in the tensor's type; in float16 and bfloat16 every step
+is in float32 with one rounding at the end: out = round(float32(residual) +
+keep * float32(scale) * a), a = activation(float32(x) + float32(bias)).
+Without activation or with relu the result is bit-identical across backends;
+gelu uses each backend's erf (torch's, libm's, CUDA's), which agree to about
+one float32 ulp, so gelu outputs agree to that rounding; its mask is identical.
+
+The activations are those of dropkit.kernels.ACTIVATIONS, the one table.
 
 Examples:
-    >>> import torch
-    >>> from dropkit.functional import bias_dropout_add
+    >>> activation_dropout(torch.tensor([1.0, -1.0, 1.0, 1.0]), 0.5, seed=7)
+    tensor([2., 0., 0., 0.])
     >>> x, b, r = torch.ones(2, 4), torch.ones(4), torch.zeros(2, 4)
     >>> bias_dropout_add(x, b, r, 0.5, activation="relu", seed=7)
     tensor([[4., 4., 0., 0.],
@@ -28,13 +36,115 @@ import torch
 from torch import Tensor
 
 from .. import _validate
-from ._common import DropoutBase, active, resolve_seed
-from ..ops.fused import apply_bias_dropout_add
+from ..kernels import ACTIVATIONS
+from ..ops.fused import apply_activation_dropout, apply_bias_dropout_add
+from ._common import DropoutBase, active, check, resolve_seed
 
-__all__ = ["bias_dropout_add", "BiasDropoutAdd", "FUSED_ACTIVATIONS"]
+__all__ = [
+    "activation_dropout", "ActivationDropout", "ReLUDropout", "GELUDropout", "bias_dropout_add", "BiasDropoutAdd",
+]
 
-# The activations the fused op computes, by name (control.ACTIVATIONS holds module classes).
-FUSED_ACTIVATIONS = (None, "relu", "gelu")
+
+def activation_dropout(
+    input: Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    *,
+    activation: str = "relu",
+    seed: int | None = None,
+    offset: int = 0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """dropout(activation(input), p) in one pass; the mask is the one dropout(activation(input)) would draw.
+
+    Args:
+        input: a floating tensor of any shape.
+        p: probability of an element being zeroed, in [0, 1].
+        training: apply dropout if True; if False (and not inside dropkit.mc_dropout)
+            return activation(input) alone.
+        activation: "relu" or "gelu" (the exact erf form, torch's default).
+        seed: 64-bit seed of the mask; None draws one from `generator` or torch's default.
+        offset: index of input's first element in the random stream.
+        generator: torch.Generator to draw the seed from when seed is None.
+
+    Shape:
+        Output has the shape and memory format of `input`.
+
+    Saved for backward: relu keeps the output (as torch's relu does), gelu the input
+    (as torch's gelu does); no mask.
+
+    Examples:
+        >>> y = activation_dropout(torch.randn(8, 16), 0.3, activation="gelu", seed=1)
+    """
+    p, seed, offset = check(input, p, seed, offset)
+    _validate.choice(activation, tuple(ACTIVATIONS), "activation")
+    if not active(training) or p == 0.0:
+        return ACTIVATIONS[activation].function(input)  # no mask: draw nothing, as dropout at p = 0 draws nothing
+    seed, offset = resolve_seed(seed, offset, generator, input.shape)
+    return apply_activation_dropout(input, p, seed, offset, activation)
+
+
+class ActivationDropout(DropoutBase):
+    """dropout(activation(x)) in one pass: the fused form of an activation followed by Dropout.
+
+    Same outputs and masks as the pair activation -> dropkit.nn.Dropout(p) drawing
+    from the same generator (gelu to about one float32 ulp, the mask identical);
+    eval() gives the activation alone. dropkit.fuse_activation_dropout turns such
+    pairs of a built model into these. Subclasses name the activation.
+
+    Args:
+        p: probability of an element being zeroed. Default: 0.5
+        generator: torch.Generator the per-call seeds are drawn from (default: torch's; eager only).
+
+    Shape:
+        Input: any shape. Output: same shape and memory format.
+    """
+
+    activation: str
+
+    @staticmethod
+    def computing(activation: str) -> type[ActivationDropout]:
+        """The subclass that fuses `activation` (a name in dropkit.kernels.ACTIVATIONS).
+
+        Examples:
+            >>> ActivationDropout.computing("gelu")
+            <class 'dropkit.family.fused.GELUDropout'>
+        """
+        subclasses = {cls.activation: cls for cls in ActivationDropout.__subclasses__()}
+        return subclasses[_validate.choice(activation, tuple(subclasses), "activation")]
+
+    def __init__(self, p: float = 0.5, *, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.p = _validate.p(p)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return activation_dropout(input, self.p, self.training, activation=self.activation, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ReLUDropout(ActivationDropout):
+    """dropout(relu(x)) in one pass; backward reads the mask off the output's sign (no random numbers).
+
+    Examples:
+        >>> ReLUDropout(0.5)(torch.randn(4, 8)).shape
+        torch.Size([4, 8])
+    """
+
+    activation = "relu"
+
+
+class GELUDropout(ActivationDropout):
+    """dropout(gelu(x)) in one pass (exact erf gelu); backward recomputes the mask.
+
+    Examples:
+        >>> GELUDropout(0.1)(torch.randn(4, 8)).shape
+        torch.Size([4, 8])
+    """
+
+    activation = "gelu"
 
 
 def bias_dropout_add(
@@ -76,7 +186,7 @@ def bias_dropout_add(
     bias = _validate.bias_for(bias, x)
     residual = _validate.same_as(residual, x, "residual")
     p = _validate.p(p)
-    _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
+    _validate.choice(activation, (None, *ACTIVATIONS), "activation")
     seed = _validate.seed(seed)
     offset = _validate.offset(offset)
     if not active(training):
@@ -126,7 +236,7 @@ class BiasDropoutAdd(DropoutBase):
         super().__init__()
         self.features = _validate.positive_int(features, "features")
         self.p = _validate.p(p)
-        self.activation = _validate.choice(activation, FUSED_ACTIVATIONS, "activation")
+        self.activation = _validate.choice(activation, (None, *ACTIVATIONS), "activation")
         if bias:
             self.bias = torch.nn.Parameter(torch.zeros(features, device=device, dtype=dtype))
         else:

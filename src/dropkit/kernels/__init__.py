@@ -28,10 +28,12 @@ from torch import Tensor
 from torch import device as Device
 
 from .. import _validate
-from ._contract import ACTIVATION_CODES, Backend, FusedBackend
+from ._contract import ACTIVATION_CODES, ACTIVATIONS, Activation, Backend, FusedBackend
 
 __all__ = [
     "ACTIVATION_CODES",
+    "ACTIVATIONS",
+    "Activation",
     "BACKENDS",
     "Backend",
     "attention_for_tensor",

@@ -7,14 +7,43 @@ bit for bit; inputs are contiguous.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
-__all__ = ["ACTIVATION_CODES", "Backend", "FusedBackend"]
+__all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_CODES", "Backend", "FusedBackend"]
 
-# The fused kernels' activation argument, as the numba and Triton kernels take it.
-ACTIVATION_CODES = {None: 0, "relu": 1, "gelu": 2}
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An activation the kernels fuse with dropout: its kernel code and the torch forms it stands for."""
+
+    code: int  # the `act` argument of the numba and Triton kernels
+    function: Callable[[Tensor], Tensor]  # torch's own, for the unfused path (eval, p = 0)
+    module: type[torch.nn.Module]  # the torch module computing exactly this (fuse_activation_dropout)
+    options: tuple[tuple[str, object], ...] = ()  # that module's attributes that must have these values
+
+    def computed_by(self, module: torch.nn.Module) -> bool:
+        """True where `module` computes exactly this activation: its exact type, with these options.
+
+        Examples:
+            >>> ACTIVATIONS["gelu"].computed_by(torch.nn.GELU()), ACTIVATIONS["gelu"].computed_by(torch.nn.GELU("tanh"))
+            (True, False)
+        """
+        return type(module) is self.module and all(getattr(module, k) == v for k, v in self.options)
+
+
+# The one table of fused activations: the family validates names against it, the rewrite
+# matches modules with it, every backend implements each code (tests/kernels/test_backend.py).
+ACTIVATIONS = {
+    "relu": Activation(1, torch.relu, torch.nn.ReLU),
+    "gelu": Activation(2, torch.nn.functional.gelu, torch.nn.GELU, (("approximate", "none"),)),
+}
+# The kernels' activation argument by name; None (code 0) is no activation.
+ACTIVATION_CODES = {None: 0} | {name: a.code for name, a in ACTIVATIONS.items()}
 
 
 @runtime_checkable

@@ -18,9 +18,12 @@ from .dropout import dropout_ as dropout_
 from .dropout import dropout_bitpacked as dropout_bitpacked
 from .dropout import dropout_from_bits as dropout_from_bits
 from .dropout import keep_mask as keep_mask
+from .fused import activation_dropout as activation_dropout
+from .fused import apply_activation_dropout as apply_activation_dropout
 from .fused import apply_bias_dropout_add as apply_bias_dropout_add
 from .fused import bias_dropout_add as bias_dropout_add
 from .fused import bias_dropout_add_backward as bias_dropout_add_backward
+from .fused import relu_dropout_backward as relu_dropout_backward
 from .concrete import concrete_dropout as concrete_dropout
 from .alpha import alpha_dropout as alpha_dropout
 from .alpha import alpha_transform as alpha_transform
@@ -41,6 +44,9 @@ __all__ = [
     "dropout_bitpacked",
     "dropout_from_bits",
     "keep_mask",
+    "activation_dropout",
+    "apply_activation_dropout",
+    "relu_dropout_backward",
     "apply_bias_dropout_add",
     "bias_dropout_add",
     "bias_dropout_add_backward",

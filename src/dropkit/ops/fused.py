@@ -1,12 +1,22 @@
-"""Custom ops for fused bias + activation + dropout + residual: dropkit::bias_dropout_add.
+"""Custom ops for activation + dropout, fused: dropkit::activation_dropout and dropkit::bias_dropout_add.
 
-out = residual + dropout(activation(x + bias)), one kernel pass forward and one
-backward. Backward recomputes the mask from (seed, offset). What it keeps for
-backward: the seed (a scalar); with relu or gelu also x and bias themselves
-(references to the inputs, no new memory), to recompute h = x + bias. With no
-activation nothing of x's size is kept.
+activation_dropout: dropout(activation(x)) with the spec's mask over x's
+elements, so the same elements are kept as by dropout(activation(x), p,
+seed=seed, offset=offset). Forward is one pass over memory. Backward for relu
+draws no random numbers: y = dropout(relu(x)) is > 0 exactly where the element
+was kept and x > 0, so dx = grad * scale where y > 0 (y is what torch's relu
+keeps for backward anyway). Backward for gelu recomputes the mask and keeps x,
+as gelu does.
+
+bias_dropout_add: out = residual + dropout(activation(x + bias)), one kernel
+pass forward and one backward. Backward recomputes the mask from (seed,
+offset). What it keeps for backward: the seed (a scalar); with relu or gelu
+also x and bias themselves (references to the inputs, no new memory), to
+recompute h = x + bias. With no activation nothing of x's size is kept.
 
 Examples:
+    >>> torch.ops.dropkit.activation_dropout(torch.tensor([1.0, -1.0, 1.0, 1.0]), torch.tensor(7), 0, 0.5, "relu")
+    tensor([2., 0., 0., 0.])
     >>> x, r = torch.ones(2, 4), torch.zeros(2, 4)
     >>> torch.ops.dropkit.bias_dropout_add(x, torch.ones(4), r, torch.tensor(7), 0, 0.5, "relu")
     tensor([[4., 4., 0., 0.],
@@ -25,7 +35,10 @@ from .dropout import eager_function, register_formula
 from .layout import like
 from .seed import seed_tensor, stream
 
-__all__ = ["apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward"]
+__all__ = [
+    "apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward",
+    "apply_activation_dropout", "activation_dropout", "relu_dropout_backward",
+]
 
 
 def _contiguous(t: Tensor | None) -> Tensor | None:
@@ -115,3 +128,76 @@ def apply_bias_dropout_add(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
         return _BiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
     return forward_impl(x, bias, residual, seed, offset, p, activation)
+
+
+def activation_forward_impl(x: Tensor, seed: int, offset: int, p: float, activation: str) -> Tensor:
+    """dropout(activation(x)) (seed and offset as uint64); the output keeps x's memory format."""
+    return like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p, activation=activation))
+
+
+def relu_backward_impl(grad: Tensor, y: Tensor, p: float) -> Tensor:
+    """Gradient of dropout(relu(x)) from its output y: grad * scale where y > 0, else 0."""
+    return like(grad, kernels.for_tensor(grad).relu_dropout_bwd(grad.contiguous(), y.contiguous(), p))
+
+
+@torch.library.custom_op("dropkit::activation_dropout", mutates_args=())
+def activation_dropout(x: Tensor, seed: Tensor, offset: int, p: float, activation: str) -> Tensor:
+    """dropout(activation(x)), activation "relu" or "gelu"; the output keeps x's memory format."""
+    return activation_forward_impl(x, *stream(seed, offset), p, activation)
+
+
+@activation_dropout.register_fake
+def _(x, seed, offset, p, activation):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("dropkit::relu_dropout_backward", mutates_args=())
+def relu_dropout_backward(grad: Tensor, y: Tensor, p: float) -> Tensor:
+    """Gradient of dropkit::activation_dropout(x, ..., "relu") from its output y."""
+    return relu_backward_impl(grad, y, p)
+
+
+@relu_dropout_backward.register_fake
+def _(grad, y, p):
+    return torch.empty_like(grad)
+
+
+def _activation_formula(again):
+    """dropkit::activation_dropout's autograd; again = (relu gradient from y, gradient of x + bias of the fused op)."""
+    relu_grad, gelu_grad = again
+
+    def setup(ctx, inputs, output):
+        x, seed, offset, p, activation = inputs
+        ctx.save_for_backward(output if activation == "relu" else x)
+        ctx.args = (seed, offset, p, activation)
+
+    def backward(ctx, grad):
+        (saved,) = ctx.saved_tensors
+        seed, offset, p, activation = ctx.args
+        if activation == "relu":
+            dx = relu_grad(grad, saved, p)
+        else:
+            dx = gelu_grad(grad, saved, None, seed, offset, p, activation)
+        return dx, None, None, None, None
+
+    return setup, backward
+
+
+register_formula(activation_dropout, _activation_formula, (relu_dropout_backward, bias_dropout_add_backward))
+# No double backward (the relu formula's derivative in y is not defined by it): raise, never return zeros.
+_ActivationDropout = eager_function(
+    "_ActivationDropout", activation_forward_impl, _activation_formula, (relu_backward_impl, backward_impl), once=True
+)
+
+
+def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, activation: str) -> Tensor:
+    """Run the op on validated arguments (0 < p) and a resolved seed (dropkit.family._common.resolve_seed).
+
+    As apply_dropout: compiled code goes through the custom ops, eager code
+    reaches the same *_impl functions and formula through an autograd.Function.
+    """
+    if torch.compiler.is_compiling():
+        return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _ActivationDropout.apply(x, seed, offset, p, activation)
+    return activation_forward_impl(x, seed, offset, p, activation)
