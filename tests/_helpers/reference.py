@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dropkit import rng
+from dropkit.kernels import ACTIVATIONS
 
 TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 needs_triton = pytest.mark.skipif(
@@ -35,12 +36,8 @@ def dropout(x: torch.Tensor, seed: int, offset: int, p: float) -> torch.Tensor:
 
 
 def activation(h: torch.Tensor, name) -> torch.Tensor:
-    """relu as torch.relu on ordinary numbers; gelu as torch writes the exact form, h/2 * (1 + erf(h / sqrt 2))."""
-    if name == "relu":
-        return torch.relu(h)
-    if name == "gelu":
-        return torch.nn.functional.gelu(h)
-    return h
+    """The table's torch function (dropkit.kernels.ACTIVATIONS): torch.relu; exact gelu, h/2 * (1 + erf(h / sqrt 2))."""
+    return h if name is None else ACTIVATIONS[name].function(h)
 
 
 def activation_grad(h: torch.Tensor, name) -> torch.Tensor:

@@ -81,13 +81,12 @@ def test_use_backend_is_per_thread():
     assert other == ["cpu"]
 
 
+# Every module the backend table names, checked against its contract: a new backend or file is checked by being listed.
 @pytest.mark.parametrize(
-    "file,contract",
-    [("cpu", "Backend"), ("cpu_fused", "FusedBackend"), ("triton", "Backend"), ("triton", "FusedBackend"),
-     ("torch", "Backend"), ("torch", "FusedBackend")],
+    "file,contract", sorted({(file, c.__name__) for c, files in kernels.FILES.items() for file in files.values()})
 )
 def test_backends_keep_the_contract(file, contract):
-    if file == "triton":
+    if "triton" in file:
         pytest.importorskip("triton")
     module, protocol = importlib.import_module(f"dropkit.kernels.{file}"), getattr(kernels, contract)
     assert isinstance(module, protocol), f"{module.__name__} lacks part of {contract}"
@@ -95,6 +94,37 @@ def test_backends_keep_the_contract(file, contract):
         want = [p for p in inspect.signature(getattr(protocol, name)).parameters if p != "self"]
         got = list(inspect.signature(getattr(module, name)).parameters)
         assert got == want, f"{module.__name__}.{name}{got} differs from {contract}.{name}{want}"
+
+
+def test_the_backend_names_come_from_the_table():
+    assert kernels.BACKENDS == ("auto", *kernels.FILES[kernels.Backend])
+    assert all(files.keys() == kernels.FILES[kernels.Backend].keys() for files in kernels.FILES.values())
+
+
+def test_attention_calls_the_triton_kernels_decline_go_to_the_blocked_kernels(monkeypatch):
+    # The switch asks the picked module (contract: supports) instead of knowing which file may decline.
+    declining = SimpleNamespace(supports=lambda q, mask, mask_grad: False)
+    monkeypatch.setitem(kernels._loaded, "attention_cpu", declining)
+    fallback = kernels._load(kernels.FILES[kernels.AttentionBackend]["torch"])
+    with kernels.use_backend("cpu"):
+        assert kernels.attention_for_tensor(torch.ones(1), None, False) is fallback
+
+
+@pytest.mark.parametrize("name", list(kernels.ACTIVATIONS))
+@pytest.mark.parametrize("file", sorted(set(kernels.FILES[kernels.Backend].values())))
+def test_every_backend_computes_every_activation_of_the_table(file, name):
+    # A row added to kernels.ACTIVATIONS fails here until every backend computes its code.
+    if "triton" in file:
+        pytest.importorskip("triton")
+        if ref.TRITON_DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            pytest.skip("Triton kernels need a GPU or TRITON_INTERPRET=1")
+    device = ref.TRITON_DEVICE if "triton" in file else "cpu"
+    x = torch.randn(3, 1001, generator=torch.Generator().manual_seed(4)).to(device)
+    got = importlib.import_module(f"dropkit.kernels.{file}").dropout_fwd(x, 2**63 + 5, 7, 0.3, activation=name).cpu()
+    want = ref.dropout(kernels.ACTIVATIONS[name].function(x.cpu()), 2**63 + 5, 7, 0.3)
+    assert torch.equal(got == 0, want == 0), "the mask and the activation's zeros"
+    # Elementwise and the same shape, but each backend's own erf (gelu): close, not bit-equal.
+    torch.testing.assert_close(got, want)
 
 @ref.needs_triton
 @pytest.mark.parametrize("backward", ["recompute", "bitpacked"])

@@ -28,14 +28,16 @@ from torch import Tensor
 from torch import device as Device
 
 from .. import _validate
-from ._contract import ACTIVATION_CODES, ACTIVATIONS, Activation, Backend, FusedBackend
+from ._contract import ACTIVATION_CODES, ACTIVATIONS, FILES, Activation, AttentionBackend, Backend, FusedBackend
 
 __all__ = [
     "ACTIVATION_CODES",
     "ACTIVATIONS",
     "Activation",
     "BACKENDS",
+    "AttentionBackend",
     "Backend",
+    "FILES",
     "attention_for_tensor",
     "FusedBackend",
     "backend_name",
@@ -45,10 +47,7 @@ __all__ = [
     "use_backend",
 ]
 
-BACKENDS = ("auto", "cpu", "triton", "torch")
-_FUSED_FILES = {"cpu": "cpu_fused", "triton": "triton", "torch": "torch"}
-# The blocked attention kernels run on any device (their masking step picks numba or plain torch).
-_ATTENTION_FILES = {"cpu": "attention_cpu", "triton": "attention_triton", "torch": "attention_cpu"}
+BACKENDS = ("auto", *FILES[Backend])
 # Read once: a kernel call should not pay for os.environ, and a backend should not change under a running model.
 _ENVIRONMENT = os.environ.get("DROPKIT_BACKEND", "auto")
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("dropkit_backend", default=None)
@@ -87,25 +86,25 @@ def _load(file: str) -> ModuleType:
 
 def for_tensor(x: Tensor) -> Backend:
     """The kernel module (dropout_fwd, dropout_fwd_packed, ...) for tensor x."""
-    return _load(backend_name(x))
+    return _load(FILES[Backend][backend_name(x)])
 
 
 def for_device(device: Device | str) -> Backend:
     """The kernel module for tensors on `device` (what for_tensor gives a tensor there)."""
     kind = Device(device).type
-    return _load(_pick(kind == "cpu", kind == "cuda"))
+    return _load(FILES[Backend][_pick(kind == "cpu", kind == "cuda")])
 
 
 def fused_for_tensor(x: Tensor) -> FusedBackend:
     """The kernel module with bias_dropout_add_fwd and bias_dropout_add_bwd for tensor x."""
-    return _load(_FUSED_FILES[backend_name(x)])
+    return _load(FILES[FusedBackend][backend_name(x)])
 
 
-def attention_for_tensor(q: Tensor, mask: Tensor | None, mask_grad: bool) -> ModuleType:
-    """The module with attention_fwd and attention_bwd for this call (Triton where it takes the dtype and mask)."""
-    module = _load(_ATTENTION_FILES[backend_name(q)])
-    if module.__name__.endswith("attention_triton") and not module.supports(q, mask, mask_grad):
-        return _load("attention_cpu")
+def attention_for_tensor(q: Tensor, mask: Tensor | None, mask_grad: bool) -> AttentionBackend:
+    """The module with attention_fwd and attention_bwd for this call (the torch backend's where the pick declines)."""
+    module = _load(FILES[AttentionBackend][backend_name(q)])
+    if not module.supports(q, mask, mask_grad):
+        return _load(FILES[AttentionBackend]["torch"])
     return module
 
 

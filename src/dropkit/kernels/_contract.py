@@ -1,8 +1,8 @@
-"""What every kernel backend provides: the contract the switch in dropkit.kernels hands out.
+"""What every kernel backend provides: the contracts the switch in dropkit.kernels hands out.
 
-A backend is a module whose functions match these Protocols (tests/kernels/test_backend.py checks the
-cpu, triton and torch modules against them, names and parameters). All of them compute the mask spec
-bit for bit; inputs are contiguous.
+A backend is a set of modules whose functions match these Protocols; FILES names them, and both the
+switch and tests/kernels/test_backend.py (names and parameters of every module FILES lists) read it.
+All of them compute the mask spec bit for bit; inputs are contiguous unless a contract says otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_CODES", "Backend", "FusedBackend"]
+__all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_CODES", "Backend", "FusedBackend", "AttentionBackend", "FILES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,3 +77,36 @@ class FusedBackend(Protocol):
 
     def bias_dropout_add_bwd(self, grad, x, bias, seed: int, offset: int, p: float, activation=None) -> Tensor:
         """Gradient of bias_dropout_add_fwd with respect to x + bias."""
+
+
+@runtime_checkable
+class AttentionBackend(Protocol):
+    """Scaled dot-product attention with spec dropout on the probabilities, forward and backward.
+
+    The mask indexes the logical (*B, L_q, L_k) probability tensor; backward regenerates it
+    from (seed, offset), so nothing of size L_q x L_k is kept between the two.
+    """
+
+    def supports(self, q: Tensor, mask: Tensor | None, mask_grad: bool) -> bool:
+        """Whether these kernels take the call; the switch hands the others to the torch backend's."""
+
+    def attention_fwd(
+        self, q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float
+    ) -> tuple[Tensor, Tensor]:
+        """(softmax(q k^T * scale + mask) with spec dropout, times v; the rows' log-sum-exp)."""
+
+    def attention_bwd(
+        self, grad, q, k, v, out, lse, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float,
+        mask_grad: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """(dq, dk, dv, dmask) of attention_fwd; dmask only when mask_grad, else None."""
+
+
+# The module keeping each contract on each backend: the backends' names, the switch's tables and
+# the contract test all come from here.
+FILES: dict[type, dict[str, str]] = {
+    Backend: {"cpu": "cpu", "triton": "triton", "torch": "torch"},
+    FusedBackend: {"cpu": "cpu_fused", "triton": "triton", "torch": "torch"},
+    # The blocked attention kernels run on any device (their masking step picks numba or plain torch).
+    AttentionBackend: {"cpu": "attention_cpu", "triton": "attention_triton", "torch": "attention_cpu"},
+}

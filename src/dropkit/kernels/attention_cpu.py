@@ -23,7 +23,7 @@ from . import backend_name
 from . import torch as torch_backend
 from .cpu_common import CHUNK, JIT, S32, U32, chunk_bits, keep_apply, pool_threads
 
-__all__ = ["attention_fwd", "attention_bwd", "drop_runs", "BLOCK_ELEMENTS"]
+__all__ = ["supports", "attention_fwd", "attention_bwd", "drop_runs", "BLOCK_ELEMENTS"]
 
 # Elements of one block of scores (4 MiB of float32): large enough for the
 # matmuls to run at full speed, small enough to stay in the last-level cache.
@@ -110,6 +110,11 @@ def _mask_in(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
 def _drop_block(pb: Tensor, seed: int, offset: int, lq: int, i0: int, p: float) -> None:
     lk = pb.shape[-1]
     drop_runs(pb.view(-1, pb.shape[-2] * lk), seed, offset, lq * lk, i0 * lk, p)
+
+
+def supports(q: Tensor, mask: Tensor | None, mask_grad: bool) -> bool:
+    """The blocked kernels take every call: any device, dtype and mask."""
+    return True
 
 
 def attention_fwd(q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float) -> tuple[Tensor, Tensor]:
