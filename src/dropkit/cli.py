@@ -30,6 +30,11 @@ import typer
 
 from .lab.errors import Interrupted, LabError, SettingsError
 
+__all__ = [
+    "app", "main", "join_list_options", "training_options", "known_errors",
+    "demo", "train_", "sweep", "tune", "bench", "uncertainty", "active", "analyze",
+]
+
 app = typer.Typer(
     name="dropkit",
     help="Dropout experiments on real data: demo, train, sweep, tune, bench, uncertainty, analyze, active.",

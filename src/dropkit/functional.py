@@ -13,7 +13,7 @@ Examples:
 
 from __future__ import annotations
 
-# Import order is definition order, which dropkit.nn.DROPOUT_KINDS follows.
+# The order here is free: the registry (dropkit.family.registry) sorts what it finds.
 from .family.dropout import BACKWARD_MODES as BACKWARD_MODES
 from .family.dropout import dropout as dropout
 from .family.dropout import keep_mask as keep_mask

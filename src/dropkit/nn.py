@@ -5,7 +5,7 @@ Examples:
     >>> model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), dropkit.nn.Dropout(p=0.5), nn.Linear(256, 10))
 """
 
-from . import functional as _functional  # defines every variant, in the order DROPOUT_KINDS lists them
+from . import functional as _functional  # defines every variant before DROPOUT_KINDS is read
 from .family._common import DropoutBase as DropoutBase
 from .family.fused import ActivationDropout as ActivationDropout
 from .family.fused import GELUDropout as GELUDropout

@@ -1,1 +1,4 @@
-"""The dropout family's functional forms, one concept per file; re-exported by dropkit.functional."""
+"""The dropout family, one variant per file (its function and module together); re-exported by
+dropkit.functional and dropkit.nn. registry.py reads what the classes declare."""
+
+__all__: list[str] = []

@@ -35,19 +35,26 @@ def _is_timm_dropout(module: torch.nn.Module) -> bool:
 
 
 def variants() -> list[type[DropoutBase]]:
-    """Every DropoutBase subclass defined so far, in definition order (import order of dropkit.functional)."""
-    found, todo = [], list(DropoutBase.__subclasses__())
+    """Every DropoutBase subclass defined so far, sorted by module and name (never by import order)."""
+    found, todo = set(), list(DropoutBase.__subclasses__())
     while todo:
-        cls = todo.pop(0)
+        cls = todo.pop()
         if cls not in found:
-            found.append(cls)
+            found.add(cls)
             todo.extend(cls.__subclasses__())
-    return found
+    return sorted(found, key=lambda cls: (cls.__module__, cls.__qualname__))
 
 
 def kinds() -> dict[str, type[DropoutBase]]:
-    """make_dropout's names and their classes: the variants that declare a `kind`."""
-    return {cls.kind: cls for cls in variants() if cls.kind is not None and cls.__module__.startswith("dropkit.")}
+    """make_dropout's names and their classes: the variants that declare a `kind`, sorted by name with
+    torch's own (dropout, dropout1d, dropout2d, dropout3d) first, whatever order their modules were imported in.
+
+    Examples:
+        >>> list(kinds())[3:6]
+        ['dropout3d', 'alpha', 'drop_block']
+    """
+    declared = {cls.kind: cls for cls in variants() if cls.kind is not None and cls.__module__.startswith("dropkit.")}
+    return dict(sorted(declared.items(), key=lambda item: (not item[0].startswith("dropout"), item[0])))
 
 
 def make_dropout(kind: str, p: float) -> torch.nn.Module:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 import dropkit
 
-__all__ = ["run", "format_table", "save", "SIZES"]
+__all__ = ["run", "format_table", "save", "seed_network", "SIZES"]
 
 SIZES = (2**16, 2**20, 2**24)
 P = 0.5

@@ -36,6 +36,7 @@ __all__ = [
     "N_CLASSES",
     "read_idx",
     "find_idx_dir",
+    "search_roots",
     "download",
     "load",
     "load_test_tensors",

@@ -21,7 +21,11 @@ from . import consistent
 from .layout import like
 from .seed import seed_tensor, stream
 
-__all__ = ["apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask"]
+__all__ = [
+    "apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask",
+    "dropout_impl", "dropout_inplace_impl", "dropout_bitpacked_impl", "dropout_from_bits_impl",
+    "eager_function", "register_formula",
+]
 
 
 def dropout_impl(x: Tensor, seed: int, offset: int, p: float) -> Tensor:

@@ -38,6 +38,7 @@ from .seed import seed_tensor, stream
 __all__ = [
     "apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward",
     "apply_activation_dropout", "activation_dropout", "relu_dropout_backward",
+    "forward_impl", "backward_impl", "activation_forward_impl", "relu_backward_impl",
 ]
 
 
