@@ -1,6 +1,6 @@
 """Atomic file writes: a temp file in the same folder, then os.replace, so readers never see half a file.
 
-Used by dropkit.metrics' plots and by the lab's reports and checkpoints; it needs only the stdlib.
+Used by the lab's plots, reports and checkpoints; it needs only the stdlib.
 
 Examples:
     >>> write_atomic("model.pt", lambda tmp: torch.save(model.state_dict(), tmp))  # doctest: +SKIP

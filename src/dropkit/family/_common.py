@@ -67,7 +67,7 @@ def resolve_seed(
     """The one place a call's (seed, offset) is decided, before any op runs.
 
     `seed` if given; else, inside dropkit.sample_addressed, the addressed seed and offset
-    (dropkit.addressing.resolve: `shape` is the mask's, `batch_dim` its sample dimension,
+    (dropkit.scale.addressing.resolve: `shape` is the mask's, `batch_dim` its sample dimension,
     None for a mask shared by the whole batch); else a seed drawn from `generator` or
     torch's default. Eager calls get an int seed. Under torch.compile it is a tensor (a draw
     from torch's generator goes through the dropkit::draw_seed op, so compiled code draws

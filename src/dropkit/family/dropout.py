@@ -48,7 +48,7 @@ def dropout(
         offset: index of the first element in the random stream; a shard that
             starts at element k of a batch passes offset + k to get its slice of the mask.
             A DTensor input (any placements) needs an explicit seed and gets its block of
-            the unsharded mask (dropkit.sharding).
+            the unsharded mask (dropkit.scale.sharding).
         generator: torch.Generator to draw the seed from when seed is None.
         backward: "recompute" (default) saves only the seed and recomputes the mask
             in backward: 0 bytes per element. "bitpacked" saves the mask at 1 bit per

@@ -7,7 +7,7 @@ Monte-Carlo dropout the "logits" are the log of the MC-averaged probabilities
 (`log_probs(r.mean_probs)`): softmax(log p / T) is p^(1/T) renormalised.
 
 Logits are (N, C) or (N, C, d1, ...) with the class dimension at 1 and labels
-(N,) or (N, d1, ...), as for dropkit.metrics.
+(N,) or (N, d1, ...), as for dropkit.mc.metrics.
 
 Example:
     >>> logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])

@@ -178,7 +178,7 @@ class MCResult:
         return acquisition.variation_ratio(self.probs)
 
     def batch_bald(self, k: int, **options) -> acquisition.BatchBALD:
-        """Greedy BatchBALD over the B points (dropkit.acquisition.batch_bald; needs consistent=True samples)."""
+        """Greedy BatchBALD over the B points (dropkit.mc.acquisition.batch_bald; needs consistent=True samples)."""
         self._require("classification", "batch_bald")
         return acquisition.batch_bald(self.probs, k, **options)
 

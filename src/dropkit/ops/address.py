@@ -1,4 +1,4 @@
-"""dropkit::address, the seed of a sample-addressed call as tensor data (see dropkit.addressing).
+"""dropkit::address, the seed of a sample-addressed call as tensor data (see dropkit.scale.addressing).
 
 Step and sample offset are tensors the training loop overwrites in place, so a
 compiled graph reads their new values each step instead of recompiling.

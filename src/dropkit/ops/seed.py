@@ -44,7 +44,7 @@ def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = N
 
     Works under torch.compile: a draw from the default generator goes through
     dropkit::draw_seed, so compiled code draws exactly as eager code does.
-    A tensor (a (seed, offset shift) pair from dropkit.addressing) passes through.
+    A tensor (a (seed, offset shift) pair from dropkit.scale.addressing) passes through.
     """
     if isinstance(seed, Tensor):
         return seed
@@ -64,7 +64,7 @@ def stream(seed: Tensor, offset: int) -> tuple[int, int]:
     """(seed, offset) as uint64 ints, from an op's seed tensor and int64 offset.
 
     The seed tensor is a scalar seed, or the (seed, offset shift) pair that
-    dropkit.addressing computes under torch.compile: the shift then travels as
+    dropkit.scale.addressing computes under torch.compile: the shift then travels as
     tensor data, so a new sample offset does not recompile the graph.
     """
     if seed.dim() == 0:
