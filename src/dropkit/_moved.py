@@ -29,7 +29,7 @@ MOVED: dict[str, str] = {
     "dropkit.acquisition": "dropkit.mc.acquisition",
     "dropkit.addressing": "dropkit.scale.addressing",
     "dropkit.sharding": "dropkit.scale.sharding",
-    "dropkit.control": "dropkit.convert.control",
+    "dropkit.control": "dropkit.convert",
     "dropkit.schedule": "dropkit.convert.schedule",
     "dropkit.integrations": "dropkit.convert.integrations",
     "dropkit.fused": "dropkit.family.fused",

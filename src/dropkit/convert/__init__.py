@@ -1,28 +1,30 @@
 """Dropout on models that already exist: insert it, set or schedule its rate, swap in dropkit's layers.
 
-control: insert_dropout, set_dropout, replace_dropout, fuse_activation_dropout,
-weight_dropout. schedule: DropoutSchedule. integrations: the glue replace_dropout uses
-for torch's, transformers' and timm's attention, through each library's own extension point.
+insert (insert_dropout), rate (set_dropout), schedule (DropoutSchedule), replace
+(replace_dropout), fuse (fuse_activation_dropout), weight (weight_dropout);
+integrations: the glue replace_dropout uses for torch's, transformers' and timm's
+attention, through each library's own extension point.
 
 Examples:
     >>> import torch.nn as nn, dropkit
-    >>> model, report = dropkit.convert.replace_dropout(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)))
-    >>> report
-    Replaced({'Dropout': 1})
+    >>> model, places = dropkit.convert.insert_dropout(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), 0.2)
+    >>> dropkit.convert.set_dropout(model, 0.1)
+    ['1.1']
 """
 
-from . import control as control
 from . import integrations as integrations
 from . import schedule as schedule
-from .control import fuse_activation_dropout as fuse_activation_dropout
-from .control import insert_dropout as insert_dropout
-from .control import replace_dropout as replace_dropout
-from .control import set_dropout as set_dropout
-from .control import weight_dropout as weight_dropout
+from .fuse import fuse_activation_dropout as fuse_activation_dropout
+from .insert import INSERT_AFTER as INSERT_AFTER
+from .insert import insert_dropout as insert_dropout
+from .rate import set_dropout as set_dropout
+from .replace import Replaced as Replaced
+from .replace import replace_dropout as replace_dropout
 from .schedule import DropoutSchedule as DropoutSchedule
+from .weight import weight_dropout as weight_dropout
 
 __all__ = [
-    "control", "integrations", "schedule",
-    "fuse_activation_dropout", "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout",
-    "DropoutSchedule",
+    "integrations", "schedule",
+    "fuse_activation_dropout", "INSERT_AFTER", "insert_dropout", "set_dropout", "Replaced", "replace_dropout",
+    "DropoutSchedule", "weight_dropout",
 ]

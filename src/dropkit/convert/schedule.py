@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from .. import _validate
-from .control import set_dropout
+from .rate import set_dropout
 
 __all__ = ["DROPOUT_SCHEDULES", "DropoutSchedule"]
 

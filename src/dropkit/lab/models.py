@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..convert.control import fuse_activation_dropout
+from ..convert.fuse import fuse_activation_dropout
 from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
 from ..convert.schedule import DropoutSchedule

@@ -127,6 +127,6 @@ def apply(model: torch.nn.Module):
     The same as dropkit.replace_dropout(model) (which recognises transformers models);
     returns its report.
     """
-    from ..control import replace_dropout
+    from ..replace import replace_dropout
 
     return replace_dropout(model)[1]
