@@ -151,3 +151,30 @@ def test_only_the_cli_imports_the_lab(module):
     # The lab sits on top (it needs the [lab] extra); the library under it must work without it.
     lab = sorted(t for t in GRAPH[module] if t == "dropkit.lab" or t.startswith("dropkit.lab."))
     assert not lab, f"{module} imports {lab}: the library must not depend on the lab"
+
+
+def private_imports(module: str) -> list[str]:
+    """`from x import _y` in `module` where _y is a private name of another module (not a private module)."""
+    found = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text(), str(MODULES[module]))):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dropkit")):
+            base = _resolve(module, node)
+            found += [
+                f"{base}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__") and f"{base}.{alias.name}" not in MODULES
+            ]
+    return found
+
+
+def test_the_private_import_reader(tmp_path, monkeypatch):
+    hidden = tmp_path / "hidden.py"
+    hidden.write_text("from . import _validate\nfrom . import __version__\nfrom .kernels.cpu import CHUNK, _gone\n")
+    monkeypatch.setitem(MODULES, "dropkit.hidden", hidden)
+    assert private_imports("dropkit.hidden") == ["dropkit.kernels.cpu._gone"]
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_private_name_crosses_files(module):
+    # A helper two files share is public in a module of its own (ops.layout, kernels.cpu_common).
+    assert not private_imports(module), f"{module} imports private names {private_imports(module)}"
