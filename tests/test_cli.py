@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dropkit import cli
-from dropkit.lab import report
+from dropkit.lab import commands, report
 from _helpers.idx_files import STEMS, make_idx_dir, write_idx
 
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_the_command_each_torchrun_worker_runs_keeps_every_option_given():
     tune = typer.main.get_command(cli.app).commands["tune"]
     given = ["--hidden", "16", "16", "--no-prune", "--no-retrain", "--trials", "3", "--nproc", "2", "--shared-rate"]
     ctx = tune.make_context("tune", list(cli.join_list_options(given)))
-    argv = cli._command_line(ctx, skip=("nproc",))
+    argv = commands.command_line(ctx, skip=("nproc",))
     assert argv[0] == "tune" and "--nproc" not in argv
     assert sorted(argv[1:]) == sorted(["--trials", "3", "--shared-rate", "--no-prune", "--no-retrain", "--hidden", "16,16"])
 
@@ -162,13 +162,13 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout", "1.5"], "dropout must be between 0 and 1, got 1.5"),
-        (["--input-dropout", "2"], "input_dropout must be between 0 and 1, got 2.0"),
-        (["--dropout", "0.5", "0.3"], "dropout needs one rate or one per hidden layer (1), got 2: (0.5, 0.3)"),
-        (["--hidden", "abc"], "hidden must be a list of ints like 1,2,3, got 'abc'"),
-        (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, got 'rmsprop'"),
-        (["--time-budget", "soon"], "time budget must look like 90s, 45m or 1.5h, got 'soon'"),
-        (["--dataset", "cifar"], "dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"),
+        (["--dropout", "1.5"], "--dropout must be between 0 and 1, got 1.5"),
+        (["--input-dropout", "2"], "--input-dropout must be between 0 and 1, got 2.0"),
+        (["--dropout", "0.5", "0.3"], "--dropout needs one rate or one per hidden layer (1), got 2: (0.5, 0.3)"),
+        (["--hidden", "abc"], "--hidden must be a list of ints like 1,2,3, got 'abc'"),
+        (["--optimizer", "rmsprop"], "--optimizer must be one of sgd, adam, got 'rmsprop'"),
+        (["--time-budget", "soon"], "--time-budget must look like 90s, 45m or 1.5h, got 'soon'"),
+        (["--dataset", "cifar"], "--dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"),
     ],
 )
 def test_bad_settings_are_one_line(tmp_path, args, message):
@@ -178,17 +178,17 @@ def test_bad_settings_are_one_line(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout-type", "dropconnect"], "dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
-        (["--dropout-type", "gaussian_noise"], "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
+        (["--dropout-type", "dropconnect"], "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
+        (["--dropout-type", "gaussian_noise"], "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
          "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-type", "locked"], "dropout_type 'locked' shares one mask over the time steps of a sequence, and an "
+        (["--dropout-type", "locked"], "--dropout-type 'locked' shares one mask over the time steps of a sequence, and an "
          "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-schedule", "early:two"], "dropout_schedule 'early:two': schedule must look like NAME or NAME:STEPS "
+        (["--dropout-schedule", "early:two"], "--dropout-schedule 'early:two': schedule must look like NAME or NAME:STEPS "
          "with STEPS a non-negative int, got 'early:two'"),
         (["--dropout-schedule", "warmup:5"],
-         "dropout_schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
-        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "dropout_schedule 'early:2' cannot drive "
-         "dropout_type 'concrete': its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
+         "--dropout-schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
+        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "--dropout-schedule 'early:2' cannot drive "
+         "--dropout-type concrete: its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "demo", "sweep"])
