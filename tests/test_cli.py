@@ -303,3 +303,47 @@ def test_resume_refuses_a_model_option_and_takes_epochs_threads_quiet(tmp_path):
     assert json.loads(result.stdout)["runs"]["dropout"]["epochs_run"] == 2
     result = invoke("demo", "--out", out, "--resume", "--quiet")
     assert_one_line_error(result, f"{out} holds a dropkit train run; resume it with dropkit train --resume")
+
+
+def test_version():
+    from dropkit import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"dropkit {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "sweep", "tune", "bench", "uncertainty", "analyze", "active"])
+def test_flags_show_no_placeholder_and_options_their_default(command):
+    result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0 and "<bool>" not in result.stdout
+    if command in ("demo", "train", "sweep", "tune"):  # generated from Settings: the command's default, from the one source
+        epochs = 10 if command == "tune" else 20
+        assert re.search(rf"--epochs +<int> +Epochs per run\. \(default: {epochs}\)", result.stdout), result.stdout
+
+
+def test_without_the_lab_extra_dropkit_says_what_to_install():
+    """typer missing (a plain `pip install dropkit`): one line on stderr, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    blocker = (
+        "import sys\n"
+        "class NoTyper:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer' or name.startswith('typer.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTyper())\n"
+        "sys.argv = ['dropkit', 'train', '--help']\n"
+        "from dropkit.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr == 'dropkit: the command line needs the [lab] extra: pip install "dropkit[lab]"\n'
+
+
+def test_the_demo_prints_knock_out_drops_in_percentage_points(tmp_path):
+    result = invoke("demo", *TINY[:-1], "--out", tmp_path / "d")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.strip().startswith("dropout") and " pp" in line)
+    assert re.search(r"-?\d+\.\d\d pp .* -?\d+\.\d\d pp", row), row

@@ -375,6 +375,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+def _pp(x: float | None) -> str:
+    """A difference of two accuracies, in percentage points."""
+    return "-" if x is None else f"{100 * x:.2f} pp"
+
+
 def table(result: dict):
     """A rich Table: per run, intact accuracy, accuracy with 50% and 75% of the first hidden layer removed, and the drops."""
     from rich import box
@@ -391,7 +396,7 @@ def table(result: dict):
         stats = r["layers"][0]["activations"]
         corr = stats["mean_abs_corr"]
         t.add_row(
-            name, _pct(r["test_acc"]), _pct(_at(r, 0.5)), _pct(r["drop_50"]), _pct(_at(r, 0.75)), _pct(r["drop_75"]),
+            name, _pct(r["test_acc"]), _pct(_at(r, 0.5)), _pp(r["drop_50"]), _pct(_at(r, 0.75)), _pp(r["drop_75"]),
             _pct(stats["zeros"]), "-" if corr is None else f"{corr:.3f}",
         )
     return t

@@ -205,23 +205,26 @@ def name_list(text: str, name: str) -> tuple[str, ...]:
     return tuple(v for v in re.split(r"[,\s]+", text.strip()) if v)
 
 
-def markdown_table(sources: dict[str, tuple[type, dict[str, Any]]]) -> str:
-    """docs/lab.md's option table: one row per option of the settings classes, with each command's default.
+def markdown_table(columns: dict[str, dict[str, tuple[Option, Any]]]) -> str:
+    """A markdown table of options: one row per option, its default under each command that takes it, its help.
 
     Args:
-        sources: {command: (settings class, that command's own defaults)}, in the order of the columns.
+        columns: {command: {name: (option, that command's default)}}, in the order of the columns.
+
+    Examples:
+        >>> epochs = Option(20, "Epochs per run.", int)
+        >>> print(markdown_table({"train": {"epochs": (epochs, 20)}, "tune": {"epochs": (epochs, 10)}}))
+        | option | train | tune | what it sets |
+        |---|---|---|---|
+        | `--epochs` | `20` | `10` | Epochs per run. |
     """
-    rows: dict[str, dict[str, str]] = {}
-    helps: dict[str, str] = {}
-    for command, (cls, defaults) in sources.items():
-        for name, option in options(cls).items():
-            if option.cli is None:
-                continue
-            default = option.shown if name not in defaults and option.shown else shown(defaults.get(name, option.default))
-            rows.setdefault(flag(name), {})[command] = default
-            helps[flag(name)] = option.help
-    lines = ["| option | " + " | ".join(sources) + " | what it sets |", "|---" * (len(sources) + 2) + "|"]
-    for name, defaults in rows.items():
-        cells = [f"`{defaults[c]}`" if c in defaults else "" for c in sources]
-        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {helps[name].replace('|', '&#124;')} |")
+    rows: dict[int, tuple[str, Option, dict[str, str]]] = {}
+    for command, opts in columns.items():
+        for name, (option, default) in opts.items():
+            cell = ("on" if default else "off") if option.cli is bool else option.shown if default is option.default and option.shown else shown(default)
+            rows.setdefault(id(option), (flag(name), option, {}))[2][command] = cell
+    lines = ["| option | " + " | ".join(columns) + " | what it sets |", "|---" * (len(columns) + 2) + "|"]
+    for name, option, cells in rows.values():
+        row = [f"`{cells[c]}`" if c in cells else "" for c in columns]
+        lines.append(f"| `{name}` | " + " | ".join(row) + f" | {option.help.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)

@@ -6,8 +6,8 @@ own options are typer parameters, or Options when they take a list.
 
 Examples:
     >>> from dropkit.lab.settings import Settings
-    >>> [p.name for p in parameters(options(Settings), exclude=("dropout",))][:3]
-    ['dataset', 'data_dir', 'download']
+    >>> [p.name for p in parameters({"epochs": (options(Settings)["epochs"], 10)})]
+    ['epochs']
 """
 
 import functools
@@ -72,41 +72,45 @@ class Group(_NoFlagPlaceholder, TyperGroup):
     """The `dropkit` command group (typer's, with flags shown as flags)."""
 
 
-def parameters(opts: dict[str, Option], *, exclude=(), defaults: dict[str, Any] | None = None) -> list[inspect.Parameter]:
-    """Keyword-only typer parameters for the command-line options in `opts`; unset ones arrive as None (False for flags).
+def parameters(added: dict[str, tuple[Option, Any]]) -> list[inspect.Parameter]:
+    """Keyword-only typer parameters for options {name: (option, the command's default)}; unset ones arrive as None.
 
-    Help shows the command's default (`defaults`, else the option's): the default is written in one place.
+    Help shows the command's default, from the option's one source: the default is written once.
     """
-    defaults = defaults or {}
     out = []
-    for name, option in opts.items():
-        if option.cli is None or name in exclude:
-            continue
-        if option.cli is bool:
-            annotation, default = Annotated[bool, typer.Option(flag(name), help=option.help)], False
+    for name, (option, default) in added.items():
+        if option.cli is bool:  # an on/off flag: unset is False
+            annotation, value = Annotated[bool, typer.Option(flag(name), help=option.help)], False
         else:
-            value = shown(defaults[name]) if name in defaults else option.shown or shown(option.default)
-            is_list = isinstance(option.parse, NumberList)
-            help = f"{option.help} (default: {value})"
-            annotation = Annotated[Optional[option.cli], typer.Option(flag(name), help=help, metavar=LIST if is_list else None)]
-            default = None
-        out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+            text = option.shown if default is option.default and option.shown else shown(default)
+            metavar = LIST if isinstance(option.parse, NumberList) else None
+            annotation = Annotated[Optional[option.cli], typer.Option(flag(name), help=f"{option.help} (default: {text})", metavar=metavar)]
+            value = None
+        out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=value))
     return out
 
 
 def with_options(opts: dict[str, Option], *, exclude=(), defaults: dict[str, Any] | None = None):
-    """Add the options to a command; it receives those given on the command line as `given`, a dict {name: value}."""
+    """Add the command-line options of `opts` (but `exclude`) to a command, with the command's own `defaults`.
+
+    The command receives those given on the command line as `given`, a dict {name: value}; the
+    options it took are its `.options` ({name: (option, default)}: docs/lab.md's table is made from them).
+    """
+    defaults = defaults or {}
+    added = {
+        name: (option, defaults.get(name, option.default)) for name, option in opts.items() if option.cli is not None and name not in exclude
+    }
 
     def decorate(fn):
         own = [p for p in inspect.signature(fn).parameters.values() if p.name != "given"]
-        shared = parameters(opts, exclude=exclude, defaults=defaults)
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
-            given = {p.name: kwargs.pop(p.name) for p in shared}
+            given = {name: kwargs.pop(name) for name in added}
             return fn(given={n: v for n, v in given.items() if v is not None and v is not False}, **kwargs)
 
-        wrapper.__signature__ = inspect.Signature(own + shared)
+        wrapper.__signature__ = inspect.Signature(own + parameters(added))
+        wrapper.options = added
         return wrapper
 
     return decorate
