@@ -91,11 +91,11 @@ def hidden_layers(model: nn.Module) -> list[int]:
 
 def _check(repeats: int, seed: int) -> None:
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= _MAX_REPEATS:
-        raise SettingsError(f"repeats must be an int in [1, {_MAX_REPEATS}], got {repeats!r}")
+        raise SettingsError(f"--repeats must be an int in [1, {_MAX_REPEATS}], got {repeats!r}")
     if seed is None:
-        raise SettingsError("seed must be an int in [0, 2**64), got None: knock-outs need an explicit seed")
+        raise SettingsError("--seed must be an int in [0, 2**64), got None: knock-outs need an explicit seed")
     try:
-        _validate.seed(seed)
+        _validate.seed(seed, "--seed")
     except (TypeError, ValueError) as e:
         raise SettingsError(str(e)) from None
 

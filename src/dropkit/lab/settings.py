@@ -328,7 +328,7 @@ class ActiveSettings:
     joint_samples: int = _count("batchbald's configurations (dropkit.acquisition.batch_bald).", 1024, None).field()
     hidden: tuple[int, ...] = HIDDEN.field()
     dropout: tuple[float, ...] = DROPOUT.field()
-    steps: int = _count("SGD steps per round (momentum 0.9, cosine learning rate; each round trains from scratch).", 300).field()
+    steps: int = _count("SGD steps per round (each round trains from scratch).", 300).field()
     batch_size: int = _count("Mini-batch size.", 64, None).field()
     lr: float = Option(0.05, "Learning rate.", None, check=positive_or_none).field()
     weight_decay: float = Option(5e-4, "Weight decay.", None, check=in_range(0, float("inf"))).field()

@@ -386,11 +386,11 @@ def run(
     if importlib.util.find_spec("optuna") is None:
         raise LabError("dropkit tune needs Optuna: pip install 'dropkit[tune]'")
     if base.val_split <= 0:
-        raise SettingsError(f"val_split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
+        raise SettingsError(f"--val-split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
     if trials < 1:
-        raise SettingsError(f"trials must be at least 1, got {trials}")
+        raise SettingsError(f"--trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
-        raise SettingsError(f"timeout must be positive, got {timeout}")
+        raise SettingsError(f"--timeout must be positive, got {timeout}")
     if not distributed.lead():  # --nproc: rank 0 runs the search, the others train with it
         _follow()
         return {}
