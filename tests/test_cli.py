@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dropkit import cli
-from dropkit.lab import report
+from dropkit.lab import commands, report
 from _helpers.idx_files import STEMS, make_idx_dir, write_idx
 
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_the_command_each_torchrun_worker_runs_keeps_every_option_given():
     tune = typer.main.get_command(cli.app).commands["tune"]
     given = ["--hidden", "16", "16", "--no-prune", "--no-retrain", "--trials", "3", "--nproc", "2", "--shared-rate"]
     ctx = tune.make_context("tune", list(cli.join_list_options(given)))
-    argv = cli._command_line(ctx, skip=("nproc",))
+    argv = commands.command_line(ctx, skip=("nproc",))
     assert argv[0] == "tune" and "--nproc" not in argv
     assert sorted(argv[1:]) == sorted(["--trials", "3", "--shared-rate", "--no-prune", "--no-retrain", "--hidden", "16,16"])
 
@@ -162,13 +162,13 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout", "1.5"], "dropout must be between 0 and 1, got 1.5"),
-        (["--input-dropout", "2"], "input_dropout must be between 0 and 1, got 2.0"),
-        (["--dropout", "0.5", "0.3"], "dropout needs one rate or one per hidden layer (1), got 2: (0.5, 0.3)"),
-        (["--hidden", "abc"], "hidden must be a list of ints like 1,2,3, got 'abc'"),
-        (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, got 'rmsprop'"),
-        (["--time-budget", "soon"], "time budget must look like 90s, 45m or 1.5h, got 'soon'"),
-        (["--dataset", "cifar"], "dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"),
+        (["--dropout", "1.5"], "--dropout must be between 0 and 1, got 1.5"),
+        (["--input-dropout", "2"], "--input-dropout must be between 0 and 1, got 2.0"),
+        (["--dropout", "0.5", "0.3"], "--dropout needs one rate or one per hidden layer (1), got 2: (0.5, 0.3)"),
+        (["--hidden", "abc"], "--hidden must be a list of ints like 1,2,3, got 'abc'"),
+        (["--optimizer", "rmsprop"], "--optimizer must be one of sgd, adam, got 'rmsprop'"),
+        (["--time-budget", "soon"], "--time-budget must look like 90s, 45m or 1.5h, got 'soon'"),
+        (["--dataset", "cifar"], "--dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'"),
     ],
 )
 def test_bad_settings_are_one_line(tmp_path, args, message):
@@ -178,17 +178,17 @@ def test_bad_settings_are_one_line(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout-type", "dropconnect"], "dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
-        (["--dropout-type", "gaussian_noise"], "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
+        (["--dropout-type", "dropconnect"], "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
+        (["--dropout-type", "gaussian_noise"], "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
          "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-type", "locked"], "dropout_type 'locked' shares one mask over the time steps of a sequence, and an "
+        (["--dropout-type", "locked"], "--dropout-type 'locked' shares one mask over the time steps of a sequence, and an "
          "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-schedule", "early:two"], "dropout_schedule 'early:two': schedule must look like NAME or NAME:STEPS "
+        (["--dropout-schedule", "early:two"], "--dropout-schedule 'early:two': schedule must look like NAME or NAME:STEPS "
          "with STEPS a non-negative int, got 'early:two'"),
         (["--dropout-schedule", "warmup:5"],
-         "dropout_schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
-        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "dropout_schedule 'early:2' cannot drive "
-         "dropout_type 'concrete': its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
+         "--dropout-schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
+        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "--dropout-schedule 'early:2' cannot drive "
+         "--dropout-type concrete: its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "demo", "sweep"])
@@ -303,3 +303,47 @@ def test_resume_refuses_a_model_option_and_takes_epochs_threads_quiet(tmp_path):
     assert json.loads(result.stdout)["runs"]["dropout"]["epochs_run"] == 2
     result = invoke("demo", "--out", out, "--resume", "--quiet")
     assert_one_line_error(result, f"{out} holds a dropkit train run; resume it with dropkit train --resume")
+
+
+def test_version():
+    from dropkit import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"dropkit {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "sweep", "tune", "bench", "uncertainty", "analyze", "active"])
+def test_flags_show_no_placeholder_and_options_their_default(command):
+    result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert result.exit_code == 0 and "<bool>" not in result.stdout
+    if command in ("demo", "train", "sweep", "tune"):  # generated from Settings: the command's default, from the one source
+        epochs = 10 if command == "tune" else 20
+        assert re.search(rf"--epochs +<int> +Epochs per run\. \(default: {epochs}\)", result.stdout), result.stdout
+
+
+def test_without_the_lab_extra_dropkit_says_what_to_install():
+    """typer missing (a plain `pip install dropkit`): one line on stderr, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    blocker = (
+        "import sys\n"
+        "class NoTyper:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer' or name.startswith('typer.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTyper())\n"
+        "sys.argv = ['dropkit', 'train', '--help']\n"
+        "from dropkit.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr == 'dropkit: the command line needs the [lab] extra: pip install "dropkit[lab]"\n'
+
+
+def test_the_demo_prints_knock_out_drops_in_percentage_points(tmp_path):
+    result = invoke("demo", *TINY[:-1], "--out", tmp_path / "d")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.strip().startswith("dropout") and " pp" in line)
+    assert re.search(r"-?\d+\.\d\d pp .* -?\d+\.\d\d pp", row), row

@@ -12,7 +12,8 @@ pytest.importorskip("matplotlib")
 from dropkit import cli  # noqa: E402
 from dropkit.mc.acquisition import bald  # noqa: E402
 from dropkit.lab import active  # noqa: E402
-from dropkit.lab.models import SettingsError, build_mlp  # noqa: E402
+from dropkit.lab.errors import SettingsError  # noqa: E402
+from dropkit.lab.models import build_mlp  # noqa: E402
 
 TINY = dict(dataset="digits", initial=1, acquire=4, budget=18, pool=120, samples=3, steps=4, batch_size=16, joint_samples=16, hidden=(16,), dropout=(0.5,), threads=1)
 
@@ -72,11 +73,11 @@ def test_acquisition_picks_unlabelled_points_by_the_strategy():
 
 
 def test_settings_errors(tmp_path):
-    with pytest.raises(SettingsError, match="strategies must be one or more of random, entropy, bald, batchbald, got margin"):
+    with pytest.raises(SettingsError, match="^--strategies must be one or more of random, entropy, bald, batchbald, got margin"):
         active.ActiveSettings(strategies=("margin",))
-    with pytest.raises(SettingsError, match=r"budget \(200\) must not exceed pool \(100\)"):
+    with pytest.raises(SettingsError, match=r"^--budget \(200\) must not exceed --pool \(100\)$"):
         active.ActiveSettings(budget=200, pool=100)
-    with pytest.raises(SettingsError, match="acquire must be an int >= 1, got 0"):
+    with pytest.raises(SettingsError, match="^--acquire must be at least 1, got 0$"):
         active.ActiveSettings(acquire=0)
     s = active.ActiveSettings(strategies=("random",), **TINY)
     active.run(tmp_path, s)

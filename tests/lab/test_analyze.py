@@ -206,9 +206,9 @@ def test_a_folder_without_checkpoints_is_refused_in_one_line(tmp_path, setup, me
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"repeats": 0}, "repeats must be an int in [1, 65536], got 0"),
-    ({"repeats": 2.5}, "repeats must be an int in [1, 65536], got 2.5"),
-    ({"seed": -1}, "seed must be in [0, 2**64), got -1"),
+    ({"repeats": 0}, "--repeats must be an int in [1, 65536], got 0"),
+    ({"repeats": 2.5}, "--repeats must be an int in [1, 65536], got 2.5"),
+    ({"seed": -1}, "--seed must be in [0, 2**64), got -1"),
 ])
 def test_bad_settings_name_the_argument(run_dir, kwargs, message):
     with pytest.raises(SettingsError, match=re.escape(message)):

@@ -42,24 +42,10 @@ def test_dropout_is_on_in_train_and_off_in_eval():
     assert torch.equal(net(x), net(x))
 
 
-def test_dropout_rates():
-    assert models.dropout_rates(0.5, 3) == (0.5, 0.5, 0.5)
-    assert models.dropout_rates((0.2,), 2) == (0.2, 0.2)
-    assert models.dropout_rates(None, 2) == (0.0, 0.0)
-    with pytest.raises(SettingsError, match=r"dropout needs one rate or one per hidden layer \(3\), got 2: \(0.5, 0.3\)"):
-        models.dropout_rates((0.5, 0.3), 3)
-    with pytest.raises(SettingsError, match="dropout must be between 0 and 1, got 1.5"):
-        models.dropout_rates(1.5, 1)
-
-
-def test_bad_layers():
-    with pytest.raises(SettingsError, match=r"hidden must list one or more positive layer widths \(integers\), got \(\)"):
-        models.build_mlp(4, (), 2)
-    for hidden in ([1.5], [8, 2.0], [True]):  # never truncated to a width
-        with pytest.raises(SettingsError, match=r"hidden must list one or more positive layer widths \(integers\), got \("):
-            models.build_mlp(4, hidden, 2)
-    with pytest.raises(SettingsError, match="input_dropout must be between 0 and 1, got -0.1"):
-        models.build_mlp(4, (3,), 2, input_dropout=-0.1)
+def test_one_rate_is_used_for_every_layer():
+    net = models.build_mlp(4, (8, 8, 8), 2, dropout=0.5)
+    assert [m.p for m in models.dropout_modules(net)] == [0.5, 0.5, 0.5]
+    assert models.dropout_modules(models.build_mlp(4, (8, 8), 2, dropout=None)) == []
 
 
 def test_max_norm_caps_each_unit_and_leaves_small_ones():
@@ -76,7 +62,7 @@ def test_max_norm_caps_each_unit_and_leaves_small_ones():
 
 def test_every_dropout_kind_is_usable_or_refused_with_its_reason():
     """A kind added to dropkit.nn must be sorted here, or the lab would build it blindly."""
-    refused = set(models._NOT_FOR_MLP)
+    refused = set(models.NOT_FOR_MLP)
     assert refused.isdisjoint(models.MLP_DROPOUT_KINDS)
     assert refused | set(models.MLP_DROPOUT_KINDS) == set(dropkit.nn.DROPOUT_KINDS)
     assert set(models.DROPOUT_TYPES) - set(models.MLP_DROPOUT_KINDS) == {"concrete"}  # the lab builds it itself
@@ -97,24 +83,6 @@ def test_usable_kinds_train_on_mlp_activations(kind):
     assert not torch.equal(net[:4](x), net[:4](x)), "train mode draws new noise each pass"
     net.eval()
     assert torch.equal(net(x), net(x))
-
-
-@pytest.mark.parametrize(
-    "kind, message",
-    [
-        ("foo", "dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'foo'"),
-        ("gaussian_noise", "dropout_type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
-         "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        ("dropout2d", "dropout_type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
-         "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        ("drop_path", "dropout_type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
-         "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-    ],
-)
-def test_unusable_kinds_say_why(kind, message):
-    with pytest.raises(SettingsError) as e:
-        models.build_mlp(4, (3,), 2, dropout=0.5, kind=kind)
-    assert str(e.value) == message
 
 
 def test_concrete_dropout_wraps_the_next_linear_with_regularisers_from_n():
@@ -146,9 +114,6 @@ def test_concrete_dropout_wraps_the_next_linear_with_regularisers_from_n():
 def test_concrete_dropout_errors():
     with pytest.raises(SettingsError, match="^concrete dropout needs the training set size, a positive int, got None$"):
         models.build_mlp(4, (3,), 2, dropout=0.5, kind="concrete")
-    with pytest.raises(SettingsError) as e:
-        models.build_mlp(4, (3,), 2, dropout=1.0, kind="concrete", n_train=10)
-    assert str(e.value) == "dropout with dropout_type 'concrete' must be below 1 (the rate is learned as a logit), got 1.0"
     assert type(models.build_mlp(4, (3,), 2, dropout=0.0, kind="concrete")[-1]) is nn.Linear  # no layer, no N needed
 
 
@@ -162,18 +127,3 @@ def test_one_schedule_per_dropout_layer_toward_its_own_rate():
         s.step()
     assert [net[i].p for i in (0, 3, 6)] == [0.2, 0.5, 0.3]
     assert models.schedule_dropout(models.build_mlp(6, (8,), 2, dropout=0.0), "early:1") == []
-
-
-@pytest.mark.parametrize(
-    "spec, message",
-    [
-        ("cosine", "dropout_schedule 'cosine': schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'"),
-        ("early:x", "dropout_schedule 'early:x': schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, "
-         "got 'early:x'"),
-        ("late", "dropout_schedule 'late': steps must be >= 1, got 0"),
-    ],
-)
-def test_bad_dropout_schedules(spec, message):
-    with pytest.raises(SettingsError) as e:
-        models.dropout_schedule(spec)
-    assert str(e.value) == message

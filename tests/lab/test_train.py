@@ -270,21 +270,21 @@ def test_an_unreadable_checkpoint_is_a_run_folder_error(tmp_path):
 
 
 def test_settings_validation():
-    with pytest.raises(SettingsError, match="optimizer must be one of sgd, adam, got 'rmsprop'"):
+    with pytest.raises(SettingsError, match="^--optimizer must be one of sgd, adam, got 'rmsprop'"):
         Settings(optimizer="rmsprop")
-    with pytest.raises(SettingsError, match=r"val_split must be in \[0, 1\), got 1.0"):
+    with pytest.raises(SettingsError, match=r"^--val-split must be in \[0, 1\), got 1.0"):
         Settings(val_split=1.0)
-    with pytest.raises(SettingsError, match="epochs must be at least 1, got 0"):
+    with pytest.raises(SettingsError, match="^--epochs must be at least 1, got 0$"):
         Settings(epochs=0)
-    with pytest.raises(SettingsError, match="^dropout_type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"):
+    with pytest.raises(SettingsError, match="^--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"):
         Settings(dropout_type="drop")
-    with pytest.raises(SettingsError, match="^dropout_schedule 'late:3' cannot drive dropout_type 'concrete': its rates are "
+    with pytest.raises(SettingsError, match="^--dropout-schedule 'late:3' cannot drive --dropout-type concrete: its rates are "
                        "learned, so they cannot follow a schedule; use --dropout-schedule constant$"):
         Settings(dropout_type="concrete", dropout_schedule="late:3")
-    with pytest.raises(SettingsError, match=r"^dropout with dropout_type 'concrete' must be below 1 .*, got 1.0$"):
+    with pytest.raises(SettingsError, match=r"^--dropout with --dropout-type concrete must be below 1 .*, got 1.0$"):
         Settings(dropout_type="concrete", dropout=(0.5, 1.0))
     assert Settings(dropout_type="concrete", dropout=(0.5, 0.0)).dropout == (0.5, 0.0)
-    with pytest.raises(SettingsError, match="^dropout_schedule 'early:0': steps must be >= 1, got 0$"):
+    with pytest.raises(SettingsError, match="^--dropout-schedule 'early:0': steps must be >= 1, got 0$"):
         Settings(dropout_schedule="early:0")
     assert Settings(hidden=(8, 8, 8), dropout=0.5).dropout == (0.5, 0.5, 0.5)
     assert Settings.from_dict(Settings(max_norm=3.0).to_dict()) == Settings(max_norm=3.0)
@@ -294,7 +294,7 @@ def test_settings_validation():
 
 def test_parse_duration():
     assert [parse_duration(t) for t in ("90", "90s", "45m", "1.5h")] == [90, 90, 2700, 5400]
-    with pytest.raises(SettingsError, match="time budget must look like 90s, 45m or 1.5h, got '10 minutes'"):
+    with pytest.raises(SettingsError, match="^--time-budget must look like 90s, 45m or 1.5h, got '10 minutes'$"):
         parse_duration("10 minutes")
 
 

@@ -140,7 +140,7 @@ def test_a_new_study_starts_from_the_base_rates_then_no_dropout(tmp_path):
 
 
 def test_tune_refuses_what_cannot_be_tuned(tmp_path):
-    with pytest.raises(SettingsError, match=r"val_split must be above 0 for tuning \(rates are chosen on validation\), got 0.0"):
+    with pytest.raises(SettingsError, match=r"--val-split must be above 0 for tuning \(rates are chosen on validation\), got 0.0"):
         tune.run(dataclasses.replace(BASE, val_split=0.0), tmp_path / "t", trials=1)
     tune.run(BASE, tmp_path / "t", trials=1, retrain=False)
     with pytest.raises(SettingsError, match=r"study 'dropkit-tune' in its storage was made with other settings: epochs=2 \(now 3\)"):

@@ -101,8 +101,8 @@ def test_reference_samples():
 @pytest.mark.parametrize(
     "kwargs,msg",
     [
-        ({"samples": ()}, "samples must be a non-empty list of ints >= 1, got nothing"),
-        ({"samples": (0, 5)}, "samples must be a non-empty list of ints >= 1, got 0, 5"),
+        ({"samples": ()}, "--samples must be a non-empty list of ints >= 1, got nothing"),
+        ({"samples": (0, 5)}, "--samples must be a non-empty list of ints >= 1, got 0, 5"),
         ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
     ],
 )
@@ -142,8 +142,8 @@ def test_cli_json(run_dir):
 @pytest.mark.parametrize(
     "args,msg",
     [
-        (["--samples", "1,x"], "error: samples must be a list of ints like 1,2,3, got '1,x'"),
-        (["--samples", "0"], "error: samples must be a non-empty list of ints >= 1, got 0"),
+        (["--samples", "1,x"], "error: --samples must be a list of ints like 1,2,3, got '1,x'"),
+        (["--samples", "0"], "error: --samples must be a non-empty list of ints >= 1, got 0"),
         (["--run", "nope"], "has no run 'nope'"),
     ],
 )
@@ -251,7 +251,7 @@ def test_ood_digits_needs_28x28_images(run_dir):
 
     with pytest.raises(DataError, match="--ood digits needs a run trained on 28x28 images \\(fashion-mnist or mnist\\); this run's data is digits with 64 features"):
         U.run(run_dir, samples=(1,), ood="digits")
-    with pytest.raises(SettingsError, match="ood must be one of digits, got 'svhn'"):
+    with pytest.raises(SettingsError, match="--ood must be one of digits, got 'svhn'"):
         U.run(run_dir, samples=(1,), ood="svhn")
 
 

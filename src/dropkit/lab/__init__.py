@@ -1,7 +1,10 @@
 """dropkit.lab: the experiment runner behind the `dropkit` command (needs the [lab] extra).
 
-Modules: data (IDX and digits loading), models (MLP builder, max-norm), settings
-(what defines a run), runs (the run folder: layout, checkpoints, load_model),
+Modules: commands (the `dropkit` commands, one module each), options (an option
+written once: default, help, parsing, check), settings (what defines a run, every
+option of the training and active-learning commands), experiment (a training
+command's runs into a locked run folder), data (IDX and digits loading), models
+(MLP builder, max-norm), runs (the run folder: layout, checkpoints, load_model),
 train (the training loop and multi-run experiments), report (summary, tables,
 plots), errors (every error a user can cause). Every such error is a LabError,
 which the CLI prints as one line.

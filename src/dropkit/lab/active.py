@@ -46,54 +46,15 @@ from ..mc import acquisition
 from ..nn import Dropout, ReLUDropout
 from ..mc.predict import mc_predict
 from . import data, report
-from .models import SettingsError, build_mlp, dropout_rates, hidden_widths
+from .errors import SettingsError
+from .models import build_mlp
+from .settings import STRATEGIES, ActiveSettings
 from .train import Interrupted
 
 __all__ = ["STRATEGIES", "ActiveSettings", "FILES", "Interrupted", "run", "table", "acquire", "curves", "plot"]
 
-STRATEGIES = ("random", "entropy", "bald", "batchbald")
 FILES = ("active.json", "active.png")
 _SCORE_BATCH = 1000  # pool points per mc_predict call; consistent masks make the split irrelevant
-
-
-@dataclasses.dataclass(frozen=True)
-class ActiveSettings:
-    """One active-learning experiment; the defaults finish in about 5 minutes on 2 idle cores."""
-
-    dataset: str = "auto"  # as in dropkit train: Fashion-MNIST where found, else digits
-    data_dir: str | None = None
-    strategies: tuple[str, ...] = STRATEGIES
-    seeds: tuple[int, ...] = (0,)
-    initial: int = 20  # labelled points per class at the start
-    acquire: int = 50  # points labelled per round (b)
-    budget: int = 1000  # labelled points at the last round
-    pool: int = 3000  # candidates drawn from the training split (the labelled set included)
-    samples: int = 20  # MC dropout passes T of the scores
-    prefilter: int = 10  # batchbald considers the prefilter * acquire candidates with the highest BALD
-    joint_samples: int = 1024  # batchbald's configurations (dropkit.acquisition.batch_bald)
-    hidden: tuple[int, ...] = (256, 128)  # the lab's seed network
-    dropout: tuple[float, ...] = (0.5, 0.3)
-    steps: int = 300  # SGD steps per round (momentum 0.9, cosine learning rate)
-    batch_size: int = 64
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    threads: int | None = None  # torch threads (default: torch's)
-
-    def __post_init__(self):
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if not self.strategies or unknown:
-            raise SettingsError(f"strategies must be one or more of {', '.join(STRATEGIES)}, got {', '.join(map(str, self.strategies)) or 'none'}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise SettingsError(f"seeds must be distinct ints, got {', '.join(map(str, self.seeds)) or 'none'}")
-        for name in ("initial", "acquire", "budget", "pool", "samples", "prefilter", "joint_samples", "steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SettingsError(f"{name} must be an int >= 1, got {value!r}")
-        if not (self.lr > 0 and self.weight_decay >= 0):
-            raise SettingsError(f"lr must be > 0 and weight_decay >= 0, got lr {self.lr} and weight_decay {self.weight_decay}")
-        if self.budget > self.pool:
-            raise SettingsError(f"budget ({self.budget}) must not exceed pool ({self.pool})")
-        dropout_rates(self.dropout, len(hidden_widths(self.hidden)))
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total) in rounds
@@ -105,7 +66,7 @@ def _initial(y_pool: torch.Tensor, per_class: int, n_classes: int) -> list[int]:
     for c in range(n_classes):
         where = (y_pool == c).nonzero().squeeze(1)[:per_class]
         if len(where) < per_class:
-            raise SettingsError(f"the pool has {len(where)} points of class {c}, fewer than initial = {per_class}; raise pool or lower initial")
+            raise SettingsError(f"the pool has {len(where)} points of class {c}, fewer than --initial {per_class}; raise --pool or lower --initial")
         picked += where.tolist()
     return sorted(picked)
 
@@ -212,10 +173,10 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
         torch.set_num_threads(s.threads)
     ds = data.load(s.dataset, s.data_dir)
     if s.pool > len(ds.x_train):
-        raise SettingsError(f"pool ({s.pool}) must not exceed the training split of {ds.name} ({len(ds.x_train)} points)")
+        raise SettingsError(f"--pool ({s.pool}) must not exceed the training split of {ds.name} ({len(ds.x_train)} points)")
     n_classes = ds.n_classes
     if s.initial * n_classes > s.budget:
-        raise SettingsError(f"initial x classes ({s.initial} x {n_classes}) must not exceed budget ({s.budget})")
+        raise SettingsError(f"--initial x classes ({s.initial} x {n_classes}) must not exceed --budget ({s.budget})")
     rounds = 1 + -(-(s.budget - s.initial * n_classes) // s.acquire)
     total = rounds * len(s.strategies) * len(s.seeds)
     done = sum(len(r["curve"]) for r in state["runs"].values())

@@ -91,11 +91,11 @@ def hidden_layers(model: nn.Module) -> list[int]:
 
 def _check(repeats: int, seed: int) -> None:
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= _MAX_REPEATS:
-        raise SettingsError(f"repeats must be an int in [1, {_MAX_REPEATS}], got {repeats!r}")
+        raise SettingsError(f"--repeats must be an int in [1, {_MAX_REPEATS}], got {repeats!r}")
     if seed is None:
-        raise SettingsError("seed must be an int in [0, 2**64), got None: knock-outs need an explicit seed")
+        raise SettingsError("--seed must be an int in [0, 2**64), got None: knock-outs need an explicit seed")
     try:
-        _validate.seed(seed)
+        _validate.seed(seed, "--seed")
     except (TypeError, ValueError) as e:
         raise SettingsError(str(e)) from None
 
@@ -375,6 +375,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+def _pp(x: float | None) -> str:
+    """A difference of two accuracies, in percentage points."""
+    return "-" if x is None else f"{100 * x:.2f} pp"
+
+
 def table(result: dict):
     """A rich Table: per run, intact accuracy, accuracy with 50% and 75% of the first hidden layer removed, and the drops."""
     from rich import box
@@ -391,7 +396,7 @@ def table(result: dict):
         stats = r["layers"][0]["activations"]
         corr = stats["mean_abs_corr"]
         t.add_row(
-            name, _pct(r["test_acc"]), _pct(_at(r, 0.5)), _pct(r["drop_50"]), _pct(_at(r, 0.75)), _pct(r["drop_75"]),
+            name, _pct(r["test_acc"]), _pct(_at(r, 0.5)), _pp(r["drop_50"]), _pct(_at(r, 0.75)), _pp(r["drop_75"]),
             _pct(stats["zeros"]), "-" if corr is None else f"{corr:.3f}",
         )
     return t

@@ -19,14 +19,11 @@ Examples:
 
 from __future__ import annotations
 
-import numbers
-
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .. import _validate
 from ..convert.fuse import fuse_activation_dropout
 from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
@@ -37,16 +34,11 @@ __all__ = [
     "SettingsError",
     "MLP_DROPOUT_KINDS",
     "DROPOUT_TYPES",
+    "NOT_FOR_MLP",
     "CONCRETE_LENGTH_SCALE",
     "concrete_regularizers",
-    "concrete_rates",
     "concrete_modules",
     "dropout_modules",
-    "dropout_rates",
-    "rate",
-    "dropout_kind",
-    "dropout_schedule",
-    "hidden_widths",
     "build_mlp",
     "schedule_dropout",
     "apply_max_norm",
@@ -63,13 +55,13 @@ _WHY_NOT = {
     "sequence": "shares one mask over the time steps of a sequence, and an MLP's activations have no time axis",
 }
 _NO_RATE = "has no rate (it adds noise of a given stddev), so --dropout and --dropout-schedule cannot set it"
-_NOT_FOR_MLP = {
+NOT_FOR_MLP = {
     kind: _NO_RATE if not cls.has_rate else _WHY_NOT.get(cls.mask_unit, f"drops whole {cls.mask_unit}s")
     for kind, cls in kinds().items()
     if not cls.has_rate or cls.mask_unit != "element"
 }
 # The kinds of dropkit.nn.make_dropout that act on an MLP's (batch, features) activations unit by unit.
-MLP_DROPOUT_KINDS = tuple(kind for kind in kinds() if kind not in _NOT_FOR_MLP)
+MLP_DROPOUT_KINDS = tuple(kind for kind in kinds() if kind not in NOT_FOR_MLP)
 # The lab's --dropout-type choices: those kinds, plus "concrete" (ConcreteDropout, Gal et al. 2017),
 # which make_dropout does not build because it wraps a layer and learns its rate.
 DROPOUT_TYPES = MLP_DROPOUT_KINDS + ("concrete",)
@@ -78,60 +70,10 @@ DROPOUT_TYPES = MLP_DROPOUT_KINDS + ("concrete",)
 CONCRETE_LENGTH_SCALE = 1e-4
 
 
-def dropout_rates(dropout: float | Sequence[float] | None, n_hidden: int) -> tuple[float, ...]:
-    """One dropout rate per hidden layer: a single rate is used for every layer.
-
-    Examples:
-        >>> dropout_rates(0.5, 3)
-        (0.5, 0.5, 0.5)
-    """
-    if dropout is None:
-        return (0.0,) * n_hidden
-    rates = (dropout,) * n_hidden if isinstance(dropout, (int, float)) else tuple(dropout)
-    if len(rates) == 1:
-        rates = rates * n_hidden
-    if len(rates) != n_hidden:
-        raise SettingsError(f"dropout needs one rate or one per hidden layer ({n_hidden}), got {len(rates)}: {rates}")
-    return tuple(rate(r, "dropout") for r in rates)
-
-
-def rate(value, name: str) -> float:
-    """A dropout rate in [0, 1], checked by dropkit's own validator; SettingsError otherwise."""
-    try:
-        return _validate.p(value, name)
-    except (TypeError, ValueError) as e:
-        raise SettingsError(str(e)) from None
-
-
-def dropout_kind(kind: str) -> str:
-    """A hidden dropout kind the MLP can use (one of DROPOUT_TYPES); SettingsError saying why otherwise.
-
-    Examples:
-        >>> dropout_kind("gaussian")
-        'gaussian'
-    """
-    if kind in _NOT_FOR_MLP:
-        raise SettingsError(f"dropout_type {kind!r} {_NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(DROPOUT_TYPES)}")
-    try:
-        return _validate.choice(kind, DROPOUT_TYPES, "dropout_type")
-    except ValueError as e:
-        raise SettingsError(str(e)) from None
-
-
-def dropout_schedule(spec: str) -> str:
-    """A dropout schedule spec ("constant", "linear:N", "early:N", "late:N"); SettingsError otherwise.
-
-    Checked by building the schedule on a module without dropout, so the rules are DropoutSchedule's own.
-
-    Examples:
-        >>> dropout_schedule("early:5")
-        'early:5'
-    """
-    try:
-        DropoutSchedule.from_string(nn.Module(), 0.0, spec)
-    except (TypeError, ValueError) as e:
-        raise SettingsError(f"dropout_schedule {spec!r}: {e}") from None
-    return spec
+def _per_layer(dropout: float | Sequence[float] | None, n_hidden: int) -> tuple[float, ...]:
+    """One rate per hidden layer from one rate or one per layer (checked by dropkit.lab.settings where they enter)."""
+    rates = (0.0,) if dropout is None else (dropout,) if isinstance(dropout, (int, float)) else tuple(dropout)
+    return rates * n_hidden if len(rates) == 1 else rates
 
 
 def concrete_regularizers(n_train: int, length_scale: float = CONCRETE_LENGTH_SCALE) -> tuple[float, float]:
@@ -148,22 +90,6 @@ def concrete_regularizers(n_train: int, length_scale: float = CONCRETE_LENGTH_SC
     if not isinstance(n_train, int) or n_train < 1:
         raise SettingsError(f"concrete dropout needs the training set size, a positive int, got {n_train!r}")
     return length_scale**2 / n_train, 2.0 / n_train
-
-
-def concrete_rates(rates: Sequence[float]) -> tuple[float, ...]:
-    """Initial ConcreteDropout rates: each 0 (no layer) or strictly between 0 and 1 (a rate stored as a logit)."""
-    for r in rates:
-        if r >= 1:
-            raise SettingsError(f"dropout with dropout_type 'concrete' must be below 1 (the rate is learned as a logit), got {r}")
-    return tuple(rates)
-
-
-def hidden_widths(hidden: Sequence[int]) -> tuple[int, ...]:
-    """Hidden layer widths as a tuple of positive ints; SettingsError otherwise (1.5 is no width, never truncated)."""
-    hidden = tuple(hidden)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
-        raise SettingsError(f"hidden must list one or more positive layer widths (integers), got {hidden}")
-    return tuple(int(h) for h in hidden)
 
 
 def build_mlp(
@@ -194,6 +120,9 @@ def build_mlp(
         kind: the hidden dropout layers' kind, one of DROPOUT_TYPES (dropkit.nn.make_dropout, or "concrete").
         n_train: training set size N; needed by "concrete" only.
 
+    The widths, rates and kind are checked where they enter (dropkit.lab.settings: Settings,
+    ActiveSettings), once, not again here.
+
     Examples:
         >>> net = build_mlp(64, (128,), 10, dropout=0.5, input_dropout=0.2, kind="gaussian")
         >>> build_mlp(64, (32,), 10, dropout=0.2, kind="concrete", n_train=50000)[2]
@@ -202,14 +131,9 @@ def build_mlp(
           (layer): Linear(in_features=32, out_features=10, bias=True)
         )
     """
-    hidden = hidden_widths(hidden)
-    rates = dropout_rates(dropout, len(hidden))
-    input_dropout = rate(input_dropout, "input_dropout")
-    kind = dropout_kind(kind)
-    if kind == "concrete":
-        rates = concrete_rates(rates)
-        if any(rates):
-            weight_reg, dropout_reg = concrete_regularizers(n_train)
+    rates = _per_layer(dropout, len(hidden))
+    if kind == "concrete" and any(rates):
+        weight_reg, dropout_reg = concrete_regularizers(n_train)
     layers: list[nn.Module] = [Dropout(input_dropout)] if input_dropout > 0 else []
     width = n_in
     for i, (h, p) in enumerate(zip(hidden, rates)):
@@ -250,7 +174,6 @@ def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
         >>> [s.target for s in schedule_dropout(build_mlp(4, (8, 8), 2, dropout=(0.5, 0.3)), "late:3")]
         [0.5, 0.3]
     """
-    spec = dropout_schedule(spec)
     return [
         DropoutSchedule.from_string(m, m.p, spec)
         for m in model.modules()

@@ -46,10 +46,9 @@ from . import distributed, report, train
 from .errors import LabError, RunFolderError, SettingsError
 from .settings import Settings
 
-__all__ = ["Search", "DEFAULT_EPOCHS", "DEFAULT_VAL_SPLIT", "suggest", "anchors", "run", "table", "plot_history", "plot_rates"]
+__all__ = ["Search", "DEFAULT_EPOCHS", "suggest", "anchors", "run", "table", "plot_history", "plot_rates"]
 
 DEFAULT_EPOCHS = 10  # per trial: 20 trials of the seed network fit in 15 minutes on 2 idle cores
-DEFAULT_VAL_SPLIT = 0.1  # of the training set: 6000 Fashion-MNIST images, enough to tell rates 0.5 pp apart
 HIDDEN_RATES = (0.0, 0.8)  # Srivastava et al. find 0.4-0.8 best for hidden units; 0 keeps "no dropout" reachable
 INPUT_RATES = (0.0, 0.5)  # they use 0.2 on inputs; more destroys the input
 MAX_NORMS = (1.0, 6.0)  # they use 3-4
@@ -387,11 +386,11 @@ def run(
     if importlib.util.find_spec("optuna") is None:
         raise LabError("dropkit tune needs Optuna: pip install 'dropkit[tune]'")
     if base.val_split <= 0:
-        raise SettingsError(f"val_split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
+        raise SettingsError(f"--val-split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
     if trials < 1:
-        raise SettingsError(f"trials must be at least 1, got {trials}")
+        raise SettingsError(f"--trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
-        raise SettingsError(f"timeout must be positive, got {timeout}")
+        raise SettingsError(f"--timeout must be positive, got {timeout}")
     if not distributed.lead():  # --nproc: rank 0 runs the search, the others train with it
         _follow()
         return {}

@@ -74,7 +74,7 @@ def reference_samples(samples: Sequence[int]) -> int:
 def _check_samples(samples: Sequence[int]) -> tuple[int, ...]:
     samples = tuple(samples)
     if not samples or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in samples):
-        raise SettingsError(f"samples must be a non-empty list of ints >= 1, got {', '.join(map(str, samples)) or 'nothing'}")
+        raise SettingsError(f"--samples must be a non-empty list of ints >= 1, got {', '.join(map(str, samples)) or 'nothing'}")
     return tuple(sorted(set(samples)))
 
 
@@ -114,7 +114,7 @@ def run(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SettingsError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if ood is not None and ood not in OOD_SETS:
-        raise SettingsError(f"ood must be one of {', '.join(OOD_SETS)}, got {ood!r}")
+        raise SettingsError(f"--ood must be one of {', '.join(OOD_SETS)}, got {ood!r}")
     run_dir = Path(run_dir)
     model, settings = load_model(run_dir, run_name)
     with lock(run_dir, hint=""):  # one writer at a time; a run still training would change its checkpoint under the report
