@@ -6,7 +6,7 @@ workers that each run the same `dropkit train` command; `torchrun
 joins the process group that torchrun describes in its environment (gloo on
 CPU, nccl when CUDA is present). A step's global batch (--batch-size rows)
 is cut into N contiguous parts, one per rank, and each part into --accumulate
-micro-batches; masks are sample-addressed (dropkit.addressing), so the
+micro-batches; masks are sample-addressed (dropkit.scale.addressing), so the
 result does not depend on N or K.
 
 Example:

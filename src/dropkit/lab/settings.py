@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import _validate
-from ..schedule import DropoutSchedule
+from ..convert.schedule import DropoutSchedule
 from . import data, models
 from .errors import SettingsError
 from .options import NumberList, Option, at_least, check_fields, flag, from_text, in_range, name_list, one_of, positive_or_none, shown
@@ -57,7 +57,7 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adam")
 LEARNING_RATES = {"sgd": 0.05, "adam": 1e-3}  # the default --lr of each optimizer
-LR_SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (dropout rates: dropkit.schedule.DROPOUT_SCHEDULES)
+LR_SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (dropout rates: dropkit.convert.schedule.DROPOUT_SCHEDULES)
 MASKS = ("drawn", "addressed")
 STRATEGIES = ("random", "entropy", "bald", "batchbald")  # dropkit active's acquisition strategies
 # --val-split of the commands that choose something (demo's epoch, sweep's rate, tune's rates): choose
