@@ -9,11 +9,11 @@ embedding table for EmbeddingDropout) and the output elements that correspond to
 
 import pytest
 import torch
+from _helpers.reference import TRITON_DEVICE, needs_triton
 
 import dropkit.functional as DF
 import dropkit.kernels as K
 import dropkit.nn as N
-from _helpers.reference import TRITON_DEVICE, needs_triton
 from dropkit.family import registry
 
 SHAPE = (4, 6, 5, 3)  # (N, C, H, W): every variant takes it, and 24 channels / 4 samples give drops at p = 0.5

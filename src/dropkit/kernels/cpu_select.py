@@ -24,7 +24,7 @@ import torch
 
 from .cpu import _JIT, pool_threads
 
-__all__ = ["supports", "select_fwd"]
+__all__ = ["select_fwd", "supports"]
 
 _DTYPES = (torch.float32, torch.float64)
 
