@@ -6,7 +6,11 @@ Times, interleaved in one process on the same tensor, forward and forward + back
 - torch: torch.nn.functional.dropout2d, for scale.
 Prints medians and the select / product ratio; writes JSON with --out.
 
-Usage: python benchmarks/bench_small_mask.py [--shape 32 64 32 32] [--repeats 21] [--threads 1] [--out f.json]
+--layout channel draws the mask on (N, C, 1, ...) (channel dropout; DropPath is the same kernel loop);
+--layout locked on (1, N, ...) (LockedDropout: a row of the mask repeated over dim 0).
+
+Usage: python benchmarks/bench_small_mask.py [--shape 32 64 32 32] [--layout channel|locked] [--repeats 21]
+       [--threads 1] [--out f.json]
 """
 
 import argparse
@@ -46,11 +50,15 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs="+", default=[32, 64, 32, 32])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--layout", choices=("channel", "locked"), default="channel")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(args.shape)
-    mask_shape = tuple(args.shape[:2]) + (1,) * (len(args.shape) - 2)
+    if args.layout == "channel":
+        mask_shape = tuple(args.shape[:2]) + (1,) * (len(args.shape) - 2)
+    else:
+        mask_shape = (1, *args.shape[1:])
     mask = small_mask(x, mask_shape, 0.5, seed=1, offset=0)
     keep, scale = mask != 0, rng.scale(0.5)
     forms = {"product": product, "select": select, "torch": torch_dropout2d}
@@ -67,12 +75,13 @@ def main() -> None:
         label = "forward+backward" if backward else "forward"
         results[label] = {name: statistics.median(t) * 1e3 for name, t in times.items()}
         results[label]["select/product"] = results[label]["select"] / results[label]["product"]
-    print(f"shape {tuple(args.shape)} float32, {args.threads} thread(s), medians of {args.repeats}")
+    print(f"shape {tuple(args.shape)} float32, mask {mask_shape}, {args.threads} thread(s), medians of {args.repeats}")
     print("| pass | product ms | select ms | torch dropout2d ms | select / product |\n|---|---|---|---|---|")
     for label, row in results.items():
         print(f"| {label} | {row['product']:.2f} | {row['select']:.2f} | {row['torch']:.2f} | {row['select/product']:.2f} |")
     if args.out:
-        args.out.write_text(json.dumps({"shape": args.shape, "threads": args.threads, "ms": results}, indent=2) + "\n")
+        record = {"shape": args.shape, "mask": mask_shape, "threads": args.threads, "repeats": args.repeats, "ms": results}
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

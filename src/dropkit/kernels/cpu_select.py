@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numba as nb
+import numpy as np
 import torch
 
 from .cpu import _JIT, pool_threads
@@ -90,8 +91,10 @@ def supports(x: torch.Tensor, keep: torch.Tensor) -> bool:
 def select_fwd(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Tensor | None = None) -> torch.Tensor:
     """x * scale where keep (broadcast) holds, else 0, into `out` (may be x) or a new tensor; supports(x, keep) must hold."""
     A, B, C = _layout(x, keep)
-    y = torch.empty_like(x) if out is None else out
-    xn, yn = x.detach().numpy().reshape(-1), y.detach().numpy().reshape(-1)
+    xn = x.detach().numpy().reshape(-1)
+    # numpy's allocation, as kernels.cpu._apply's: large arrays get transparent huge pages, torch's fault per 4 KiB
+    y = torch.from_numpy(np.empty(x.shape, xn.dtype)) if out is None else out
+    yn = y.detach().numpy().reshape(-1)
     kn = keep.contiguous().numpy().reshape(-1)
     s = xn.dtype.type(scale)
     n = xn.size
