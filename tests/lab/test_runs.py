@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dropkit.lab import runs, train
-from dropkit.lab.errors import RunFolderError, SettingsError
+from dropkit.lab.errors import DataError, RunFolderError, SettingsError
 from dropkit.lab.settings import Settings, resume_runs
 
 TINY = Settings(dataset="digits", hidden=(16,), dropout=(0.5,), epochs=1, batch_size=200, lr=0.1)
@@ -75,6 +75,59 @@ def test_the_lock_is_released_on_exit_and_by_a_crash(tmp_path, holder):
     assert (out / runs.LOCK).exists()  # the stale file stays, and does not count as a lock
     train.run_experiment({"dropout": TINY}, out)
     assert not (out / runs.LOCK).exists()  # a normal exit removes it
+
+
+def test_a_live_lock_stops_active_learning_too_and_a_stale_one_does_not(tmp_path, holder):
+    from dropkit.lab import active
+
+    out = tmp_path / "run"
+    settings = active.ActiveSettings(dataset="digits", strategies=("random",), initial=2, acquire=5, budget=25, pool=200, steps=5)
+    message = f"^run folder {re.escape(str(out))} is being written by process {holder.pid} \\(.*\\); wait for it to end or stop it, or use another --out$"
+    with pytest.raises(RunFolderError, match=message):
+        active.run(out, settings)
+    assert not (out / "active.json").exists()
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(30)
+    assert (out / runs.LOCK).read_text().startswith(f"process {holder.pid} (")  # stale: its holder is dead
+    assert active.run(out, settings)["runs"]["random/0"]["done"]
+    assert not (out / runs.LOCK).exists()
+
+
+def test_a_start_refused_for_its_data_leaves_nothing_and_the_next_run_starts(tmp_path):
+    from dropkit.lab import active
+
+    out = tmp_path / "runs" / "train"
+    missing = dataclasses.replace(TINY, dataset="fashion-mnist", data_dir=str(tmp_path / "nonexistent"))
+    for start in (lambda: train.run_experiment({"dropout": missing}, out),
+                  lambda: active.run(out, active.ActiveSettings(dataset="mnist", data_dir=str(tmp_path / "nonexistent")))):
+        with pytest.raises(DataError, match="data directory not found"):
+            start()
+        assert not out.exists()
+    train.run_experiment({"dropout": TINY}, out)
+    assert (out / "config.json").is_file()
+
+
+def test_what_an_older_failed_start_left_does_not_block_the_next_run(tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)  # what dropkit train --data-dir /nonexistent left before
+    (out / runs.LOCK).write_text("process 1 (dropkit train)")  # and a stale lock file, no flock on it
+    with pytest.raises(RunFolderError, match="nothing to resume"):
+        train.run_experiment({"dropout": TINY}, out, resume=True)
+    train.run_experiment({"dropout": TINY}, out)
+    assert (out / "config.json").is_file()
+    mine = tmp_path / "mine"  # a folder with anything else in it is still refused
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(RunFolderError, match="is not empty"):
+        train.run_experiment({"dropout": TINY}, mine)
+
+
+def test_a_file_in_place_of_the_folder_is_refused_by_every_writer(tmp_path):
+    path = tmp_path / "run"
+    path.write_text("not a folder")
+    with pytest.raises(RunFolderError, match=f"^run folder {re.escape(str(path))} is a file$"):
+        with runs.lock(path):
+            pass
 
 
 def test_the_lock_is_reentrant_in_one_process(tmp_path):

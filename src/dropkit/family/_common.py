@@ -7,7 +7,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from .. import _mode, _validate, ops, rng
+from .. import _mode, _validate, kernels, ops, rng
+from ..kernels import cpu_select
 from ..scale import addressing
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "resolve_seed",
     "small_mask",
     "apply_small_mask",
+    "select_kept",
     "zeros_with_zero_grad",
 ]
 
@@ -90,11 +92,50 @@ def small_mask(input: Tensor, shape, p: float, seed: int | Tensor, offset: int) 
 
 
 def apply_small_mask(input: Tensor, mask_shape, p: float, inplace: bool, seed: int | Tensor, offset: int) -> Tensor:
-    """input * mask, the mask drawn on `mask_shape` (broadcastable to input) and never saved at input's size."""
+    """The spec's dropout of input with the mask drawn on `mask_shape` (broadcastable to input), never saved at input's size."""
     if inplace:
         _validate.inplace_target(input)
-    mask = small_mask(input, mask_shape, p, seed, offset)
-    return input.mul_(mask) if inplace else input * mask
+    keep = small_mask(input, mask_shape, p, seed, offset) != 0
+    return select_kept(input, keep, rng.scale(p), inplace)
+
+
+def select_kept(input: Tensor, keep: Tensor, scale: float, inplace: bool = False) -> Tensor:
+    """input * scale where `keep` (broadcast) holds, and exact zeros elsewhere, gradient included.
+
+    A select, not a product with a 0/scale mask: inf * 0 and NaN * 0 are NaN, and the spec
+    promises 0 for every dropped element. Scaling by the Python float rounds as the spec
+    does (in float32 for half types). Only the small `keep` is saved for backward. Eager
+    float32/float64 CPU calls run one fused numba pass (dropkit.kernels.cpu_select); the
+    rest, and torch.compile, which fuses it itself, a where and a multiply.
+
+    Examples:
+        >>> select_kept(torch.tensor([float("inf"), 1.0]), torch.tensor([False, True]), 2.0)
+        tensor([0., 2.])
+    """
+    if not torch.compiler.is_compiling() and kernels.backend_name(input) == "cpu" and cpu_select.supports(input, keep):
+        if not (torch.is_grad_enabled() and input.requires_grad):
+            return cpu_select.select_fwd(input, keep, scale, out=input if inplace else None)
+        if not inplace:
+            return _SelectKept.apply(input, keep, scale)
+    if inplace:
+        return input.masked_fill_(~keep, 0).mul_(scale)
+    y = torch.where(keep, input, input.new_zeros(()))
+    return y if scale == 1.0 else y.mul_(scale)
+
+
+class _SelectKept(torch.autograd.Function):
+    """select_kept through the numba kernel; its gradient is the same select of grad."""
+
+    @staticmethod
+    def forward(ctx, input, keep, scale):
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return cpu_select.select_fwd(input, keep, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return select_kept(grad.contiguous(), keep, ctx.scale), None, None
 
 
 def zeros_with_zero_grad(input: Tensor, inplace: bool = False) -> Tensor:

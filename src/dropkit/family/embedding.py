@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import _validate
-from ._common import DropoutBase, active, check, resolve_seed, small_mask
+from .. import _validate, rng
+from ._common import DropoutBase, active, check, resolve_seed, select_kept, small_mask
 
 __all__ = ["embedding_dropout", "EmbeddingDropout"]
 
@@ -59,7 +59,7 @@ def embedding_dropout(
     _validate.rank(weight, {2: "(num_embeddings, embedding_dim)"}, "embedding_dropout", "weight")
     if active(training) and p > 0.0:
         seed, offset = resolve_seed(seed, offset, generator, (weight.shape[0], 1), None)
-        weight = weight * small_mask(weight, (weight.shape[0], 1), p, seed, offset)
+        weight = select_kept(weight, small_mask(weight, (weight.shape[0], 1), p, seed, offset) != 0, rng.scale(p))
     return F.embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _validate, ops
-from ._common import DropoutBase, active, check, resolve_seed, small_mask
+from .. import _validate, ops, rng
+from ._common import DropoutBase, active, check, resolve_seed, select_kept, small_mask
 
 __all__ = ["drop_path", "DropPath"]
 
@@ -50,8 +50,8 @@ def drop_path(
     shape = (input.shape[0],) + (1,) * (input.dim() - 1)
     seed, offset = resolve_seed(seed, offset, generator, shape)
     if scale_by_keep:
-        return input * small_mask(input, shape, p, seed, offset)
-    return input * ops.apply_keep_mask(input, shape, p, seed, offset).to(input.dtype)
+        return select_kept(input, small_mask(input, shape, p, seed, offset) != 0, rng.scale(p))
+    return select_kept(input, ops.apply_keep_mask(input, shape, p, seed, offset), 1.0)
 
 
 class DropPath(DropoutBase):

@@ -63,9 +63,11 @@ def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0,
                 h = h + bias[col]
                 col = col + 1 if col + 1 < H else 0
             v = apply_activation(h, act) if forward else a[start + i]
+            kept = not drop or np.uint64(buf[s + i]) >= t
             if drop:
-                v = v * scale if np.uint64(buf[s + i]) >= t else zero
-            y[start + i] = b[start + i] + v if forward else _activation_grad(v, h, act)
+                v = v * scale if kept else zero
+            # a dropped gradient is 0 also where activation'(h) is not finite (0 * NaN is NaN)
+            y[start + i] = b[start + i] + v if forward else (_activation_grad(v, h, act) if kept else zero)
 
 
 @nb.njit(parallel=True, **JIT)

@@ -139,7 +139,11 @@ def bias_dropout_add_bwd(grad, x, bias, seed: int, offset: int, p: float, activa
 
     x and bias are read only to recompute h = x + bias for relu and gelu; with no activation they may be None.
     """
-    d = _dropped(_compute(grad), seed, offset, p)
+    g = _compute(grad)
+    keep = _keep(g.numel(), seed, offset, p, g.device).view(g.shape) if p > 0.0 else None
+    d = g if keep is None else _scaled(g, keep, p)
     if activation is not None:
         d = _activation_grad(d, _pre_activation(x, bias), activation)
+        if keep is not None:  # dropped: 0, also where activation'(h) is not finite (0 * NaN is NaN)
+            d = torch.where(keep, d, torch.zeros((), dtype=d.dtype, device=d.device))
     return d.to(grad.dtype)

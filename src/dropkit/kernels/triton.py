@@ -256,10 +256,13 @@ def _bias_dropout_add_bwd_kernel(g_ptr, x_ptr, bias_ptr, out_ptr, n, H, seed, of
     inside = idx < n
     d = _compute_type(tl.load(g_ptr + idx, mask=inside), F64)
     if DROP:
-        d = _apply(d, _keep(seed, offset, t, rows, cols, BLOCK, SHIFT), _scale(scale_bits, F64))
+        keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT)
+        d = _apply(d, keep, _scale(scale_bits, F64))
     if ACT != 0:
         h = _pre_activation(x_ptr, bias_ptr, idx, inside, rows, cols, H, BLOCK, H_DIV8, HAS_BIAS, F64)
         d = _activation_grad(d, h, ACT, F64)
+        if DROP:  # dropped: 0, also where activation'(h) is not finite (0 * NaN is NaN)
+            d = tl.where(keep, d, 0.0)
     tl.store(out_ptr + idx, _to(d, out_ptr.dtype.element_ty), mask=inside)
 
 

@@ -49,6 +49,7 @@ from . import data, report
 from .errors import SettingsError
 from .models import build_mlp
 from .settings import STRATEGIES, ActiveSettings
+from .runs import lock
 from .train import Interrupted
 
 __all__ = ["STRATEGIES", "ActiveSettings", "FILES", "Interrupted", "run", "table", "acquire", "curves", "plot"]
@@ -166,37 +167,38 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
         Interrupted: Ctrl-C; every finished round is saved, and resume=True continues.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "active.json"
-    state = _load_state(path, s, resume, overwrite)
     if s.threads:
         torch.set_num_threads(s.threads)
+    # Settings and data are checked before the folder is touched: a refused start leaves nothing behind.
     ds = data.load(s.dataset, s.data_dir)
     if s.pool > len(ds.x_train):
         raise SettingsError(f"--pool ({s.pool}) must not exceed the training split of {ds.name} ({len(ds.x_train)} points)")
     n_classes = ds.n_classes
     if s.initial * n_classes > s.budget:
         raise SettingsError(f"--initial x classes ({s.initial} x {n_classes}) must not exceed --budget ({s.budget})")
-    rounds = 1 + -(-(s.budget - s.initial * n_classes) // s.acquire)
-    total = rounds * len(s.strategies) * len(s.seeds)
-    done = sum(len(r["curve"]) for r in state["runs"].values())
-    try:
-        for seed in s.seeds:
-            pool = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(seed))[: s.pool]
-            x_pool, y_pool = ds.x_train[pool], ds.y_train[pool]
-            start = _initial(y_pool, s.initial, n_classes)
-            for strategy in s.strategies:
-                record = state["runs"].setdefault(f"{strategy}/{seed}", {"labelled": start, "curve": [], "done": False})
-                while not record["done"]:
-                    _round(s, strategy, seed, record, x_pool, y_pool, ds, n_classes)
-                    report.write_json(path, state)  # after every round: Ctrl-C loses only the round under way
-                    done += 1
-                    if progress is not None:
-                        progress(f"{strategy} seed {seed}", done, total)
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {done} of {total} rounds saved in {path}") from None
-    plot(state, out / "active.png")
-    return state
+    with lock(out):
+        state = _load_state(path, s, resume, overwrite)
+        rounds = 1 + -(-(s.budget - s.initial * n_classes) // s.acquire)
+        total = rounds * len(s.strategies) * len(s.seeds)
+        done = sum(len(r["curve"]) for r in state["runs"].values())
+        try:
+            for seed in s.seeds:
+                pool = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(seed))[: s.pool]
+                x_pool, y_pool = ds.x_train[pool], ds.y_train[pool]
+                start = _initial(y_pool, s.initial, n_classes)
+                for strategy in s.strategies:
+                    record = state["runs"].setdefault(f"{strategy}/{seed}", {"labelled": start, "curve": [], "done": False})
+                    while not record["done"]:
+                        _round(s, strategy, seed, record, x_pool, y_pool, ds, n_classes)
+                        report.write_json(path, state)  # after every round: Ctrl-C loses only the round under way
+                        done += 1
+                        if progress is not None:
+                            progress(f"{strategy} seed {seed}", done, total)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {done} of {total} rounds saved in {path}") from None
+        plot(state, out / "active.png")
+        return state
 
 
 def curves(state: dict) -> dict[str, dict[int, list[float]]]:

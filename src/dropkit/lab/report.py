@@ -33,6 +33,7 @@ __all__ = [
     "plot_curves",
     "plot_sweep",
     "RichProgress",
+    "epoch_line",
     "KNOCKOUT_FIELDS",
 ]
 
@@ -336,6 +337,9 @@ def plot_sweep(sweep: dict, path) -> None:
 class RichProgress:
     """Implements train.Progress: draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
 
+    When stderr is no terminal (a file, a pipe, CI) there are no bars: each epoch writes one plain
+    line (run, epoch, loss, accuracy, seconds), flushed at once and never cut to the console's width.
+
     Examples:
         >>> with RichProgress() as progress:  # doctest: +SKIP
         ...     train.run_experiment(runs, "runs/x", progress=progress)
@@ -361,6 +365,7 @@ class RichProgress:
         self._tasks: dict[str, int] = {}
         self._loss: dict[str, float] = {}
         self._started = False
+        self.live = self.console.is_terminal
 
     # The live display starts with the first run, so an early error leaves stderr with its one line only.
     def __enter__(self):
@@ -380,18 +385,40 @@ class RichProgress:
         self.console.print(message, markup=False, highlight=False, soft_wrap=True)  # one line, never wrapped
 
     def run_started(self, name: str, total_steps: int, done_steps: int) -> None:
-        self._start()
-        self._tasks[name] = self._progress.add_task(name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-")
+        if self.live:
+            self._start()
+            self._tasks[name] = self._progress.add_task(name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-")
 
     def step(self, name: str, loss: float) -> None:
-        # A moving average: single-batch losses jump too much to read.
-        previous = self._loss.get(name)
-        self._loss[name] = loss if previous is None else 0.98 * previous + 0.02 * loss
-        self._progress.update(self._tasks[name], advance=1, loss=self._loss[name])
+        if self.live:
+            # A moving average: single-batch losses jump too much to read.
+            previous = self._loss.get(name)
+            self._loss[name] = loss if previous is None else 0.98 * previous + 0.02 * loss
+            self._progress.update(self._tasks[name], advance=1, loss=self._loss[name])
 
     def epoch_done(self, name: str, record: dict) -> None:
-        self._progress.update(self._tasks[name], epoch=record["epoch"], acc=_pct(record["test_acc"]))
+        if self.live:
+            self._progress.update(self._tasks[name], epoch=record["epoch"], acc=_pct(record["test_acc"]))
+        else:
+            self.console.file.write(epoch_line(name, record) + "\n")
+            self.console.file.flush()
 
     def run_done(self, name: str) -> None:
-        task = self._tasks[name]
-        self._progress.update(task, completed=self._progress.tasks[task].total)
+        if self.live:
+            task = self._tasks[name]
+            self._progress.update(task, completed=self._progress.tasks[task].total)
+
+
+def epoch_line(name: str, record: dict) -> str:
+    """One epoch of run `name` (its metrics.jsonl record) as the plain progress line written when stderr is no terminal.
+
+    Examples:
+        >>> epoch_line("dropout", {"epoch": 3, "train_loss": 0.41234, "train_acc": 0.9, "test_loss": 0.5,
+        ...             "test_acc": 0.8512, "epoch_seconds": 5.25, "eval_seconds": 0.5})
+        'dropout epoch 3 loss 0.4123 train acc 90.00% test acc 85.12% 5.8 s'
+    """
+    val = f" val acc {_pct(record['val_acc'])}" if "val_acc" in record else ""
+    return (
+        f"{name} epoch {record['epoch']} loss {record['train_loss']:.4f} train acc {_pct(record['train_acc'])}"
+        f"{val} test acc {_pct(record['test_acc'])} {record['epoch_seconds'] + record['eval_seconds']:.1f} s"
+    )

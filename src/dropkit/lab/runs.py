@@ -99,7 +99,7 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
     Call it holding the folder's lock: --overwrite then never removes files another process is writing.
     """
     check(out, resume, overwrite)
-    if not resume and out.is_dir() and any(entry.name != LOCK for entry in out.iterdir()):
+    if not resume and out.is_dir() and not _only_leftovers(out):
         if not overwrite:
             raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
         # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
@@ -115,6 +115,15 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
 
+def _only_leftovers(out: Path) -> bool:
+    """Whether `out` holds nothing but what a start that failed before writing can leave: the lock file
+    (stale after a SIGKILL) and an empty checkpoints/ (dropkit 0.x made it before loading the data)."""
+    return all(
+        entry.name == LOCK or (entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir()))
+        for entry in out.iterdir()
+    )
+
+
 _held: dict[Path, int] = {}  # lock files this process holds, with how many nested lock() calls hold each
 
 
@@ -124,8 +133,10 @@ def lock(run_dir, *, hint: str = ", or use another --out") -> Iterator[Path]:
 
     The lock is an fcntl.flock on `run_dir/.lock`, which names its holder (pid and command).
     The kernel releases it when the holder exits in any way, SIGKILL included, so a crashed
-    run never leaves a folder locked; on a normal exit the file is removed. Nested calls in
-    one process share one lock. With several processes per run (torchrun), rank 0 holds it.
+    run never leaves a folder locked (its stale file is taken over); on a normal exit the file
+    is removed, and so is the folder if this call created it and nothing was written there
+    (a start refused for bad data leaves no trace). Nested calls in one process share one
+    lock. With several processes per run (torchrun), rank 0 holds it.
     `hint` ends the refusal (readers of a finished run, which write reports beside it, pass "").
 
     Raises:
@@ -136,6 +147,9 @@ def lock(run_dir, *, hint: str = ", or use another --out") -> Iterator[Path]:
         ...     write_checkpoint(checkpoint_path("runs/demo", "dropout"), state)
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} is a file")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir.resolve() / LOCK
     if path in _held:
@@ -152,11 +166,15 @@ def lock(run_dir, *, hint: str = ", or use another --out") -> Iterator[Path]:
     finally:
         del _held[path]
         path.unlink(missing_ok=True)  # while still locked: a process that opened this file retries on a new one
+        if created:
+            with contextlib.suppress(OSError):  # not empty (the normal case), or taken by another process already
+                run_dir.rmdir()
         os.close(fd)
 
 
 def _acquire(path: Path, run_dir: Path, hint: str) -> int:
     while True:
+        run_dir.mkdir(parents=True, exist_ok=True)  # again: a holder that created it removes it if it stayed empty
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

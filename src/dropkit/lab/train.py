@@ -404,15 +404,26 @@ def run_experiment(
     progress = progress or Progress()
     if not distributed.lead():  # rank 0 checks, locks, prepares and writes the folder; the others read it
         distributed.barrier()
-        return _train_runs(_runs_to_train(out, command, runs, resume, given)[0], out, None, command, keep_going, progress)
+        runs = _runs_to_train(out, command, runs, resume, given)[0]
+        return _train_runs(runs, _load_data(runs, progress), out, None, command, keep_going, progress)
     check(out, resume, overwrite)  # refused before the folder is created
     with lock(out):
-        prepare(out, resume, overwrite)
         runs, config, saved = _runs_to_train(out, command, runs, resume, given)
+        ds = _load_data(runs, progress)  # bad data is refused before anything is written into the folder
+        prepare(out, resume, overwrite)
         if resume:
             _record_changes(out, config, saved, runs)
         distributed.barrier()
-        return _train_runs(runs, out, config, command, keep_going, progress)
+        return _train_runs(runs, ds, out, config, command, keep_going, progress)
+
+
+def _load_data(runs: dict[str, Settings], progress: Progress) -> data.Dataset:
+    """The runs' data set (they share one), its notice (a download, a fallback) logged."""
+    first = next(iter(runs.values()))
+    ds = data.load(first.dataset, first.data_dir, first.download)
+    if ds.notice:
+        progress.log(ds.notice)
+    return ds
 
 
 def _runs_to_train(out: Path, command: str, runs: dict[str, Settings], resume: bool, given):
@@ -440,11 +451,7 @@ def _record_changes(out: Path, config: dict, saved: dict[str, Settings], runs: d
         report.write_json(out / CONFIG, config)
 
 
-def _train_runs(runs, out: Path, config: dict | None, command: str, keep_going: bool, progress: Progress) -> dict:
-    first = next(iter(runs.values()))
-    ds = data.load(first.dataset, first.data_dir, first.download)
-    if ds.notice:
-        progress.log(ds.notice)
+def _train_runs(runs, ds, out: Path, config: dict | None, command: str, keep_going: bool, progress: Progress) -> dict:
     # Record the resolved data set, so load_model and a resume read the same data as this run did.
     runs = {name: dataclasses.replace(s, dataset=ds.name, download=False) for name, s in runs.items()}
     writer = distributed.lead()

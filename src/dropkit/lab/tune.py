@@ -42,8 +42,8 @@ import time
 import warnings
 from pathlib import Path
 
-from . import distributed, report, train
-from .errors import LabError, RunFolderError, SettingsError
+from . import distributed, report, runs, train
+from .errors import LabError, SettingsError
 from .settings import Settings
 
 __all__ = ["Search", "DEFAULT_EPOCHS", "suggest", "anchors", "run", "table", "plot_history", "plot_rates"]
@@ -395,7 +395,8 @@ def run(
         _follow()
         return {}
     try:
-        return _search(base, Path(out), trials, timeout, storage, study_name, search, prune, retrain, progress or train.Progress())
+        with runs.lock(out):  # one writer per tune folder (workers of a shared study each have their own --out)
+            return _search(base, Path(out), trials, timeout, storage, study_name, search, prune, retrain, progress or train.Progress())
     finally:
         with contextlib.suppress(RuntimeError):  # a rank that is gone already (a crash) needs no word
             distributed.from_rank0(None)  # --nproc: the other ranks stop waiting for runs to train
@@ -406,8 +407,6 @@ def _search(base: Settings, out: Path, trials: int, timeout, storage, study_name
     """run() on rank 0 (or the only process): the study, its trials, the retrain, tune.json and the plots."""
     import optuna
 
-    if out.exists() and not out.is_dir():
-        raise RunFolderError(f"tune folder {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
     # One line per trial comes from the objective; Optuna's own would log a Ctrl-C'd trial with a traceback.
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -53,7 +53,7 @@ from .ood import OOD_SETS, digits_like
 from .runs import UNCERTAINTY_FILES as FILES
 from .runs import load_model, lock
 
-__all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "table", "progress_bar"]
+__all__ = ["run", "SAMPLES", "PLAIN_FORWARDS", "FILES", "reference_samples", "table", "progress_bar", "plain_lines"]
 
 SAMPLES = (1, 2, 5, 10, 20, 50, 100)  # T values of the report (Srivastava et al. 2014 section 7.5)
 PLAIN_FORWARDS = 50  # eval passes timed as the baseline of MC dropout's cost
@@ -328,6 +328,8 @@ def table(result: dict):
 def progress_bar(quiet: bool = False):
     """A rich progress bar on stderr as a `progress` callback for run(); None when quiet.
 
+    When stderr is no terminal (a file, a pipe) the callback writes plain lines instead (plain_lines).
+
     Examples:
         >>> with progress_bar() as progress:  # doctest: +SKIP
         ...     run("runs/demo", progress=progress)
@@ -338,10 +340,39 @@ def progress_bar(quiet: bool = False):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield plain_lines(console.file)
+        return
     bar = Progress(
         TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=Console(stderr=True),
+        TimeRemainingColumn(), console=console,
     )
     with bar:
         task = bar.add_task("loading", total=None)
         yield lambda stage, done, total: bar.update(task, description=stage, completed=done, total=total)
+
+
+def plain_lines(file, every: float = 10.0) -> ProgressCallback:
+    """A progress callback for files and pipes: one flushed line per finished stage, and at most one per
+    `every` seconds in between (stage, done/total, seconds since the first call).
+
+    Examples:
+        >>> import io
+        >>> f = io.StringIO()
+        >>> progress = plain_lines(f)
+        >>> progress("MC T=10", 5, 10); progress("MC T=10", 10, 10)
+        >>> f.getvalue().split()[:2]
+        ['MC', 'T=10:']
+    """
+    started = time.perf_counter()
+    last = [started]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done >= total or now - last[0] >= every:
+            last[0] = now
+            file.write(f"{stage}: {done}/{total} {now - started:.1f} s\n")
+            file.flush()
+
+    return progress

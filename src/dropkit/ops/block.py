@@ -28,6 +28,8 @@ def block_gamma(p: float, block_size: int, h: int, w: int) -> float:
 
 def block_keep(shape: torch.Size, seed: int, offset: int, p: float, block_size: int, device) -> Tensor:
     """Boolean keep mask of `shape` (..., H, W): False inside every dropped block."""
+    if shape.numel() == 0:  # an empty map has no block to place (and its seed rate would divide by 0)
+        return torch.ones(shape, dtype=torch.bool, device=device)
     h, w = shape[-2], shape[-1]
     bs = min(block_size, h, w)
     bits = kernels.for_device(device).random_bits(shape.numel(), seed, offset, device).to(device)

@@ -37,7 +37,9 @@ def concrete_dropout(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperatur
     """x * (1 - d) / (1 - p), the soft mask d recomputed from (seed, offset)."""
     keep, _, p = _keep_weight(x, p, seed, offset, temperature)
     scale = torch.where(p < 1, keep / (1 - p), torch.zeros_like(keep))
-    return like(x, (x.contiguous().to(keep.dtype) * scale).to(x.dtype))
+    # a select, not only a product: a weight of exactly 0 (p = 1) gives 0 also for inf and NaN inputs
+    y = torch.where(scale != 0, x.contiguous().to(keep.dtype) * scale, torch.zeroslike(scale))
+    return like(x, y.to(x.dtype))
 
 
 @concrete_dropout.register_fake
