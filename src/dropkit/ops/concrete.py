@@ -38,7 +38,7 @@ def concrete_dropout(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperatur
     keep, _, p = _keep_weight(x, p, seed, offset, temperature)
     scale = torch.where(p < 1, keep / (1 - p), torch.zeros_like(keep))
     # a select, not only a product: a weight of exactly 0 (p = 1) gives 0 also for inf and NaN inputs
-    y = torch.where(scale != 0, x.contiguous().to(keep.dtype) * scale, torch.zeroslike(scale))
+    y = torch.where(scale != 0, x.contiguous().to(keep.dtype) * scale, torch.zeros_like(scale))
     return like(x, y.to(x.dtype))
 
 
