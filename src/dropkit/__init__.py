@@ -26,6 +26,7 @@ from .nn import FeatureAlphaDropout as FeatureAlphaDropout
 from .nn import GaussianDropout as GaussianDropout
 from .nn import GaussianNoise as GaussianNoise
 from .nn import DropConnectLinear as DropConnectLinear
+from .nn import DropoutLinear as DropoutLinear
 from .nn import DropPath as DropPath
 from .nn import DropBlock2d as DropBlock2d
 from .nn import LockedDropout as LockedDropout
@@ -65,7 +66,7 @@ __all__ = [
     "bias_dropout_add", "BiasDropoutAdd",
     "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
-    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
+    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropoutLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",
     "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
     "fuse_activation_dropout", "ReLUDropout", "GELUDropout",

@@ -18,6 +18,9 @@ from .dropout import dropout_ as dropout_
 from .dropout import dropout_bitpacked as dropout_bitpacked
 from .dropout import dropout_from_bits as dropout_from_bits
 from .dropout import keep_mask as keep_mask
+from .dropout_linear import apply_dropout_linear as apply_dropout_linear
+from .dropout_linear import dropout_linear as dropout_linear
+from .dropout_linear import dropout_linear_backward as dropout_linear_backward
 from .fused import apply_bias_dropout_add as apply_bias_dropout_add
 from .fused import bias_dropout_add as bias_dropout_add
 from .fused import bias_dropout_add_backward as bias_dropout_add_backward
@@ -41,6 +44,9 @@ __all__ = [
     "dropout_bitpacked",
     "dropout_from_bits",
     "keep_mask",
+    "apply_dropout_linear",
+    "dropout_linear",
+    "dropout_linear_backward",
     "apply_bias_dropout_add",
     "bias_dropout_add",
     "bias_dropout_add_backward",
