@@ -45,11 +45,14 @@ def forward_impl(x: Tensor, weight: Tensor, bias: Tensor | None, seed: int, offs
 
 
 def backward_impl(
-    grad: Tensor, x: Tensor, weight: Tensor, seed: int, offset: int, p: float, need_x: bool, need_w: bool
+    grad: Tensor, x: Tensor, weight: Tensor | None, seed: int, offset: int, p: float, need_x: bool, need_w: bool
 ) -> tuple[Tensor | None, Tensor | None]:
-    """(grad of x, grad of weight), each None where not needed; dropout(x) is rebuilt, never saved."""
+    """(grad of x, grad of weight), each None where not needed; dropout(x) is rebuilt, never saved.
+
+    weight is needed (and saved) only for the gradient of x.
+    """
     k = kernels.for_tensor(x)
-    g2 = grad.reshape(-1, weight.shape[0])
+    g2 = grad.reshape(-1, grad.shape[-1])
     grad_x = grad_w = bits = None
     if need_w:
         if need_x:  # one Philox pass serves both gradients: the mask is packed for dx
@@ -57,7 +60,7 @@ def backward_impl(
         else:
             dropped = k.dropout_fwd(x.contiguous(), seed, offset, p)
         # torch's mm backward for linear(input, weight): grad^T @ input, on the 2-D views
-        grad_w = g2.t().mm(dropped.view(-1, weight.shape[1]))
+        grad_w = g2.t().mm(dropped.view(-1, x.shape[-1]))
     if need_x:
         grad_dropped = g2.mm(weight).view(x.shape)  # torch's mm backward: grad @ weight
         if bits is None:
@@ -81,16 +84,17 @@ def _(x, weight, bias, seed, offset, p):
 
 @torch.library.custom_op("dropkit::dropout_linear_backward", mutates_args=())
 def dropout_linear_backward(
-    grad: Tensor, x: Tensor, weight: Tensor, seed: Tensor, offset: int, p: float, need_x: bool, need_w: bool
+    grad: Tensor, x: Tensor, weight: Optional[Tensor], seed: Tensor, offset: int, p: float, need_x: bool, need_w: bool
 ) -> tuple[Tensor, Tensor]:
     """(grad of x, grad of weight) of dropkit::dropout_linear; an empty tensor stands for one not needed."""
     grad_x, grad_w = backward_impl(grad, x, weight, *stream(seed, offset), p, need_x, need_w)
-    return (x.new_empty(0) if grad_x is None else grad_x), (weight.new_empty(0) if grad_w is None else grad_w)
+    return (x.new_empty(0) if grad_x is None else grad_x), (x.new_empty(0) if grad_w is None else grad_w)
 
 
 @dropout_linear_backward.register_fake
 def _(grad, x, weight, seed, offset, p, need_x, need_w):
-    return (torch.empty_like(x) if need_x else x.new_empty(0)), (torch.empty_like(weight) if need_w else weight.new_empty(0))
+    grad_w = x.new_empty((grad.shape[-1], x.shape[-1]) if need_w else 0)
+    return (torch.empty_like(x) if need_x else x.new_empty(0)), grad_w
 
 
 def _formula(again):
@@ -98,9 +102,10 @@ def _formula(again):
 
     def setup(ctx, inputs, output):
         x, weight, bias, seed, offset, p = inputs
-        ctx.save_for_backward(x, weight)  # references to the inputs: no new memory, no dropped copy
+        # References to the inputs, no dropped copy; weight only for dx, as torch's linear keeps it.
+        ctx.save_for_backward(x, weight if ctx.needs_input_grad[0] else None)
         ctx.args = (seed, offset, p)
-        ctx.has_bias = bias is not None
+        ctx.bias_out = None if bias is None else weight.shape[0]
 
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
@@ -109,7 +114,7 @@ def _formula(again):
         if need_x or need_w:
             grad_x, grad_w = again(grad, x, weight, *ctx.args, need_x, need_w)
         # torch's linear backward reduces the bias gradient over the 2-D view's rows too
-        grad_b = grad.reshape(-1, weight.shape[0]).sum(0) if ctx.has_bias and need_b else None
+        grad_b = grad.reshape(-1, ctx.bias_out).sum(0) if ctx.bias_out is not None and need_b else None
         return (grad_x if need_x else None), (grad_w if need_w else None), grad_b, None, None, None
 
     return setup, backward
