@@ -4,7 +4,7 @@ Example:
     >>> from _helpers import torchvision_shim; torchvision_shim.install()
     >>> model = tiny_llama_lora(hidden=32, layers=1, lora_dropout=0.1)
     >>> type(model).__name__
-    'PeftModelForCausalLM'
+    'PeftModel'
 """
 
 from __future__ import annotations
