@@ -39,6 +39,7 @@ from .control import replace_dropout as replace_dropout
 from .control import set_dropout as set_dropout
 from .control import weight_dropout as weight_dropout
 from .control import fuse_activation_dropout as fuse_activation_dropout
+from .control import fuse_dropout_linear as fuse_dropout_linear
 from .nn import ReLUDropout as ReLUDropout
 from .nn import GELUDropout as GELUDropout
 from .schedule import DropoutSchedule as DropoutSchedule
@@ -66,8 +67,8 @@ __all__ = [
     "bias_dropout_add", "BiasDropoutAdd",
     "metrics", "uncertainty", "calibration", "acquisition", "batch_bald", "apply_temperature", "fit_temperature", "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
     "MCResult", "mc_dropout", "mc_predict",
-    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropoutLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
+    "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",
     "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
-    "fuse_activation_dropout", "ReLUDropout", "GELUDropout",
+    "fuse_activation_dropout", "ReLUDropout", "GELUDropout", "fuse_dropout_linear", "DropoutLinear",
 ]
