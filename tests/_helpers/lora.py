@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TARGETS", "tiny_llama", "tiny_llama_lora", "tokens", "loss"]
+__all__ = ["TARGETS", "tiny_llama", "tiny_llama_lora", "unfused", "tokens", "loss"]
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 VOCAB = 1000
@@ -42,6 +42,19 @@ def tiny_llama_lora(
         model.add_adapter(name, config)
     for lora_b in (m for n, m in model.named_modules() if ".lora_B." in n):
         torch.nn.init.normal_(lora_b.weight, std=0.02)  # B starts at zero; nonzero B makes every gradient nonzero
+    return model
+
+
+def unfused(model: torch.nn.Module) -> torch.nn.Module:
+    """The LoRA adapters' torch Dropout made dropkit's, nothing fused (replace_dropout before the fused route), in place."""
+    import dropkit
+    from peft.tuners.lora import layer as lora
+
+    for module in model.modules():
+        if isinstance(module, lora.Linear):
+            for name, drop in module.lora_dropout.items():
+                if type(drop) is torch.nn.Dropout:
+                    module.lora_dropout[name] = dropkit.nn.Dropout(drop.p).train(drop.training)
     return model
 
 

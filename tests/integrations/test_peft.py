@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from _helpers import torchvision_shim
+from _helpers import lora as lora_helpers
 from _helpers.lora import TARGETS, loss, tiny_llama, tiny_llama_lora, tokens
 from _helpers.saved import saved_bytes
 from _helpers.torch_dropouts import TorchDropouts
@@ -34,14 +35,7 @@ def ids():
 
 
 def unfused(m):
-    """The reference route: every dropout made dropkit's Dropout, nothing fused."""
-    m = copy.deepcopy(m)
-    for module in m.modules():
-        if isinstance(module, peft.tuners.lora.layer.Linear):
-            for name, drop in module.lora_dropout.items():
-                if isinstance(drop, torch.nn.Dropout):
-                    module.lora_dropout[name] = dropkit.nn.Dropout(drop.p)
-    return m
+    return lora_helpers.unfused(copy.deepcopy(m))
 
 
 def output_and_grads(m, seed=3):
