@@ -257,3 +257,42 @@ def test_bad_arguments_are_named():
         DF.dropout_linear(x.long(), w, b, 0.5)
     with pytest.raises(TypeError, match=r"linear must be an instance of Linear, got Conv1d"):
         dropkit.nn.DropoutLinear.from_linear(nn.Conv1d(2, 2, 1), 0.5)
+
+
+def test_opcheck_of_the_typed_ops():
+    x, w, b = _leaves(*_args((4, 6), out=3))
+    seed = torch.tensor(7)
+    torch.library.opcheck(torch.ops.dropkit.dropout_linear.default, (x, w, b, seed, 2, 0.5))
+    g = torch.randn(4, 3)
+    for need_x, need_w in ((True, True), (True, False), (False, True)):
+        args = (g, x.detach(), w.detach() if need_x else None, seed, 2, 0.5, need_x, need_w)
+        torch.library.opcheck(torch.ops.dropkit.dropout_linear_backward.default, args)
+
+
+def test_two_fused_layers_on_the_same_tensor_draw_different_masks_when_compiled():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = dropkit.nn.DropoutLinear(16, 16, bias=False, p=0.5)
+            self.b = dropkit.nn.DropoutLinear.from_linear(self.a, 0.5)  # same weight: only the masks differ
+
+        def forward(self, x):
+            return self.a(x), self.b(x)
+
+    x = torch.randn(8, 16)
+    a, b = torch.compile(Twice(), fullgraph=True, backend="aot_eager")(x)
+    assert not torch.equal(a, b)
+
+
+def test_checkpoint_recomputes_the_same_mask():
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), dropkit.nn.DropoutLinear(16, 4, p=0.5))
+    x = torch.randn(6, 8, requires_grad=True)
+    grads = []
+    for wrap in (lambda t: block(t), lambda t: torch.utils.checkpoint.checkpoint(block, t, use_reentrant=False)):
+        torch.manual_seed(2)
+        wrap(x).square().sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in block.parameters()])
+        block.zero_grad(), x.grad.zero_()
+    for a, e in zip(*grads, strict=True):
+        assert torch.equal(a, e)  # the recomputed forward draws the same seed: the same ops, equal
