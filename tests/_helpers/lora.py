@@ -47,8 +47,9 @@ def tiny_llama_lora(
 
 def unfused(model: torch.nn.Module) -> torch.nn.Module:
     """The LoRA adapters' torch Dropout made dropkit's, nothing fused (replace_dropout before the fused route), in place."""
-    import dropkit
     from peft.tuners.lora import layer as lora
+
+    import dropkit
 
     for module in model.modules():
         if isinstance(module, lora.Linear):

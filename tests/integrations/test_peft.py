@@ -11,8 +11,8 @@ import copy
 import pytest
 import torch
 
-from _helpers import torchvision_shim
 from _helpers import lora as lora_helpers
+from _helpers import torchvision_shim
 from _helpers.lora import TARGETS, loss, tiny_llama, tiny_llama_lora, tokens
 from _helpers.saved import saved_bytes
 from _helpers.torch_dropouts import TorchDropouts

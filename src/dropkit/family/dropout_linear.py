@@ -118,7 +118,7 @@ class DropoutLinear(torch.nn.Linear, DropoutBase):
     @classmethod
     def from_linear(
         cls, linear: torch.nn.Linear, p: float, *, generator: torch.Generator | None = None
-    ) -> "DropoutLinear":
+    ) -> DropoutLinear:
         """A DropoutLinear over `linear`'s own parameters (shared, not copied), in its mode.
 
         Examples:
