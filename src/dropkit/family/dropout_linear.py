@@ -81,7 +81,8 @@ class DropoutLinear(torch.nn.Linear, DropoutBase):
     same outputs and gradients as dropkit.nn.Dropout(p) then the Linear for the
     same seeds. `from_linear` wraps an existing Linear, sharing its parameters.
     dropkit.fuse_dropout_linear and dropkit.replace_dropout (PEFT LoRA adapters)
-    build these; set_dropout, mc_dropout and sample_addressed reach them.
+    build these; set_dropout, mc_dropout and sample_addressed reach them (addressed
+    by the module's own name, the Linear's: another draw than the unfused pair's).
 
     Args:
         in_features: as torch.nn.Linear.
