@@ -16,7 +16,8 @@ its step); wall time and the process's CPU time (all threads: a busy machine
 stretches wall time far more than CPU time), with the load average. The JSON is
 rewritten after each size.
 
-Usage: python benchmarks/bench_lora.py [--quick] [--repeats 7] [--large-repeats 3] [--large-warmup 1] [--out benchmarks/results/lora.json]
+Usage: python benchmarks/bench_lora.py [--quick] [--sizes tiny,large] [--repeats 7] [--large-repeats 3]
+       [--large-warmup 1] [--threads N] [--out benchmarks/results/lora.json]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from _helpers import torchvision_shim  # noqa: E402  (transformers imports torch
 
 torchvision_shim.install()
 
+import numba  # noqa: E402
 import torch  # noqa: E402
 
 import dropkit  # noqa: E402
@@ -128,8 +130,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds for the tiny size")
     parser.add_argument("--large-repeats", type=int, default=3, help="interleaved rounds for the large size")
     parser.add_argument("--large-warmup", type=int, default=1, help="warm-up rounds for the large size")
+    parser.add_argument("--sizes", default="tiny,large", help="comma-separated: tiny, large")
+    parser.add_argument("--threads", type=int, default=0, help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lora.json"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     result = dict(
         benchmark="bench_lora", date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -137,9 +144,9 @@ def main() -> None:
         note="bytes: distinct storages saved for backward in one forward, load-independent; times: medians under the recorded load",
         sizes=[],
     )  # fmt: skip
-    plan = [("tiny", 2 if args.quick else args.repeats, 1)]
-    if not args.quick:
-        plan.append(("large", args.large_repeats, args.large_warmup))
+    sizes = ["tiny"] if args.quick else args.sizes.split(",")
+    runs = {"tiny": (2 if args.quick else args.repeats, 1), "large": (args.large_repeats, args.large_warmup)}
+    plan = [(size, *runs[size]) for size in sizes]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for size, repeats, warmup in plan:
         result["sizes"].append(measure(size, repeats, warmup, progress))
