@@ -33,6 +33,7 @@ CASES = [
     ("GaussianDropout", lambda: dnn.GaussianDropout(0.5), lambda: torch.randn(16, 8)),
     ("GaussianNoise", lambda: dnn.GaussianNoise(0.5), lambda: torch.randn(16, 8)),
     ("DropConnectLinear", lambda: dnn.DropConnectLinear(8, 8, p=0.5), lambda: torch.randn(16, 8)),
+    ("DropoutLinear", lambda: dnn.DropoutLinear(8, 8, p=0.5), lambda: torch.randn(16, 8)),
     ("weight_dropout", lambda: dropkit.weight_dropout(nn.Linear(8, 8), "weight", 0.5), lambda: torch.randn(16, 8)),
     ("DropPath", lambda: dnn.DropPath(0.5), lambda: torch.randn(32, 8)),
     ("DropBlock2d", lambda: dnn.DropBlock2d(0.5, 3), lambda: torch.randn(4, 4, 8, 8)),

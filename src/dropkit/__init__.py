@@ -28,6 +28,7 @@ from .nn import FeatureAlphaDropout as FeatureAlphaDropout
 from .nn import GaussianDropout as GaussianDropout
 from .nn import GaussianNoise as GaussianNoise
 from .nn import DropConnectLinear as DropConnectLinear
+from .nn import DropoutLinear as DropoutLinear
 from .nn import DropPath as DropPath
 from .nn import DropBlock2d as DropBlock2d
 from .nn import LockedDropout as LockedDropout
@@ -41,6 +42,7 @@ from .convert import replace_dropout as replace_dropout
 from .convert import set_dropout as set_dropout
 from .convert import weight_dropout as weight_dropout
 from .convert import fuse_activation_dropout as fuse_activation_dropout
+from .convert import fuse_dropout_linear as fuse_dropout_linear
 from .nn import ReLUDropout as ReLUDropout
 from .nn import GELUDropout as GELUDropout
 from .convert import DropoutSchedule as DropoutSchedule
@@ -77,5 +79,5 @@ __all__ = [
     "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "GaussianDropout", "GaussianNoise", "DropConnectLinear", "DropPath", "DropBlock2d", "LockedDropout", "EmbeddingDropout", "ConcreteDropout",
     "ScaledDotProductAttention", "scaled_dot_product_attention",
     "convert", "insert_dropout", "replace_dropout", "set_dropout", "weight_dropout", "DropoutSchedule",
-    "fuse_activation_dropout", "ReLUDropout", "GELUDropout",
+    "fuse_activation_dropout", "ReLUDropout", "GELUDropout", "fuse_dropout_linear", "DropoutLinear",
 ]

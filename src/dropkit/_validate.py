@@ -12,7 +12,7 @@ import numbers
 import torch
 
 __all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
-    "module_type", "parameter_name", "schedule_spec", "bias_for", "same_as", "eager_generator"]
+    "module_type", "parameter_name", "schedule_spec", "bias_for", "linear_weights", "same_as", "eager_generator"]
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -248,6 +248,21 @@ def bias_for(value, x: torch.Tensor, name: str = "bias") -> torch.Tensor | None:
             f"got shape {tuple(value.shape)}"
         )
     return value
+
+
+def linear_weights(weight, bias, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """F.linear's (weight, bias) for input x: weight (out, x.shape[-1]), bias None or (out,), both x's dtype and device."""
+    _matching(weight, x, "weight")
+    if weight.dim() != 2 or x.dim() == 0 or weight.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"weight must be a 2-D tensor (out_features, input.shape[-1]) = (*, "
+            f"{x.shape[-1] if x.dim() else 'input is 0-dim'}), got shape {tuple(weight.shape)}"
+        )
+    if bias is not None:
+        _matching(bias, x, "bias")
+        if bias.shape != weight.shape[:1]:
+            raise ValueError(f"bias must be a 1-D tensor of size out_features ({weight.shape[0]}), got shape {tuple(bias.shape)}")
+    return weight, bias
 
 
 def same_as(value, x: torch.Tensor, name: str) -> torch.Tensor:

@@ -30,6 +30,7 @@ from .family.block import drop_block2d as drop_block2d
 from .family.locked import locked_dropout as locked_dropout
 from .family.connect import drop_connect as drop_connect
 from .family.connect import drop_connect_linear as drop_connect_linear
+from .family.dropout_linear import dropout_linear as dropout_linear
 from .family.embedding import embedding_dropout as embedding_dropout
 from .family.concrete import concrete_dropout as concrete_dropout
 from .family.attention import attention_keep_mask as attention_keep_mask
@@ -51,6 +52,7 @@ __all__ = [
     "concrete_dropout",
     "drop_connect",
     "drop_connect_linear",
+    "dropout_linear",
     "embedding_dropout",
     "gaussian_dropout",
     "gaussian_noise",

@@ -21,6 +21,7 @@ from .family.concrete import ConcreteDropout as ConcreteDropout
 from .family.connect import DropConnectLinear as DropConnectLinear
 from .family.connect import WeightDropout as WeightDropout
 from .family.dropout import Dropout as Dropout
+from .family.dropout_linear import DropoutLinear as DropoutLinear
 from .family.embedding import EmbeddingDropout as EmbeddingDropout
 from .family.gaussian import GaussianDropout as GaussianDropout
 from .family.gaussian import GaussianNoise as GaussianNoise
@@ -44,6 +45,7 @@ __all__ = [
     "GaussianNoise",
     "DropConnectLinear",
     "WeightDropout",
+    "DropoutLinear",
     "DropPath",
     "DropBlock2d",
     "LockedDropout",

@@ -402,6 +402,7 @@ def family():
         (DN.DropBlock2d(0.3, 3), torch.randn(4, 8, 8, 8)),
         (DN.LockedDropout(0.5, batch_first=True), torch.randn(4, 6, 8)),
         (DN.DropConnectLinear(32, 16, p=0.5), torch.randn(4, 32)),
+        (DN.DropoutLinear(32, 16, p=0.5), torch.randn(4, 32)),
         (dropkit.weight_dropout(nn.Linear(32, 16), "weight", 0.5), torch.randn(4, 32)),
         (DN.EmbeddingDropout(nn.Embedding(20, 8), 0.5), torch.randint(0, 20, (4, 6))),
         (DN.ConcreteDropout(nn.Linear(32, 16), 0.5), torch.randn(4, 32)),

@@ -15,6 +15,7 @@ Examples:
 from . import integrations as integrations
 from . import schedule as schedule
 from .fuse import fuse_activation_dropout as fuse_activation_dropout
+from .fuse import fuse_dropout_linear as fuse_dropout_linear
 from .insert import INSERT_AFTER as INSERT_AFTER
 from .insert import insert_dropout as insert_dropout
 from .rate import set_dropout as set_dropout
@@ -25,6 +26,6 @@ from .weight import weight_dropout as weight_dropout
 
 __all__ = [
     "integrations", "schedule",
-    "fuse_activation_dropout", "INSERT_AFTER", "insert_dropout", "set_dropout", "Replaced", "replace_dropout",
+    "fuse_activation_dropout", "fuse_dropout_linear", "INSERT_AFTER", "insert_dropout", "set_dropout", "Replaced", "replace_dropout",
     "DropoutSchedule", "weight_dropout",
 ]

@@ -29,7 +29,7 @@ from .. import _mode, _validate, rng
 from . import acquisition
 from .acquisition import entropy
 from ..ops.consistent import Replicas
-from ..nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, is_dropout
+from ..nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear, DropPath, LockedDropout, is_dropout
 
 __all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
 
@@ -201,7 +201,7 @@ class MCResult:
 
 
 # The layers whose every draw goes through the consistent masks (dropkit.ops.consistent).
-CONSISTENT_LAYERS = (Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout)
+CONSISTENT_LAYERS = (Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, DropoutLinear)
 
 
 def _check_consistent(model: torch.nn.Module) -> None:

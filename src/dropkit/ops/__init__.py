@@ -20,6 +20,9 @@ from .dropout import dropout_from_bits as dropout_from_bits
 from .dropout import keep_mask as keep_mask
 from .fused import activation_dropout as activation_dropout
 from .fused import apply_activation_dropout as apply_activation_dropout
+from .dropout_linear import apply_dropout_linear as apply_dropout_linear
+from .dropout_linear import dropout_linear as dropout_linear
+from .dropout_linear import dropout_linear_backward as dropout_linear_backward
 from .fused import apply_bias_dropout_add as apply_bias_dropout_add
 from .fused import bias_dropout_add as bias_dropout_add
 from .fused import bias_dropout_add_backward as bias_dropout_add_backward
@@ -47,6 +50,9 @@ __all__ = [
     "activation_dropout",
     "apply_activation_dropout",
     "relu_dropout_backward",
+    "apply_dropout_linear",
+    "dropout_linear",
+    "dropout_linear_backward",
     "apply_bias_dropout_add",
     "bias_dropout_add",
     "bias_dropout_add_backward",

@@ -1,4 +1,4 @@
-"""Glue for third-party model libraries (transformers, timm) through their own extension points.
+"""Glue for third-party model libraries (transformers, timm, PEFT) through their own extension points.
 
 dropkit.replace_dropout calls `route` on every model; a library's glue runs only
 when that library is already imported, so neither is ever a dependency.
@@ -21,7 +21,7 @@ import torch
 __all__ = ["Routing", "route"]
 
 # Library module -> dropkit glue module, imported only when the library already is (torch always is).
-_GLUE = {"torch": "multihead", "transformers": "transformers", "timm": "timm"}
+_GLUE = {"torch": "multihead", "transformers": "transformers", "timm": "timm", "peft": "peft"}
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ class Routing:
 
 
 def route(model: torch.nn.Module) -> Routing:
-    """Route `model`'s attention dropout through dropkit with every glue whose library is imported."""
+    """Route `model`'s attention (and LoRA adapter) dropout through dropkit with every glue whose library is imported."""
     routing = Routing()
     for library, glue in _GLUE.items():
         if library not in sys.modules:
