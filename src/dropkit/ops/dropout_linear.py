@@ -32,15 +32,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import kernels, rng
-from .dropout import _like, eager_function, register_formula
+from .dropout import eager_function, register_formula
+from .layout import like
 from .seed import seed_tensor, stream
 
-__all__ = ["apply_dropout_linear", "dropout_linear", "dropout_linear_backward"]
+__all__ = ["apply_dropout_linear", "backward_impl", "dropout_linear", "dropout_linear_backward", "forward_impl"]
 
 
 def forward_impl(x: Tensor, weight: Tensor, bias: Tensor | None, seed: int, offset: int, p: float) -> Tensor:
     """F.linear(dropout(x), weight, bias) (seed and offset as uint64); the dropped input is a temporary."""
-    dropped = _like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p))
+    dropped = like(x, kernels.for_tensor(x).dropout_fwd(x.contiguous(), seed, offset, p))
     return F.linear(dropped, weight, bias)
 
 
@@ -67,7 +68,7 @@ def backward_impl(
             grad_x = k.dropout_fwd(grad_dropped, seed, offset, p)
         else:
             grad_x = k.dropout_bwd_packed(grad_dropped, bits, p)
-        grad_x = _like(x, grad_x)
+        grad_x = like(x, grad_x)
     return grad_x, grad_w
 
 
