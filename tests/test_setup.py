@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _readme_commands() -> list[str]:
-    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
     assert block, "README.md has no bash block with the setup commands"
     return [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
@@ -19,7 +19,7 @@ def test_the_readme_has_two_commands_that_both_pass_the_constraints():
     assert len(commands) == 2, commands
     for command in commands:
         assert command.startswith("pip install -c constraints.txt "), command
-    assert re.search(r"^torch==\S+$", (ROOT / "constraints.txt").read_text(), re.M), "constraints.txt pins no torch"
+    assert re.search(r"^torch==\S+$", (ROOT / "constraints.txt").read_text(), re.MULTILINE), "constraints.txt pins no torch"
 
 
 @pytest.mark.parametrize("index", [0, 1])
