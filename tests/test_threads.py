@@ -27,8 +27,9 @@ def _spin_count(command: list[str], **env: str) -> str:
     return found.group(1)
 
 
-def test_the_command_waits_passively():
-    assert _spin_count([sys.executable, "-m", "dropkit", "--help"]) == "0"
+@pytest.mark.parametrize("module", ["dropkit", "dropkit.cli"])
+def test_the_command_waits_passively(module):
+    assert _spin_count([sys.executable, "-m", module, "--help"]) == "0"
 
 
 def test_the_console_script_waits_passively(tmp_path):

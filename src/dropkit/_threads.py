@@ -2,8 +2,8 @@
 
 OpenMP runtimes read their settings once, when they load, so this runs before
 dropkit imports torch (first line of dropkit/__init__.py) and only in the
-`dropkit` command (console script or `python -m dropkit`, so torchrun workers
-too); a library user's process is left as it is.
+`dropkit` command (console script, `python -m dropkit` or `dropkit.cli`, so
+torchrun workers too); a library user's process is left as it is.
 
 Why: libgomp, torch's OpenMP runtime on Linux (numba's omp layer loads a second
 copy), lets a thread that finished its share of a parallel region spin for about
@@ -24,6 +24,8 @@ from pathlib import Path
 
 __all__ = ["started_as_command", "wait_passively"]
 
+_MODULES = ("dropkit", "dropkit.cli")  # what `python -m` runs as the dropkit command
+
 
 def started_as_command(argv: Sequence[str], orig_argv: Sequence[str]) -> bool:
     """Whether this process is the `dropkit` command: its console script, or `python [opts] -m dropkit`.
@@ -33,13 +35,15 @@ def started_as_command(argv: Sequence[str], orig_argv: Sequence[str]) -> bool:
         True
         >>> started_as_command(["-m"], ["python", "-u", "-m", "dropkit", "train"])
         True
+        >>> started_as_command(["-m"], ["python", "-mdropkit.cli", "train"])
+        True
         >>> started_as_command(["script.py"], ["python", "script.py", "dropkit"])
         False
     """
     if argv and Path(argv[0]).stem == "dropkit":
         return True
-    # `python -m dropkit`: runpy imports the package while sys.argv[0] is still "-m".
-    return argv[:1] == ["-m"] and ("dropkit" in orig_argv or "-mdropkit" in orig_argv)
+    # `python -m dropkit` (or dropkit.cli): runpy imports the package while sys.argv[0] is still "-m".
+    return argv[:1] == ["-m"] and any(a in _MODULES or a[2:] in _MODULES for a in orig_argv)
 
 
 def wait_passively(environ: MutableMapping[str, str]) -> None:
