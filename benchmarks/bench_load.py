@@ -73,7 +73,7 @@ def measure(scenario: str, threads: int | None, a: argparse.Namespace, tmp: Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one round (about 2 minutes on 2 idle cores)")
+    ap.add_argument("--quick", action="store_true", help="one round: 6 runs of one epoch each")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--dataset", default="auto")

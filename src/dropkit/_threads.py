@@ -11,8 +11,10 @@ copy), lets a thread that finished its share of a parallel region spin for about
 the spinning never stops: alone the process holds every core, and beside other work
 it takes their CPU time while the thread it waits for is descheduled. 200 steps of
 the seed network in plain torch with 2 threads took 45-60 s spinning and 2.1-4.3 s
-passive on 2 cores at load average 9-10 (1 thread: 2.4-3.0 s); see
-benchmarks/bench_load.py. An OMP_WAIT_POLICY already in the environment is kept.
+passive on 2 cores at load average 9-10 (1 thread: 2.4-3.0 s); one epoch of
+`dropkit train` took 517 s spinning and 7.3 s passive at load average 16-18
+(--threads 1: 36 s and 27 s); see benchmarks/bench_load.py. An OMP_WAIT_POLICY
+already in the environment is kept.
 """
 
 from __future__ import annotations
