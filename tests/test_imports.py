@@ -16,7 +16,7 @@ SRC = Path(dropkit.__file__).parent
 # Lowest first: a module may import from its own layer or one below, never from one above.
 # Every module but the package's __init__ has a layer (test_every_module_has_a_layer).
 LAYERS = [
-    {"dropkit.rng", "dropkit._validate", "dropkit._mode", "dropkit._atomic", "dropkit._moved"},
+    {"dropkit.rng", "dropkit._validate", "dropkit._mode", "dropkit._atomic", "dropkit._moved", "dropkit._threads"},
     {"dropkit.kernels"},
     {"dropkit.ops"},
     {"dropkit.scale"},

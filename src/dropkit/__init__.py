@@ -6,6 +6,7 @@ Examples:
     >>> y = dropkit.functional.dropout(torch.ones(4), 0.5, seed=7)
 """
 
+from . import _threads  # noqa: F401  first: sets the command's OpenMP wait policy before torch loads
 import importlib
 
 from . import _moved

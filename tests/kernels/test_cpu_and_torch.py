@@ -1,5 +1,9 @@
 """Every kernel backend computes the spec bit for bit (property tests with hypothesis)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -69,6 +73,15 @@ def test_cpu_kernels_take_torchs_thread_count():
     assert cpu_common.pool_threads(x.numel(), 64) == min(before, cpu_common.nb.get_num_threads())
     assert cpu_common.pool_threads(cpu_common.PARALLEL_MIN - 1, 64) == 1, "below the threshold: serial"
     assert torch.equal(one, cpu.dropout_fwd(x, 3, 0, 0.3)), "serial and pooled give the same values"
+
+
+def test_a_launch_binds_numbas_pool_to_torchs_thread_count():
+    # numba's pool has NUMBA_NUM_THREADS threads (one per core by default); a launch on torch's 2 wakes 2
+    code = ("import torch, numba; from dropkit.kernels import cpu_common; torch.set_num_threads(2); "
+            "print(cpu_common.pool_threads(cpu_common.PARALLEL_MIN, 64), numba.get_num_threads())")
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split() == ["2", "2"], done.stdout
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -112,17 +112,20 @@ PARALLEL_MIN = 2**18
 
 def pool_threads(n: int, work_items: int) -> int:
     """Threads for a kernel over n elements in work_items parts: 1 below PARALLEL_MIN, else torch's
-    thread count (torch.set_num_threads, the lab's --threads) capped by the work and numba's pool.
+    thread count (torch.set_num_threads, the lab's --threads) capped by the work and numba's pool;
+    numba's pool is then bound to that many threads, so a launch wakes no more of them.
 
-    numba's pool is asked (which starts it) only when more than one thread is wanted: started, its
-    idle threads slowed two single-threaded trainings sharing 2 cores 3.5x (docs/benchmarks.md).
+    numba's pool starts only when more than one thread is wanted: started, its idle threads slowed
+    two single-threaded trainings sharing 2 cores 3.5x (docs/benchmarks.md).
 
     Examples:
         >>> pool_threads(1000, 1)  # a small input: the calling thread, and numba's pool stays unstarted
         1
     """
-    threads = 1 if n < PARALLEL_MIN else min(torch.get_num_threads(), work_items)
-    return threads if threads <= 1 else min(threads, nb.get_num_threads())
+    threads = 1 if n < PARALLEL_MIN else min(torch.get_num_threads(), work_items, nb.config.NUMBA_NUM_THREADS)
+    if threads > 1:
+        nb.set_num_threads(threads)  # this thread's launches use `threads` of the pool, not one per core
+    return threads
 
 
 def launch(chunks, parallel, n: int, *args) -> None:

@@ -62,6 +62,10 @@ def process_group():
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         yield
+        # No rank closes its connections while a peer may still be inside a collective on them: the
+        # rank that finished first would leave, and the peer's transport would see its socket go.
+        # Not after an error: the peers may be gone, and a barrier would wait for them.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
