@@ -33,6 +33,7 @@ PUBLIC = sorted(
 )
 # Needing more than the [dev] extra to import: the glue for a third-party library, the GPU kernels.
 NEEDS = {"dropkit.convert.integrations.transformers": "transformers", "dropkit.convert.integrations.timm": "timm",
+         "dropkit.convert.integrations.peft": "peft",
          "dropkit.kernels.triton": "triton", "dropkit.kernels.attention_triton": "triton"}
 
 
