@@ -6,7 +6,7 @@ when that library is already imported, so neither is ever a dependency.
 Example:
     >>> routing = route(torch.nn.Linear(2, 2))
     >>> routing.routed, routing.unrouted
-    ([], [])
+    ([], {})
 """
 
 from __future__ import annotations
@@ -26,11 +26,15 @@ _GLUE = {"torch": "multihead", "transformers": "transformers", "timm": "timm"}
 
 @dataclasses.dataclass
 class Routing:
-    """What the glue did to a model: attention modules routed, modules it could not route, rate holders, converters."""
+    """What the glue did to a model: attention modules routed, dropout it leaves torch's (name -> why), converters, example.
+
+    `example` is an input for one forward of the model (for dropkit.integrations.intercept.trace),
+    built by the first glue that knows the model's kind from its config, or None.
+    """
 
     routed: list[str] = dataclasses.field(default_factory=list)
-    unrouted: list[str] = dataclasses.field(default_factory=list)
-    rate_holders: set[int] = dataclasses.field(default_factory=set)
+    unrouted: dict[str, str] = dataclasses.field(default_factory=dict)
+    example: object = None
     converters: dict[type, Callable[[torch.nn.Module], torch.nn.Module]] = dataclasses.field(default_factory=dict)
 
 
@@ -41,9 +45,10 @@ def route(model: torch.nn.Module) -> Routing:
         if library not in sys.modules:
             continue
         module = importlib.import_module(f".{glue}", __name__)
-        routed, unrouted, holders = module.route(model)
+        routed, unrouted = module.route(model)
         routing.routed += routed
-        routing.unrouted += unrouted
-        routing.rate_holders |= holders
+        routing.unrouted |= unrouted
+        if routing.example is None and hasattr(module, "example_input"):
+            routing.example = module.example_input(model)
         routing.converters.update(getattr(module, "CONVERTERS", {}))
     return routing
