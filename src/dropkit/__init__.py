@@ -60,6 +60,10 @@ from .uncertainty import mc_predict as mc_predict
 
 __version__ = "0.1.0"
 
+from .integrations import register_on_import as _register_on_import  # noqa: E402
+
+_register_on_import()  # attn_implementation="dropkit" in transformers, without importing it
+
 __all__ = [
     "functional", "nn", "rng", "addressing", "sharding", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",

@@ -211,7 +211,9 @@ def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced
     models get one built from their config; other models are not traced (their calls are
     still intercepted, but gated rates are unknown to mc_dropout and set_dropout).
     What still runs in torch (RNN dropout inside torch's fused kernel, timm's
-    DropBlock2d(with_noise=True)) is named with its reason in one warning and in the report.
+    DropBlock2d(with_noise=True), and what the traced forward saw: masks a module draws itself
+    with torch.rand/bernoulli, nn.MultiheadAttention calls the interceptor cannot enter) is named
+    with its reason in one warning and in the report.
 
     Args:
         model: any module; changed in place.
@@ -251,6 +253,7 @@ def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced
     ran = None
     if example is not None:
         report.sites, ran = intercept.trace(model, example), intercept.interceptor(model).ran
+        report.torch |= intercept.interceptor(model).torch
         report.traced = True
     for name, old, new in converted:
         if ran is None or name in ran:  # a module that only holds a rate others read never runs

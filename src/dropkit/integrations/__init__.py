@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["Routing", "route"]
+__all__ = ["Routing", "route", "register_on_import"]
 
 # Library module -> dropkit glue module, imported only when the library already is (torch always is).
 _GLUE = {"torch": "multihead", "transformers": "transformers", "timm": "timm"}
@@ -52,3 +54,40 @@ def route(model: torch.nn.Module) -> Routing:
             routing.example = module.example_input(model)
         routing.converters.update(getattr(module, "CONVERTERS", {}))
     return routing
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Runs `hook` right after the module `name` is executed, so dropkit never imports it itself."""
+
+    def __init__(self, name: str, hook: Callable[[], None]) -> None:
+        self.name, self.hook = name, hook
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # once, and so the real finders answer
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            exec_module, hook = spec.loader.exec_module, self.hook
+
+            def exec_then_hook(module):
+                exec_module(module)
+                hook()
+
+            spec.loader.exec_module = exec_then_hook
+        return spec
+
+
+def _register_transformers() -> None:
+    importlib.import_module(f"{__name__}.transformers").register()
+
+
+def register_on_import() -> None:
+    """Make attn_implementation="dropkit" known to transformers: now if it is imported, else when it is.
+
+    Called by `import dropkit`; costs no import of transformers.
+    """
+    if "transformers.modeling_utils" in sys.modules:
+        _register_transformers()
+    elif importlib.util.find_spec("transformers") is not None:
+        sys.meta_path.insert(0, _RegisterAfterImport("transformers.modeling_utils", _register_transformers))

@@ -45,7 +45,7 @@ from torch.overrides import TorchFunctionMode
 from .. import _mode
 from .. import functional as DF
 
-__all__ = ["Site", "Interceptor", "install", "interceptor", "trace", "call_rate"]
+__all__ = ["Site", "Interceptor", "install", "interceptor", "remove", "trace", "call_rate"]
 
 # The interceptors whose mode is entered, innermost last; dropkit's own attention glue reads the top one.
 _RUNNING: list[Interceptor] = []
@@ -90,6 +90,8 @@ class Interceptor(TorchFunctionMode):
         self.overrides: dict[tuple[str, int], float] = {}
         self.recording: dict[tuple[str, int], tuple[str, str, float]] | None = None
         self.ran: set[str] = set()  # the modules whose forward ran while recording
+        self.torch: dict[str, str] = {}  # dropout the traced forward saw stay torch's: {module name: why}
+        self.handles: list = []
 
     def enter_module(self, name: str, module: torch.nn.Module, args) -> None:
         # Entered in training and inside mc_dropout only: in eval every dropout is the identity
@@ -190,7 +192,31 @@ def _sdpa(it, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     return DF.scaled_dot_product_attention(query, key, value, attn_mask, p, is_causal, scale, enable_gqa, training=True)
 
 
+def _seen(why, func, it, *args, **kwargs):
+    """Run torch's `func`; while tracing, note the module that called it where it drops in a way dropkit cannot run."""
+    out = func(*args, **kwargs)
+    if it.recording is not None and why(args, kwargs, out):
+        it.torch.setdefault(it.frames[-1][0], f"calls torch.{func.__name__}: {why.__doc__}")
+    return out
+
+
+def _mask_draw(args, kwargs, out) -> bool:
+    """draws its own random mask (a dropout dropkit does not know)"""
+    return isinstance(out, Tensor) and out.numel() > 1  # torch.rand([]) is LayerDrop's coin, not a mask
+
+
+def _mha_dropout(args, kwargs, out) -> bool:
+    """the attention dropout inside torch's multi_head_attention_forward, which the mode sees only as a whole"""
+    p = args[10] if len(args) > 10 else kwargs.get("dropout_p", 0.0)
+    return p > 0 and (args[13] if len(args) > 13 else kwargs.get("training", True))
+
+
 _ROUTES = {
+    torch.rand: functools.partial(_seen, _mask_draw, torch.rand),
+    torch.rand_like: functools.partial(_seen, _mask_draw, torch.rand_like),
+    torch.bernoulli: functools.partial(_seen, _mask_draw, torch.bernoulli),
+    Tensor.bernoulli_: functools.partial(_seen, _mask_draw, Tensor.bernoulli_),
+    F.multi_head_attention_forward: functools.partial(_seen, _mha_dropout, F.multi_head_attention_forward),
     F.dropout: _dropout,
     F.dropout1d: functools.partial(_channel, DF.dropout1d, "dropout1d"),
     F.dropout2d: functools.partial(_channel, DF.dropout2d, "dropout2d"),
@@ -228,10 +254,24 @@ def install(model: torch.nn.Module) -> Interceptor:
         return existing
     it = Interceptor()
     for name, module in model.named_modules():
-        module.register_forward_pre_hook(functools.partial(it.enter_module, name))
-        module.register_forward_hook(it.exit_module, always_call=True)
+        it.handles.append(module.register_forward_pre_hook(functools.partial(it.enter_module, name)))
+        it.handles.append(module.register_forward_hook(it.exit_module, always_call=True))
     model._dropkit_interceptor = it
     return it
+
+
+def remove(model: torch.nn.Module) -> None:
+    """Undo install(): torch's dropout calls in `model` run torch's again.
+
+    Examples:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> _ = install(net)
+        >>> remove(net); interceptor(net) is None
+        True
+    """
+    it = model.__dict__.pop("_dropkit_interceptor", None)
+    for handle in [] if it is None else it.handles:
+        handle.remove()
 
 
 def interceptor(model: torch.nn.Module) -> Interceptor | None:
@@ -268,7 +308,7 @@ def _record(model: torch.nn.Module, it: Interceptor, example) -> dict[tuple[str,
 
 
 def _candidates(module: torch.nn.Module, rate: float):
-    """(object, attribute, path) of every number equal to `rate` that `module`'s forward could read it from."""
+    """(object, attribute, path) of every float equal to `rate` that `module`'s forward could read it from."""
     places = [(module, "")] + [(child, f"{n}.") for n, child in module.named_children()]
     config = getattr(module, "config", None)
     if config is not None and not isinstance(config, torch.nn.Module):
@@ -277,7 +317,7 @@ def _candidates(module: torch.nn.Module, rate: float):
         for attr, value in list(vars(obj).items()):
             if obj is not module and prefix != "config." and attr != "p":
                 continue
-            if type(value) in (float, int) and value == rate:
+            if type(value) is float and value == rate:
                 yield obj, attr, prefix + attr
 
 
@@ -287,7 +327,9 @@ def trace(model: torch.nn.Module, example) -> list[Site]:
     Returns the sites, in call order; nothing of the model (modes, buffers, RNG) changes.
     """
     it = install(model)
+    it.torch.clear()
     calls = _record(model, it, example)
+    torch_kept = dict(it.torch)  # what the marked forward adds is an artefact of its marks
     modules = dict(model.named_modules())
     found: dict[tuple[str, int], list] = {key: list(_candidates(modules[key[0]], rate)) for key, (_, _, rate) in calls.items()}
     unique = {(id(obj), attr): (obj, attr) for cands in found.values() for obj, attr, _ in cands}
@@ -301,6 +343,7 @@ def trace(model: torch.nn.Module, example) -> list[Site]:
     finally:
         for k, (obj, attr) in unique.items():
             setattr(obj, attr, saved[k])
+        it.torch = torch_kept
     it.sites.clear()
     it.holders.clear()
     for key, (op, kind, rate) in calls.items():
