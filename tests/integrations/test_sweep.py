@@ -192,3 +192,17 @@ def test_what_stays_torchs_is_named_with_why(name):
         _, report = convert(model, inputs)
     assert not report.complete and len(warned) == 1
     assert any(why.startswith(NOT_CONVERTIBLE[name][1]) for why in report.torch.values()), report.torch
+
+
+def test_compiled_equals_eager_for_an_encoder_decoder_with_functional_dropout():
+    # BART calls F.dropout with float rates: after conversion compiled and eager draw the same masks.
+    model, inputs = build(("transformers", "bart"), hidden=0.2, attention=0.2)
+    model, report = convert(model, inputs)
+    assert any(s.kind == "functional" for s in report.sites)
+    torch.manual_seed(3)
+    eager = output(model.train(), inputs).pow(2).mean()
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
+    torch.manual_seed(3)
+    loss = output(compiled, inputs).pow(2).mean()
+    assert abs(loss.item() - eager.item()) <= 1e-6, (loss.item(), eager.item())
