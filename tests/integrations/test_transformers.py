@@ -168,11 +168,15 @@ print(model.config._attn_implementation, "dropkit" in sys.modules, "transformers
 
 
 def _load(path, imports, kwargs=""):
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
     code = _LOAD.format(imports=imports, kwargs=kwargs)
-    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(dropkit.__file__).resolve().parents[1])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout.split()
 

@@ -79,7 +79,9 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 
 
 def _register_transformers() -> None:
-    importlib.import_module(f"{__name__}.transformers").register()
+    # The glue registers when imported; where it is being imported (it imports transformers) it will.
+    if f"{__name__}.transformers" not in sys.modules:
+        importlib.import_module(f"{__name__}.transformers")
 
 
 def register_on_import() -> None:

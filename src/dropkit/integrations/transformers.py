@@ -134,3 +134,6 @@ def apply(model: torch.nn.Module):
     from ..control import replace_dropout
 
     return replace_dropout(model)[1]
+
+
+register()  # importing the glue makes attn_implementation="dropkit" known (dropkit's import hook relies on it)
