@@ -249,12 +249,17 @@ def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced
     if type(model) in converters:
         model = convert("", model)
     intercept.install(model)
-    example = routing.example if example is None else example
+    built, example = example is None, routing.example if example is None else example
     ran = None
-    if example is not None:
-        report.sites, ran = intercept.trace(model, example), intercept.interceptor(model).ran
-        report.torch |= intercept.interceptor(model).torch
-        report.traced = True
+    try:
+        if example is not None:
+            report.sites, ran = intercept.trace(model, example), intercept.interceptor(model).ran
+            report.torch |= intercept.interceptor(model).torch
+            report.traced = True
+    except Exception as error:  # an input built from the config may not suit the model: convert untraced
+        if not built:
+            raise
+        warnings.warn(f"replace_dropout: no forward traced ({error!r}); pass example= to list the call sites", stacklevel=2)
     for name, old, new in converted:
         if ran is None or name in ran:  # a module that only holds a rate others read never runs
             report[type(old).__name__] += 1

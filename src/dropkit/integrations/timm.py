@@ -151,9 +151,9 @@ def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
 
 
 def example_input(model: torch.nn.Module) -> torch.Tensor | None:
-    """A batch of 2 random images of the size in the model's pretrained_cfg (or its patch embedding's), else None."""
+    """A batch of 2 random images of the size its patch embedding was built for (else its pretrained_cfg's), or None."""
     size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
     embed = getattr(model, "patch_embed", None)
-    if size is None and isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
+    if isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
         size = (embed.proj.in_channels, *embed.img_size)
     return None if size is None else torch.randn(2, *size, generator=torch.Generator().manual_seed(0))
