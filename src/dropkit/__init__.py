@@ -72,6 +72,10 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return importlib.import_module(f"{__name__}.{name}")
 
+from .convert.integrations import register_on_import as _register_on_import  # noqa: E402
+
+_register_on_import()  # attn_implementation="dropkit" in transformers, without importing it
+
 __all__ = [
     "functional", "nn", "rng", "scale", "sample_addressed", "dropout", "keep_mask", "Dropout", "use_backend", "__version__",
     "bias_dropout_add", "BiasDropoutAdd",

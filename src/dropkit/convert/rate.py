@@ -12,6 +12,7 @@ from torch import nn
 
 from .. import _validate
 from .. import nn as dnn
+from .integrations import intercept
 
 __all__ = ["set_dropout"]
 
@@ -19,7 +20,9 @@ __all__ = ["set_dropout"]
 def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | None = None) -> list[str]:
     """Set the rate of every dropout-family module (dropkit's and torch's) in `model`, in place.
 
-    Modules without a rate (GaussianNoise, which has a stddev) and modules whose rate is
+    In a model converted by replace_dropout with a traced forward, the functional and attention
+    call sites get it too (unless `types` is given): the attribute each reads its rate from is set,
+    or the site's rate where it reads none. Modules without a rate (GaussianNoise, which has a stddev) and modules whose rate is
     learned (ConcreteDropout, whose rate is a trained parameter strictly between 0 and 1)
     are left alone, also when `types` names them.
 
@@ -29,7 +32,8 @@ def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | 
         types: change only modules of these types (default: every dropout-family module).
 
     Returns:
-        The qualified names of the modules changed ("" for `model` itself).
+        The qualified names of the modules changed ("" for `model` itself), then of the attributes
+        set ("name.attr") and the sites given the rate ("name.op[index]").
 
     Examples:
         >>> set_dropout(nn.Sequential(nn.Dropout(0.5), nn.Linear(2, 2)), 0.1)
@@ -46,4 +50,7 @@ def set_dropout(model: nn.Module, p: float, *, types: type | tuple[type, ...] | 
         ):
             module.p = p
             changed.append(name)
+    sites = intercept.interceptor(model)
+    if sites is not None and types is None:
+        changed += [name for name in sites.set_rate(p) if name not in changed]
     return changed

@@ -88,8 +88,10 @@ def mc_dropout(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     training=False, and PyTorch's fused attention fast path is off (it skips the
     dropout modules of nn.TransformerEncoderLayer in eval mode); that switch is
     process-wide while the block runs. Nesting works: each exit restores what
-    its entry found. Dropout written as a float attribute of another module
-    (nn.MultiheadAttention's attention dropout) stays off.
+    its entry found. In a model converted by dropkit.replace_dropout, functional
+    dropout calls and attention dropout (rates kept as floats) run at the rate
+    their call site had in the traced training forward, also where the model
+    passes 0 outside training; in an unconverted model they stay off.
 
     Args:
         model: any nn.Module.

@@ -57,13 +57,32 @@ def test_drop_path_keeps_rate_and_scale_by_keep():
     assert repr(model[0]) == "DropPath(p=0.25, scale_by_keep=False)" and report == {"DropPath": 1}
 
 
-def test_drop_block_converted_where_dropkit_has_its_options():
-    blocks = torch.nn.Sequential(timm.layers.DropBlock2d(0.2, 3, couple_channels=False), timm.layers.DropBlock2d(0.2, 3))
+def test_drop_block_converted_in_every_configuration_but_noise():
+    blocks = torch.nn.Sequential(
+        timm.layers.DropBlock2d(0.2, 3, couple_channels=False), timm.layers.DropBlock2d(0.2, 3),
+        timm.layers.DropBlock2d(0.2, 3, gamma_scale=0.5, scale_by_keep=False, batchwise=True, fast=True),
+        timm.layers.DropBlock2d(0.2, 3, with_noise=True),
+    )  # fmt: skip
     assert all(dropkit.nn.is_dropout(b) for b in blocks)
-    with pytest.warns(UserWarning, match=r"still runs in torch: 1$"):
+    with pytest.warns(UserWarning, match=r"still runs in torch: 3: timm DropBlock2d\(with_noise=True\) fills dropped blocks"):
         model, report = dropkit.replace_dropout(blocks)
-    assert repr(model[0]) == "DropBlock2d(p=0.2, block_size=3, batchwise=False)"
-    assert type(model[1]) is timm.layers.DropBlock2d and report == {"DropBlock2d": 1} and report.unrouted == ["1"]
+    assert [repr(m) for m in model[:3]] == [
+        "DropBlock2d(p=0.2, block_size=3, couple_channels=False)", "DropBlock2d(p=0.2, block_size=3, couple_channels=True)",
+        "DropBlock2d(p=0.2, block_size=3, couple_channels=True, gamma_scale=0.5, scale_by_keep=False)",
+    ]  # fmt: skip
+    assert type(model[3]) is timm.layers.DropBlock2d and report == {"DropBlock2d": 3} and report.unrouted == ["3"]
+
+
+@pytest.mark.parametrize("couple", [True, False])
+def test_drop_block_masks_have_timms_shape_and_scale(couple):
+    # timm's semantics: coupled masks are the same for every channel; kept units scale by numel / kept.
+    model, _ = dropkit.replace_dropout(torch.nn.Sequential(timm.layers.DropBlock2d(0.3, 3, couple_channels=couple)))
+    y = model.train()(torch.ones(4, 5, 12, 12))
+    kept = y != 0
+    assert torch.equal(kept, kept[:, :1].expand_as(kept)) == couple
+    per = kept[:, :1] if couple else kept
+    assert torch.equal(y[kept], torch.full_like(y[kept], per.numel() / per.sum().item()))
+    assert 0 < per.sum() < per.numel()  # at p = 0.3 some blocks drop and some units stay
 
 
 def test_loss_finite_and_reproducible():

@@ -154,3 +154,37 @@ def test_compile_graph_breaks_no_more_than_stock(name):
         return torch._dynamo.explain(model.train())(**inputs(name)).graph_break_count
 
     assert breaks(build(name)) <= breaks(build(name, convert=False))
+
+
+_LOAD = """
+import sys
+from _helpers import torchvision_shim
+torchvision_shim.install()
+{imports}
+from transformers import BertModel
+model = BertModel.from_pretrained(sys.argv[1]{kwargs})
+print(model.config._attn_implementation, "dropkit" in sys.modules, "transformers" in before)
+"""
+
+
+def _load(path, imports, kwargs=""):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = _LOAD.format(imports=imports, kwargs=kwargs)
+    paths = [str(Path(__file__).resolve().parents[1]), str(Path(dropkit.__file__).resolve().parents[1])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.split()
+
+
+def test_import_dropkit_is_enough_for_attn_implementation_and_saved_models_load_without_it(tmp_path):
+    model = build("bert")  # converted: attention on "dropkit"
+    model.save_pretrained(tmp_path)
+    # After only `import dropkit` (which did not import transformers), from_pretrained knows "dropkit".
+    assert _load(tmp_path, "import dropkit; before = set(sys.modules)", ', attn_implementation="dropkit"') == ["dropkit", "True", "False"]
+    # Without dropkit the saved model loads with transformers' default attention.
+    assert _load(tmp_path, "before = set(sys.modules)") == ["sdpa", "False", "False"]

@@ -6,7 +6,8 @@ with need_weights=True, dropkit's dropout on the probability tensor: the same sp
 mask). Without dropout it is torch's forward, fast path included. Inside
 dropkit.mc_dropout it drops at its configured rate although the module is in eval.
 Options it does not reimplement (bias_k/bias_v, add_zero_attn) leave a module
-torch's, named unrouted.
+torch's, named with the reason: its dropout runs inside torch's
+multi_head_attention_forward, which dropkit's interceptor sees only as a whole.
 
 Example:
     >>> mha = MultiheadAttention.from_torch(torch.nn.MultiheadAttention(8, 2, dropout=0.1, batch_first=True))
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from ... import functional as DF
 from ...family._common import active
+from .intercept import call_rate
 
 __all__ = ["MultiheadAttention", "route"]
 
@@ -57,10 +59,11 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         if need_weights:
             scores = q @ k.transpose(-2, -1) * head_dim**-0.5
             probs = torch.softmax(scores if mask is None else scores + mask, -1)
-            probs = DF.dropout(probs, self.dropout, self.training)
+            probs = DF.dropout(probs, call_rate(self.dropout, self.training), self.training)
             out, weights = probs @ v, probs.mean(1) if average_attn_weights else probs
         else:
-            out = DF.scaled_dot_product_attention(q, k, v, mask, self.dropout, causal, training=self.training)
+            rate = call_rate(self.dropout, self.training)
+            out = DF.scaled_dot_product_attention(q, k, v, mask, rate, causal, training=self.training)
             weights = None
         out = F.linear(out.permute(2, 0, 1, 3).reshape(length, batch, embed), self.out_proj.weight, self.out_proj.bias)
         return (out.transpose(0, 1) if self.batch_first else out), weights
@@ -79,21 +82,23 @@ def _merged_mask(attn_mask, key_padding_mask, batch, heads, length, source, dtyp
     return mask
 
 
-def route(model: torch.nn.Module) -> tuple[list[str], list[str], set[int]]:
+def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
     """Swap every nn.MultiheadAttention with dropout > 0 in `model` for `MultiheadAttention`.
 
     Returns:
-        (names of the routed modules, names of those left torch's: bias_k/bias_v or add_zero_attn,
-        or `model` itself, which has no parent to be swapped in; no rate-holding modules).
+        (names of the swapped modules, {name: why} of those left torch's: bias_k/bias_v or
+        add_zero_attn, or `model` itself, which has no parent to be swapped in).
     """
-    routed, unrouted = [], []
+    routed: list[str] = []
+    unrouted: dict[str, str] = {}
     for name, module in list(model.named_modules()):
         if type(module) is not torch.nn.MultiheadAttention or module.dropout == 0.0:
             continue
         if not name or module.bias_k is not None or module.add_zero_attn:
-            unrouted.append(name)
+            why = "is the model itself (no parent to swap it in)" if not name else "has bias_k/bias_v or add_zero_attn"
+            unrouted[name] = f"nn.MultiheadAttention {why}: its attention dropout runs inside torch's multi_head_attention_forward"
             continue
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, MultiheadAttention.from_torch(module))
         routed.append(name)
-    return routed, unrouted, set()
+    return routed, unrouted

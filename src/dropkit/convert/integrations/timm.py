@@ -1,5 +1,8 @@
 """timm: DropPath and DropBlock2d become dropkit's, and timm's Attention runs its dropout in dropkit's SDPA.
 
+DropBlock2d in every configuration but with_noise=True (which is named in replace_dropout's
+report and warning) becomes `DropBlock2d` here, on dropkit's block masks.
+
 timm has no registry for attention functions, so each timm.layers.Attention is
 replaced (as replace_dropout replaces a dropout module) by `Attention`, a subclass
 that shares the instance's parameters and submodules and differs only in calling
@@ -10,7 +13,7 @@ Example:
     >>> import timm
     >>> model = timm.layers.Mlp(4)  # any timm module
     >>> route(model)
-    ([], [], set())
+    ([], {})
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import torch
 from timm import layers
 
 from ... import nn as dnn
+from ...family._common import DropoutBase, active
 from ...family.attention import scaled_dot_product_attention
+from ...family.block import drop_block2d
 
-__all__ = ["Attention", "CONVERTERS", "route"]
+__all__ = ["Attention", "DropBlock2d", "CONVERTERS", "example_input", "route"]
 
 
 class Attention(layers.Attention):
@@ -61,14 +66,61 @@ def _drop_path(module: layers.DropPath) -> dnn.DropPath:
     return dnn.DropPath(module.drop_prob, module.scale_by_keep)
 
 
-def _drop_block_convertible(module: layers.DropBlock2d) -> bool:
-    # dropkit's DropBlock2d draws one mask per channel and scales kept units; timm's other
-    # options (one mask shared by all channels, noise, gamma_scale) have no dropkit form.
-    return not module.couple_channels and not module.with_noise and module.gamma_scale == 1.0 and module.scale_by_keep
+def _drop_block_refusal(module: layers.DropBlock2d) -> str | None:
+    """Why timm's `module` cannot run on dropkit, or None where it can."""
+    if module.with_noise:
+        return "timm DropBlock2d(with_noise=True) fills dropped blocks with gaussian noise, which dropkit has no form of"
+    if not 0.0 <= module.gamma_scale * module.drop_prob <= 1.0:
+        return f"timm DropBlock2d's gamma_scale * drop_prob = {module.gamma_scale * module.drop_prob} is not a rate in [0, 1]"
+    return None
 
 
-def _drop_block(module: layers.DropBlock2d) -> dnn.DropBlock2d | None:
-    return dnn.DropBlock2d(module.drop_prob, module.block_size) if _drop_block_convertible(module) else None
+class DropBlock2d(DropoutBase):
+    """timm's DropBlock2d on dropkit's block masks: couple_channels, gamma_scale and scale_by_keep as timm has them.
+
+    couple_channels=True (timm's default, the paper's) draws one (H, W) mask per sample for
+    all channels; False one per (sample, channel). gamma_scale multiplies the seed rate, as
+    it does in timm; scale_by_keep scales kept units by the inverse kept fraction of the
+    batch's mask. timm >= 1.0.23 ignores its old `batchwise` and `fast` arguments, and so does this.
+
+    Example:
+        >>> DropBlock2d(0.1, 3)
+        DropBlock2d(p=0.1, block_size=3, couple_channels=True)
+    """
+
+    mask_unit = "block"
+
+    def __init__(
+        self, p: float = 0.1, block_size: int = 7, *, gamma_scale: float = 1.0, couple_channels: bool = True,
+        scale_by_keep: bool = True, inplace: bool = False,
+    ) -> None:
+        super().__init__()
+        self.p, self.block_size, self.gamma_scale = p, block_size, gamma_scale
+        self.couple_channels, self.scale_by_keep, self.inplace = couple_channels, scale_by_keep, inplace
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not active(self.training) or self.p == 0.0:
+            return x
+        n, c, h, w = x.shape
+        ones = x.new_ones(n, 1 if self.couple_channels else c, h, w)
+        mask = drop_block2d(ones, self.p * self.gamma_scale, self.block_size, True)
+        if not self.scale_by_keep:
+            mask = (mask != 0).to(x.dtype)
+        return x.mul_(mask) if self.inplace else x * mask
+
+    def extra_repr(self) -> str:
+        extra = "" if self.gamma_scale == 1.0 else f", gamma_scale={self.gamma_scale}"
+        extra += "" if self.scale_by_keep else ", scale_by_keep=False"
+        return f"p={self.p}, block_size={self.block_size}, couple_channels={self.couple_channels}{extra}"
+
+
+def _drop_block(module: layers.DropBlock2d) -> DropBlock2d | None:
+    if _drop_block_refusal(module):
+        return None
+    return DropBlock2d(
+        module.drop_prob, module.block_size, gamma_scale=module.gamma_scale, couple_channels=module.couple_channels,
+        scale_by_keep=module.scale_by_keep, inplace=module.inplace,
+    )
 
 
 CONVERTERS = {layers.DropPath: _drop_path, layers.DropBlock2d: _drop_block}
@@ -79,24 +131,29 @@ def _set_child(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
     setattr(model.get_submodule(parent), attr, new)
 
 
-def route(model: torch.nn.Module) -> tuple[list[str], list[str], set[int]]:
+def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
     """Swap every timm.layers.Attention in `model` for `Attention`; name the timm modules dropkit cannot take.
 
-    A timm Attention that is `model` itself has no parent to be swapped in and is named unrouted.
+    Other attention classes (Swin's WindowAttention, ...) call torch's SDPA or their attn_drop
+    module, both of which run on dropkit once converted (dropkit.convert.integrations.intercept).
 
     Returns:
-        (names of the routed attention modules, names of the timm modules whose dropout stays
-        timm's: other attention classes with attn_drop > 0, DropBlock2d with options dropkit lacks,
-        ids of the attention dropout modules that only hold a rate).
+        (names of the routed attention modules, {name: why} of the DropBlock2d whose options dropkit lacks).
     """
-    routed, unrouted, holders = [], [], set()
+    routed, unrouted = [], {}
     for name, module in list(model.named_modules()):
         if type(module) is layers.Attention and name:
             _set_child(model, name, Attention.from_timm(module))
             routed.append(name)
-            holders.add(id(module.attn_drop))
-        elif type(module) is layers.DropBlock2d and not _drop_block_convertible(module):
-            unrouted.append(name)
-        elif type(module) is not Attention and getattr(getattr(module, "attn_drop", None), "p", 0) > 0:
-            unrouted.append(name)
-    return routed, unrouted, holders
+        elif type(module) is layers.DropBlock2d and _drop_block_refusal(module):
+            unrouted[name] = _drop_block_refusal(module)
+    return routed, unrouted
+
+
+def example_input(model: torch.nn.Module) -> torch.Tensor | None:
+    """A batch of 2 random images of the size its patch embedding was built for (else its pretrained_cfg's), or None."""
+    size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    embed = getattr(model, "patch_embed", None)
+    if isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
+        size = (embed.proj.in_channels, *embed.img_size)
+    return None if size is None else torch.randn(2, *size, generator=torch.Generator().manual_seed(0))

@@ -3,8 +3,10 @@
 Attention goes through transformers' documented extension point: `attention_forward`
 is registered in AttentionInterface (and sdpa's mask builder in AttentionMaskInterface)
 as "dropkit" and selected with `set_attn_implementation`, so no model class is changed.
-Inside dropkit.mc_dropout the attention module stays in eval mode and passes rate 0;
-`attention_forward` then uses the rate the module was configured with.
+Models whose attention cannot be selected run their eager attention, whose dropout
+calls dropkit.convert.integrations.intercept catches. Inside dropkit.mc_dropout the attention
+module stays in eval mode and passes rate 0; `attention_forward` then runs at the rate
+its call site had in training (dropkit.convert.integrations.intercept.call_rate).
 
 Example:
     >>> from transformers import BertConfig, BertModel
@@ -24,26 +26,12 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import create_position_bias_mask
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from ... import _mode
 from ...family.attention import scaled_dot_product_attention
+from .intercept import call_rate
 
-__all__ = ["IMPLEMENTATION", "apply", "attention_forward", "attention_rate", "register", "route"]
+__all__ = ["IMPLEMENTATION", "apply", "attention_forward", "example_input", "register", "route"]
 
 IMPLEMENTATION = "dropkit"
-# Where transformers' attention modules keep their rate: a dropout module they only read
-# `.p` from (BERT, RoBERTa, DistilBERT: `dropout`; GPT-2: `attn_dropout`), or a float (ViT, Llama).
-_RATE_MODULES = ("attn_dropout", "dropout")
-_RATE_FLOAT = "attention_dropout"
-
-
-def attention_rate(module: torch.nn.Module) -> float:
-    """The attention dropout rate `module` was configured with (0.0 where it has none)."""
-    for name in _RATE_MODULES:
-        holder = getattr(module, name, None)
-        if isinstance(holder, torch.nn.Module) and isinstance(getattr(holder, "p", None), float):
-            return holder.p
-    rate = getattr(module, _RATE_FLOAT, 0.0)
-    return float(rate) if isinstance(rate, (int, float)) else 0.0
 
 
 def attention_forward(
@@ -62,10 +50,9 @@ def attention_forward(
 
     Follows transformers' sdpa_attention_forward (causal flag, cache cropping,
     position bias); the dropout rate is `dropout` in training and the module's
-    configured rate inside dropkit.mc_dropout.
+    training rate inside dropkit.mc_dropout.
     """
-    if not module.training and _mode.mc_active():
-        dropout = attention_rate(module)
+    dropout = call_rate(dropout, module.training)
     q_length = query.shape[2]
     is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     is_causal = q_length > 1 and attention_mask is None and is_causal
@@ -94,31 +81,48 @@ def _uses_interface(module: torch.nn.Module) -> bool:
     return code is not None and "ALL_ATTENTION_FUNCTIONS" in code.co_names
 
 
-def route(model: torch.nn.Module) -> tuple[list[str], list[str], set[int]]:
-    """Select "dropkit" attention in every PreTrainedModel inside `model`.
+def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
+    """Select "dropkit" attention in every PreTrainedModel inside `model` that can select an implementation.
 
     Returns:
-        (qualified names of the attention modules now on dropkit's SDPA,
-        names of the PreTrainedModels that cannot be routed (their attention does not use
-        AttentionInterface), ids of the dropout modules that only hold a routed attention's rate).
+        (qualified names of the attention modules now on dropkit's SDPA, {}: the eager attention
+        of the other models calls torch's dropout, which the interceptor runs on dropkit).
     """
     register()
-    routed, unrouted, holders = [], [], set()
     done: set[int] = set()
-    for name, sub in model.named_modules():
-        if not isinstance(sub, PreTrainedModel) or id(sub.config) in done:
-            continue
-        done.add(id(sub.config))
-        if not sub._can_set_attn_implementation():
-            unrouted.append(name or type(sub).__name__)
-            continue
-        sub.set_attn_implementation(IMPLEMENTATION)
-    for name, sub in model.named_modules():
-        config = getattr(sub, "config", None)
-        if _uses_interface(sub) and getattr(config, "_attn_implementation", None) == IMPLEMENTATION:
-            routed.append(name)
-            holders.update(id(h) for h in (getattr(sub, n, None) for n in _RATE_MODULES) if isinstance(h, torch.nn.Module))
-    return routed, unrouted, holders
+    for sub in model.modules():
+        if isinstance(sub, PreTrainedModel) and id(sub.config) not in done and sub._can_set_attn_implementation():
+            done.add(id(sub.config))
+            sub.set_attn_implementation(IMPLEMENTATION)
+    routed = [
+        name for name, sub in model.named_modules()
+        if _uses_interface(sub) and getattr(getattr(sub, "config", None), "_attn_implementation", None) == IMPLEMENTATION
+    ]  # fmt: skip
+    return routed, {}
+
+
+def example_input(model: torch.nn.Module) -> dict[str, Tensor] | None:
+    """Inputs for one forward of the first PreTrainedModel in `model`, built from its config (batch 2, 8 tokens).
+
+    Token models get input_ids (and decoder_input_ids where the model is an encoder-decoder),
+    image models pixel_values of the config's image size; other inputs (speech) give None.
+    """
+    pretrained = next((m for m in model.modules() if isinstance(m, PreTrainedModel)), None)
+    if pretrained is None:
+        return None
+    config, g = pretrained.config, torch.Generator().manual_seed(0)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    name = pretrained.main_input_name
+    if name == "input_ids":
+        ids = torch.randint(0, min(getattr(text, "vocab_size", 2) or 2, 100), (2, 8), generator=g)
+        example = {"input_ids": ids}
+        if getattr(config, "is_encoder_decoder", False):
+            example["decoder_input_ids"] = ids
+        return example
+    if name == "pixel_values" and isinstance(getattr(config, "image_size", None), int):
+        channels = getattr(config, "num_channels", 3)
+        return {"pixel_values": torch.randn(2, channels, config.image_size, config.image_size, generator=g)}
+    return None
 
 
 def apply(model: torch.nn.Module):
@@ -130,3 +134,6 @@ def apply(model: torch.nn.Module):
     from ..replace import replace_dropout
 
     return replace_dropout(model)[1]
+
+
+register()  # importing the glue makes attn_implementation="dropkit" known (dropkit's import hook relies on it)
