@@ -42,13 +42,13 @@ def _routable(module: lora.Linear, adapter: str) -> bool:
     )
 
 
-def route(model: torch.nn.Module) -> tuple[list[str], list[str], set[int]]:
+def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
     """Fuse each vanilla LoRA adapter's dropout into its lora_A, in place.
 
     Returns:
-        (names of the fused lora_A modules, e.g. "...q_proj.lora_A.default"; no unrouted
-        modules: every other adapter's dropout is a plain dropout module that
-        replace_dropout converts; no rate holders).
+        (names of the fused lora_A modules, e.g. "...q_proj.lora_A.default"; nothing that
+        stays torch's: every other adapter's dropout is a plain dropout module that
+        replace_dropout converts).
     """
     routed = []
     for name, module in model.named_modules():
@@ -62,4 +62,4 @@ def route(model: torch.nn.Module) -> tuple[list[str], list[str], set[int]]:
             module.lora_A[adapter] = fused
             module.lora_dropout[adapter] = torch.nn.Identity().train(dropout.training)
             routed.append(f"{name}.lora_A.{adapter}" if name else f"lora_A.{adapter}")
-    return routed, [], set()
+    return routed, {}
