@@ -174,7 +174,7 @@ def _load(path, imports, kwargs=""):
     from pathlib import Path
 
     code = _LOAD.format(imports=imports, kwargs=kwargs)
-    paths = [str(Path(__file__).resolve().parents[1]), str(Path(dropkit.__file__).resolve().parents[1])]
+    paths = [str(Path(__file__).resolve().parents[2]), str(Path(dropkit.__file__).resolve().parents[1])]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]))
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
