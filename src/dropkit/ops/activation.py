@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
+from . import compiled
 from .dropout import _args, _like, eager_function, register_formula
 from .fused import backward_impl, bias_dropout_add_backward
 from .seed import seed_tensor
@@ -91,6 +92,8 @@ def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: in
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions and formula through an autograd.Function.
     """
+    if compiled.active():
+        return compiled.activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
         return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.is_grad_enabled() and x.requires_grad:
