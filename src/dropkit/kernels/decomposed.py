@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .. import rng
 
-__all__ = ["philox", "stream", "random_bits", "keep_mask", "scaled_where"]
+__all__ = ["keep_mask", "philox", "random_bits", "scaled_where", "stream"]
 
 _U32 = 0xFFFFFFFF
 _U16 = 0xFFFF

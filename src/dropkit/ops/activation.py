@@ -92,7 +92,7 @@ def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: in
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions and formula through an autograd.Function.
     """
-    if compiled.active():
+    if compiled.active(rng.to_int64(offset)):
         return compiled.activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
         return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)

@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 from .. import _validate
 from ..kernels import decomposed
 
-__all__ = ["FORMS", "form", "use_form", "active", "dropout", "activation_dropout"]
+__all__ = ["FORMS", "activation_dropout", "active", "dropout", "form", "use_form"]
 
 FORMS = ("decomposed", "kernel")
 # A module global, not a ContextVar: compiled code reads it at trace time and Dynamo
@@ -57,9 +57,16 @@ def use_form(name: str):
         _form = previous
 
 
-def active() -> bool:
-    """Whether dropout here goes through the decomposed form: compiling, in form "decomposed"."""
-    return torch.compiler.is_compiling() and _form == "decomposed"
+# Inductor folds a constant offset into its index arithmetic on the element index; past
+# 2^31 that printed a constant beyond int64 and failed to compile (torch 2.13). Larger
+# offsets take the kernel form; offsets that travel as tensor data (dropkit.addressing)
+# are exact at any size (tests/kernels/test_decomposed.py).
+_MAX_CONSTANT_OFFSET = 2**31
+
+
+def active(offset: int = 0) -> bool:
+    """Whether a dropout at int64 `offset` goes through the decomposed form: compiling, in form "decomposed"."""
+    return torch.compiler.is_compiling() and _form == "decomposed" and 0 <= offset < _MAX_CONSTANT_OFFSET
 
 
 def _compute(t: Tensor) -> Tensor:
