@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import _mode, kernels, rng
-from . import consistent
+from . import compiled, consistent
 from .layout import like
 from .seed import seed_tensor, stream
 
@@ -187,6 +187,8 @@ def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inpla
     if torch.compiler.is_compiling():
         seed_t = seed_tensor(seed)
         off = rng.to_int64(offset)
+        if compiled.active(off):  # the spec as ops Inductor fuses into the neighbouring loops
+            return compiled.dropout(x, seed_t, off, p, inplace=inplace)
         if inplace and not (torch.is_grad_enabled() and x.requires_grad):
             dropout_(x, seed_t, off, p)
             return x

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
+from . import compiled
 from .dropout import eager_function, register_formula
 from .layout import like
 from .seed import seed_tensor, stream
@@ -197,6 +198,8 @@ def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: in
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions and formula through an autograd.Function.
     """
+    if compiled.active(rng.to_int64(offset)):
+        return compiled.activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
         return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.is_grad_enabled() and x.requires_grad:
