@@ -35,7 +35,10 @@ COMMANDS = {
     "tune_workers.json": ".ci/with-postgres python benchmarks/bench_tune_workers.py",
     "load.json": "python benchmarks/bench_load.py",
     "lora.json": "python benchmarks/bench_lora.py",
-    "interception.json": "python benchmarks/bench_interception.py",
+    "lora_1thread.json": "python benchmarks/bench_lora.py --threads 1 --out benchmarks/results/lora_1thread.json",
+    "intercept.json": "python benchmarks/bench_intercept.py",
+    "small_mask_channel.json": "python benchmarks/bench_small_mask.py --out benchmarks/results/small_mask_channel.json",
+    "small_mask_locked.json": "python benchmarks/bench_small_mask.py --layout locked --out benchmarks/results/small_mask_locked.json",
     "gpu.json": "python benchmarks/bench_gpu.py",
 }
 
