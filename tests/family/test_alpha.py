@@ -68,7 +68,7 @@ def test_gradient_is_recomputed_mask_times_a_and_nothing_is_saved():
     assert torch.equal(x.grad, keep * alpha_coefficients(0.3)[0])
     for fn in (DF.alpha_dropout, DF.feature_alpha_dropout):
         t = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda v: fn(v, 0.4, True, seed=8), t)
+        assert torch.autograd.gradcheck(lambda v, fn=fn: fn(v, 0.4, True, seed=8), t)
 
 
 def test_feature_alpha_is_all_or_nothing_per_channel_and_saves_only_channel_mask():

@@ -321,9 +321,9 @@ def test_regression_summaries():
     assert r.mean.item() == 3.0
     assert r.std.item() == pytest.approx(math.sqrt(8 / 3))
     with pytest.raises(AttributeError, match="task='classification'"):
-        r.mean_probs
+        _ = r.mean_probs
     with pytest.raises(AttributeError, match="task='regression'"):
-        MCResult(torch.zeros(2, 1, 3)).std
+        _ = MCResult(torch.zeros(2, 1, 3)).std
 
 
 def test_half_precision_summaries_are_finite():
