@@ -10,7 +10,6 @@ import copy
 
 import pytest
 import torch
-
 from _helpers import lora as lora_helpers
 from _helpers import torchvision_shim
 from _helpers.lora import TARGETS, loss, tiny_llama, tiny_llama_lora, tokens
@@ -177,15 +176,6 @@ def test_variant_adapters_keep_their_dropout_module():
     assert not any(".lora_A." in n for n in report.routed)
     layer = m.get_submodule("base_model.model.model.layers.0.self_attn.q_proj")
     assert type(layer.lora_dropout["dora"]) is dropkit.nn.Dropout and report["Dropout"] == 1
-
-
-def test_lora_example():
-    # The README's LoRA snippet, as written there.
-    model = peft.get_peft_model(tiny_llama(64, 1), peft.LoraConfig(r=8, lora_dropout=0.1, target_modules=["q_proj", "v_proj"]))
-    model, report = dropkit.replace_dropout(model)  # lora_dropout + lora_A -> dropkit's dropout_linear
-    loss = model(input_ids=tokens(2, 8), labels=tokens(2, 8)).loss
-    loss.backward()  # each adapter kept x and a seed, no dropped copy
-    assert [n for n in report.routed if "lora_A" in n][0].endswith("q_proj.lora_A.default")
 
 
 def test_glue_route_on_a_model_without_lora_does_nothing():
