@@ -174,7 +174,12 @@ def test_compiled_fused_network_equals_eager():
     x = torch.randn(8, 6)
     eager, eager_grads = output_and_grads(net, x, seed=5)
     out, grads = output_and_grads(torch.compile(net, fullgraph=True), x, seed=5)
-    assert torch.equal(out, eager)
+    # Compiled, the activation + dropout pairs are integer ops Inductor fuses into its own matmul epilogue
+    # and erf (ops/compiled.py), so values agree to rounding; the masks are the spec's bit for bit.
+    torch.testing.assert_close(out, eager)
+    hidden = net[:6]
+    (masks, _), (compiled_masks, _) = (output_and_grads(m, x, seed=5) for m in (hidden, torch.compile(hidden, fullgraph=True)))
+    assert torch.equal(compiled_masks == 0, masks == 0)
     # Inductor may fuse the loss's backward into other kernels: the weight gradients agree to rounding.
     for g, e in zip(grads, eager_grads):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
