@@ -64,6 +64,13 @@ class Settings:
     momentum: float = 0.9  # sgd only
     schedule: str = "cosine"  # constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%)
     epochs: int = 20  # the demo's 3 runs of 20 epochs take about 1 minute on 2 idle cores
+    # optimizer steps in all, instead of epochs (which it overrides; the last epoch may be partial):
+    # a small --train-size gets as many updates as the full set, and the lr schedule spans the steps
+    steps: int | None = None
+    # train on N examples of the training split, class-stratified, drawn by seed (data.train_subset);
+    # val_split's share of these N (stratified too) is held out as validation, the rest trains
+    train_size: int | None = None
+    eval_every: int = 1  # evaluate, record and checkpoint every K epochs and after the last (small sets: K > 1)
     batch_size: int = 128
     val_split: float = 0.0  # fraction of the training set held out as validation (fixed by seed)
     seed: int = 0  # initialisation, batch order and dropout masks
@@ -93,6 +100,9 @@ class Settings:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.schedule in LR_SCHEDULES, f"schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.schedule!r}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.steps is None or self.steps >= 1, f"steps must be at least 1, got {self.steps}"),
+            (self.train_size is None or self.train_size >= 2, f"train_size must be at least 2, got {self.train_size}"),
+            (self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
             (0.0 <= self.val_split < 1.0, f"val_split must be in [0, 1), got {self.val_split}"),
@@ -115,6 +125,15 @@ class Settings:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """The optimizer steps of the whole run: `steps`, or `epochs` epochs of steps_per_epoch.
+
+        Examples:
+            >>> Settings(epochs=3).total_steps(10), Settings(epochs=3, steps=25).total_steps(10)
+            (30, 25)
+        """
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
     @property
     def uses_dropout(self) -> bool:
@@ -179,7 +198,7 @@ def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
 
 # What --resume does with an option given again (docs/lab.md, "Resuming"):
 # these may change, from the resumed step on; config.json records each change;
-RESUMABLE = ("epochs", "lr", "max_norm", "time_budget")
+RESUMABLE = ("epochs", "steps", "lr", "max_norm", "time_budget")
 # these change nothing a run computes, and are taken as given;
 SAFE_ON_RESUME = ("threads", "download")
 # every other field defines the model, the data, the batches or the optimizer, and --resume refuses to change it.
