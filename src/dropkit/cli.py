@@ -8,6 +8,7 @@
     dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
     dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
     dropkit active --seeds 0 1 2                      # active learning: random, entropy, BALD, BatchBALD
+    dropkit datasize --seeds 0 1 2                    # dropout vs its twin against training-set size
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on
 stderr and exit with status 2; Ctrl-C saves a checkpoint and exits with 130.
@@ -32,7 +33,7 @@ from .lab.errors import Interrupted, LabError, SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, tune, bench, uncertainty, analyze, active.",
+    help="Dropout experiments on real data: demo, train, sweep, datasize, tune, bench, uncertainty, analyze, active.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -82,7 +83,7 @@ _TRAINING_OPTIONS = {
 }
 
 # `--hidden 1024 1024` is joined into `--hidden 1024,1024` before parsing: click options take one value.
-_LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds", "--samples")
+_LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds", "--samples", "--sizes")
 _NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
 
 
@@ -327,6 +328,40 @@ def _write_sweep(out: Path) -> dict:
 
 @app.command()
 @known_errors
+@training_options(exclude=("train_size", "eval_every"))
+def datasize(
+    settings,
+    sizes: Annotated[Optional[str], typer.Option(help="Training-set sizes N, e.g. --sizes 500 1000 2000 (default 500 1000 2000 5000 10000).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds per size, e.g. --seeds 0 1 2 (default 0 1 2).")] = None,
+    full: Annotated[bool, typer.Option("--full/--no-full", help="Add the whole training split as the last size.")] = True,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """Dropout vs its no-dropout twin against training-set size, over seeds, read at validation's epoch: datasize.json, datasize.png."""
+    from .lab import datasize as curve
+    from .lab import report, train
+
+    _hold_out_validation(settings)
+    if settings["steps"] is None and settings["epochs"] is None:
+        settings["steps"] = curve.DEFAULT_STEPS
+    out = out or Path("runs") / "datasize"
+    progress = train.Progress() if quiet else report.RichProgress()
+    try:
+        with progress:
+            result = curve.run(
+                _settings(settings), out, sizes=_numbers(sizes, int, "sizes") if sizes else curve.DEFAULT_SIZES,
+                seeds=_numbers(seeds or "0,1,2", int, "seeds"), full=full, resume=resume, overwrite=overwrite, progress=progress,
+            )
+    except Interrupted as e:
+        raise Interrupted(f"{e}; resume with the same command and --resume") from None
+    _show(result, curve.table(result), quiet, as_json, f"folder: {out} ({', '.join(curve.FILES)}, cells/)")
+
+
+@app.command()
+@known_errors
 @training_options(exclude=("dropout", "input_dropout"))
 def tune(
     settings,
@@ -426,6 +461,7 @@ def active(
     acquire: Annotated[int, typer.Option(help="Points labelled per round.")] = 50,
     budget: Annotated[int, typer.Option(help="Labelled points at the last round.")] = 1000,
     pool: Annotated[int, typer.Option(help="Candidate points drawn from the training split.")] = 3000,
+    train_size: _opt(int, "Draw the pool from N examples of the training split, class-stratified, drawn by each seed (N >= --pool; no validation: active learning selects nothing on it).") = None,
     samples: Annotated[int, typer.Option(help="MC dropout passes T of the scores.")] = 20,
     steps: Annotated[int, typer.Option(help="SGD steps per round (each round trains from scratch).")] = 300,
     hidden: Annotated[str, typer.Option(help="Hidden widths of the MLP, e.g. --hidden 256 128.")] = "256,128",
@@ -443,7 +479,7 @@ def active(
     settings = al.ActiveSettings(
         dataset=dataset, data_dir=data_dir, strategies=tuple(v for v in re.split(r"[,\s]+", strategies) if v),
         seeds=_numbers(seeds, int, "seeds"), initial=initial, acquire=acquire, budget=budget, pool=pool,
-        samples=samples, steps=steps, hidden=_numbers(hidden, int, "hidden"), dropout=_numbers(dropout, float, "dropout"), threads=threads,
+        train_size=train_size, samples=samples, steps=steps, hidden=_numbers(hidden, int, "hidden"), dropout=_numbers(dropout, float, "dropout"), threads=threads,
     )
     out = out or Path("runs") / "active"
     try:

@@ -68,6 +68,7 @@ class ActiveSettings:
     acquire: int = 50  # points labelled per round (b)
     budget: int = 1000  # labelled points at the last round
     pool: int = 3000  # candidates drawn from the training split (the labelled set included)
+    train_size: int | None = None  # draw the pool from a class-stratified subset of N training examples (per seed)
     samples: int = 20  # MC dropout passes T of the scores
     prefilter: int = 10  # batchbald considers the prefilter * acquire candidates with the highest BALD
     joint_samples: int = 1024  # batchbald's configurations (dropkit.acquisition.batch_bald)
@@ -91,6 +92,8 @@ class ActiveSettings:
                 raise SettingsError(f"{name} must be an int >= 1, got {value!r}")
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise SettingsError(f"lr must be > 0 and weight_decay >= 0, got lr {self.lr} and weight_decay {self.weight_decay}")
+        if self.train_size is not None and (isinstance(self.train_size, bool) or not isinstance(self.train_size, int) or self.train_size < self.pool):
+            raise SettingsError(f"train_size must be an int >= pool ({self.pool}), got {self.train_size!r}")
         if self.budget > self.pool:
             raise SettingsError(f"budget ({self.budget}) must not exceed pool ({self.pool})")
         dropout_rates(self.dropout, len(hidden_widths(self.hidden)))
@@ -221,7 +224,8 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
     done = sum(len(r["curve"]) for r in state["runs"].values())
     try:
         for seed in s.seeds:
-            pool = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(seed))[: s.pool]
+            source = torch.arange(len(ds.x_train)) if s.train_size is None else data.train_subset(ds.y_train, s.train_size, seed)
+            pool = source[torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[: s.pool]]
             x_pool, y_pool = ds.x_train[pool], ds.y_train[pool]
             start = _initial(y_pool, s.initial, n_classes)
             for strategy in s.strategies:

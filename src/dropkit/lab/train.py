@@ -54,7 +54,7 @@ from .runs import (
 )
 from .settings import Settings, build_model, resume_runs
 
-__all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "run_experiment"]
+__all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "split_sizes", "run_experiment"]
 
 
 class Progress:
@@ -115,6 +115,19 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return loss / max(len(x), 1), correct / max(len(x), 1)
 
 
+def split_sizes(s: Settings, n: int) -> tuple[int, int]:
+    """(training, validation) examples of a run on n examples with s.val_split (at least one of each).
+
+    Examples:
+        >>> split_sizes(Settings(val_split=0.1), 500)
+        (450, 50)
+    """
+    n_val = max(1, int(n * s.val_split)) if s.val_split > 0 else 0
+    if n_val >= n:
+        raise SettingsError(f"val_split {s.val_split} of {n} examples leaves none to train on")
+    return n - n_val, n_val
+
+
 def _split(ds: data.Dataset, s: Settings):
     """(x_train, y_train, x_val, y_val): a held-out validation part of the training set, fixed by the seed.
 
@@ -123,15 +136,13 @@ def _split(ds: data.Dataset, s: Settings):
     """
     if s.train_size is not None:
         subset = data.train_subset(ds.y_train, s.train_size, s.seed)
-        n_val = max(1, int(len(subset) * s.val_split)) if s.val_split > 0 else 0
-        if n_val >= len(subset):
-            raise SettingsError(f"train_size {s.train_size} with val_split {s.val_split} leaves no training examples")
+        n_val = split_sizes(s, len(subset))[1]
         train, val = subset[n_val:], subset[:n_val]
         return ds.x_train[train], ds.y_train[train], *((ds.x_train[val], ds.y_train[val]) if n_val else (None, None))
     if s.val_split == 0:
         return ds.x_train, ds.y_train, None, None
     order = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(s.seed))
-    n_val = max(1, int(len(order) * s.val_split))
+    n_val = split_sizes(s, len(order))[1]
     val, train = order[:n_val], order[n_val:]
     return ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val]
 
