@@ -245,12 +245,12 @@ def _show(result: dict, table, quiet: bool, as_json: bool, footer: str) -> None:
 @known_errors
 @training_options()
 def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
-    """Train the seed network with dropout, without, and with L2 from the same start; compare them, knock units out."""
+    """Train the seed network with dropout, without, and with L2 from the same start, on all data and on scarce data."""
     from rich.console import Group
 
     from .lab import analyze as analysis
     from .lab import report
-    from .lab.settings import demo_runs
+    from .lab.settings import demo_runs, scarce_runs
 
     given = _given(settings)  # l2 included: demo_runs gives it to the l2 run
     _hold_out_validation(settings)
@@ -259,8 +259,14 @@ def demo(settings, out: Out = None, resume: Resume = False, overwrite: Overwrite
     out = out or Path("runs") / "demo"
     coadaptation = _experiment("demo", runs_of, settings, out, resume, overwrite, quiet, given, after=lambda _: analysis.run(out))
     summary = json.loads((out / "summary.json").read_text())  # now with each run's knock-out drops
-    tables = Group(report.summary_table(summary), analysis.table(coadaptation))
-    _show(summary, tables, quiet, as_json, f"run folder: {out} (summary.json, metrics.jsonl, curves.png, {', '.join(analysis.FILES)})")
+    # the scarce-data part: the same three runs on a small stratified subset, in out/scarce (resumed if it got that far)
+    scarce_of = functools.partial(scarce_runs, **({"l2": l2} if l2 is not None else {}))
+    started = (out / "scarce" / "config.json").is_file()
+    scarce = _experiment("demo", scarce_of, settings, out / "scarce", resume and started, overwrite or not started, quiet, given)
+    tables = Group(report.summary_table(summary), report.summary_table(scarce), analysis.table(coadaptation))
+    sentences = "\n".join((report.regime_sentence(summary, "All data"), report.regime_sentence(scarce, "Scarce data")))
+    _show({**summary, "scarce": scarce}, tables, quiet, as_json,
+          f"{sentences}\nrun folder: {out} (summary.json, metrics.jsonl, curves.png, {', '.join(analysis.FILES)}; scarce/)")
 
 
 @app.command("train")

@@ -8,7 +8,7 @@ import torch
 
 from dropkit.lab import data, datasize, train
 from dropkit.lab.errors import DataError, Interrupted, RunFolderError, SettingsError
-from dropkit.lab.settings import Settings
+from dropkit.lab.settings import Settings, split_sizes
 
 from _helpers.sigint import InterruptAt
 
@@ -43,7 +43,7 @@ def test_subset_is_reproducible_nested_and_seeded(digits):
 def test_train_size_splits_validation_from_the_subset(digits):
     s = dataclasses.replace(TINY, train_size=200, seed=4)
     x, y, x_val, y_val = train._split(digits, s)
-    assert (len(x), len(x_val)) == (160, 40) == train.split_sizes(s, 200)
+    assert (len(x), len(x_val)) == (160, 40) == split_sizes(s, 200)
     subset = data.train_subset(digits.y_train, 200, seed=4)
     assert torch.equal(x_val, digits.x_train[subset[:40]]) and torch.equal(x, digits.x_train[subset[40:]])
     assert torch.bincount(y_val, minlength=10).tolist() == [4] * 10  # the first 40 of a stratified order

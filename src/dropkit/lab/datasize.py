@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import statistics
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from . import data, report, runs, train
 from .errors import Interrupted, RunFolderError, SettingsError
-from .settings import Settings
+from .settings import Settings, on_subset, split_sizes
 
 __all__ = ["FILES", "DEFAULT_SIZES", "DEFAULT_STEPS", "EVALUATIONS", "twins", "run", "curve", "table", "plot"]
 
@@ -52,10 +51,7 @@ def twins(base: Settings, size: int, seed: int) -> dict[str, Settings]:
     """
     if not base.uses_dropout:
         raise SettingsError("the data-size curve compares dropout with its twin without: give a nonzero --dropout or --input-dropout")
-    n_train = train.split_sizes(base, size)[0]
-    per_epoch = math.ceil(n_train / base.batch_size)
-    epochs = math.ceil(base.total_steps(per_epoch) / per_epoch)
-    s = dataclasses.replace(base, seed=seed, train_size=size, eval_every=max(1, math.ceil(epochs / EVALUATIONS)))
+    s = on_subset(dataclasses.replace(base, seed=seed), size, EVALUATIONS)
     return {"dropout": s, "no_dropout": dataclasses.replace(s, dropout=(0.0,), input_dropout=0.0)}
 
 
@@ -81,7 +77,7 @@ def _cell(pair: dict[str, Settings], folder: Path, progress: train.Progress) -> 
         record = json.loads(line)
         histories.setdefault(record["run"], []).append(record)
     s = pair["dropout"]
-    n_train, n_val = train.split_sizes(s, s.train_size)
+    n_train, n_val = split_sizes(s, s.train_size)
     cell = {"size": s.train_size, "seed": s.seed, "n_train": n_train, "n_val": n_val, "steps": histories["dropout"][-1]["step"]}
     cell.update({name: _at_validation(histories[name]) for name in pair})
     cell["gain_pp"] = 100 * (cell["no_dropout"]["test_error"] - cell["dropout"]["test_error"])

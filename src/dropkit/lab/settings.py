@@ -9,6 +9,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 import torch
@@ -26,6 +27,11 @@ __all__ = [
     "build_model",
     "parse_duration",
     "demo_runs",
+    "scarce_runs",
+    "split_sizes",
+    "on_subset",
+    "SCARCE_SIZE",
+    "SCARCE_STEPS",
     "sweep_runs",
     "resume_runs",
 ]
@@ -182,6 +188,47 @@ def demo_runs(base: Settings, l2: float = 5e-4) -> dict[str, Settings]:
     """
     plain = dataclasses.replace(base, dropout=(0.0,), input_dropout=0.0, l2=0.0)
     return {"dropout": dataclasses.replace(base, l2=0.0), "no_dropout": plain, "l2": dataclasses.replace(plain, l2=l2)}
+
+
+def split_sizes(s: Settings, n: int) -> tuple[int, int]:
+    """(training, validation) examples of a run on n examples with s.val_split (at least one of each).
+
+    Examples:
+        >>> split_sizes(Settings(val_split=0.1), 500)
+        (450, 50)
+    """
+    n_val = max(1, int(n * s.val_split)) if s.val_split > 0 else 0
+    if n_val >= n:
+        raise SettingsError(f"val_split {s.val_split} of {n} examples leaves none to train on")
+    return n - n_val, n_val
+
+
+def on_subset(s: Settings, size: int, evaluations: int = 20) -> Settings:
+    """`s` on `size` examples (train_size), evaluated about `evaluations` times (eval_every), as small sets need.
+
+    Examples:
+        >>> on_subset(Settings(steps=3000, val_split=0.1), 1000).eval_every  # 8 steps an epoch, 375 epochs
+        19
+    """
+    per_epoch = math.ceil(split_sizes(s, size)[0] / s.batch_size)
+    epochs = math.ceil(s.total_steps(per_epoch) / per_epoch)
+    return dataclasses.replace(s, train_size=size, eval_every=max(1, math.ceil(epochs / evaluations)))
+
+
+# The demo's scarce-data part: the seed network on 1,000 examples (900 train, 100 validation) for as many
+# updates as 7 epochs of the full set, where the data-size curve finds dropout's gain (docs/lab.md, "Regimes").
+SCARCE_SIZE = 1000
+SCARCE_STEPS = 3000
+
+
+def scarce_runs(base: Settings, l2: float = 5e-4, size: int = SCARCE_SIZE, steps: int = SCARCE_STEPS) -> dict[str, Settings]:
+    """demo_runs on a class-stratified `size` examples for `steps` updates, evaluated about 20 times a run.
+
+    Examples:
+        >>> scarce_runs(Settings(val_split=0.1))["no_dropout"].train_size
+        1000
+    """
+    return demo_runs(on_subset(dataclasses.replace(base, steps=steps), size), l2)
 
 
 def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:

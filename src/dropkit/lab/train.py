@@ -52,9 +52,9 @@ from .runs import (
     restore,
     write_checkpoint,
 )
-from .settings import Settings, build_model, resume_runs
+from .settings import Settings, build_model, resume_runs, split_sizes
 
-__all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "split_sizes", "run_experiment"]
+__all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "run_experiment"]
 
 
 class Progress:
@@ -113,19 +113,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
         correct += (out.argmax(1) == y[i : i + batch_size]).sum().item()
     model.train(was_training)
     return loss / max(len(x), 1), correct / max(len(x), 1)
-
-
-def split_sizes(s: Settings, n: int) -> tuple[int, int]:
-    """(training, validation) examples of a run on n examples with s.val_split (at least one of each).
-
-    Examples:
-        >>> split_sizes(Settings(val_split=0.1), 500)
-        (450, 50)
-    """
-    n_val = max(1, int(n * s.val_split)) if s.val_split > 0 else 0
-    if n_val >= n:
-        raise SettingsError(f"val_split {s.val_split} of {n} examples leaves none to train on")
-    return n - n_val, n_val
 
 
 def _split(ds: data.Dataset, s: Settings):
