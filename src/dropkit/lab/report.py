@@ -187,8 +187,8 @@ def regime_sentence(summary: dict, label: str) -> str:
 
     Examples:
         >>> r = {"test_acc_at_best_val": 0.9, "gap": 0.01}
-        >>> regime_sentence({"runs": {"dropout": r, "no_dropout": {**r, "test_acc_at_best_val": 0.8, "gap": 0.1}}}, "Scarce data")
-        'Scarce data: dropout wins on test at validation\'s epoch (90.00% against 80.00% without it); train-test gap 1.00% with dropout, 10.00% without.'
+        >>> print(regime_sentence({"runs": {"dropout": r, "no_dropout": {**r, "test_acc_at_best_val": 0.8, "gap": 0.1}}}, "Scarce"))
+        Scarce: dropout wins on test at validation's epoch (90.00% against 80.00% without it); train-test gap 1.00% with dropout, 10.00% without.
     """
     runs = summary["runs"]
     mine, twin = runs["dropout"]["test_acc_at_best_val"], runs["no_dropout"]["test_acc_at_best_val"]
