@@ -9,6 +9,7 @@
     dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
     dropkit active --seeds 0 1 2                      # active learning: random, entropy, BALD, BatchBALD
     dropkit datasize --seeds 0 1 2                    # dropout vs its twin against training-set size
+    dropkit family --model rescnn --dropout-types dropout dropout2d drop_block drop_path
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on
 stderr and exit with status 2; Ctrl-C saves a checkpoint and exits with 130.
@@ -33,7 +34,7 @@ from .lab.errors import Interrupted, LabError, SettingsError
 
 app = typer.Typer(
     name="dropkit",
-    help="Dropout experiments on real data: demo, train, sweep, datasize, tune, bench, uncertainty, analyze, active.",
+    help="Dropout experiments on real data: demo, train, sweep, datasize, family, tune, bench, uncertainty, analyze, active.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -57,6 +58,7 @@ _TRAINING_OPTIONS = {
     "dataset": _opt(str, "auto | fashion-mnist | mnist | digits | idx (auto: Fashion-MNIST if found, else digits; idx: your own IDX files in --data-dir)."),
     "data_dir": _opt(str, "Directory with the IDX files (searched before $DROPKIT_DATA, /usr/share/datasets)."),
     "download": Annotated[bool, typer.Option("--download", help="Fetch MNIST/Fashion-MNIST if missing; sha256 checked.")],
+    "model": _opt(str, "mlp | cnn | rescnn: the MLP, or two conv blocks and a dense head of width --hidden's first (rescnn: with residual blocks). Default mlp."),
     "hidden": _opt(str, "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024). Default 256 128."),
     "dropout": _opt(str, "Hidden dropout: one rate or one per layer (initial rates for concrete). Default 0.5 0.3, or 0.5 each with --hidden."),
     "dropout_type": _opt(str, "Hidden dropout kind: dropout | alpha | gaussian | concrete (learned rates; Gal et al. 2017). Default dropout; input dropout stays dropout."),
@@ -72,6 +74,7 @@ _TRAINING_OPTIONS = {
     "epochs": _opt(int, "Epochs per run (default 20)."),
     "steps": _opt(int, "Optimizer steps per run, instead of --epochs (the last epoch may be partial; the lr schedule spans them)."),
     "train_size": _opt(int, "Train on N examples of the training split, class-stratified, drawn by --seed; validation is --val-split of these N (the first of the same stratified draw), the rest trains."),
+    "eval_batch_size": _opt(int, "Examples per forward pass when evaluating (default 10000; family: 1000)."),
     "eval_every": _opt(int, "Evaluate, record and checkpoint every K epochs and after the last (default 1; many short epochs of a small --train-size want more)."),
     "batch_size": _opt(int, "Mini-batch size (default 128)."),
     "val_split": _opt(float, "Fraction of the training set held out for validation (default 0.1 in demo, sweep and tune; 0 in train)."),
@@ -85,6 +88,8 @@ _TRAINING_OPTIONS = {
 # `--hidden 1024 1024` is joined into `--hidden 1024,1024` before parsing: click options take one value.
 _LIST_OPTIONS = ("--hidden", "--dropout", "--rates", "--seeds", "--samples", "--sizes")
 _NUMBER = re.compile(r"[0-9][0-9.,eE+-]*|\.[0-9][0-9.,eE+-]*")
+_WORD_LIST_OPTIONS = ("--dropout-types",)  # their values are names, e.g. --dropout-types dropout2d drop_block
+_WORD = re.compile(r"[a-z][a-z0-9_,]*")
 
 
 def join_list_options(argv: list[str]) -> list[str]:
@@ -98,9 +103,9 @@ def join_list_options(argv: list[str]) -> list[str]:
     while i < len(argv):
         out.append(argv[i])
         i += 1
-        if out[-1] in _LIST_OPTIONS:
-            values = []
-            while i < len(argv) and _NUMBER.fullmatch(argv[i]):
+        if out[-1] in _LIST_OPTIONS + _WORD_LIST_OPTIONS:
+            values, value = [], _NUMBER if out[-1] in _LIST_OPTIONS else _WORD
+            while i < len(argv) and value.fullmatch(argv[i]):
                 values.append(argv[i])
                 i += 1
             if values:
@@ -364,6 +369,44 @@ def datasize(
     except Interrupted as e:
         raise Interrupted(f"{e}; resume with the same command and --resume") from None
     _show(result, curve.table(result), quiet, as_json, f"folder: {out} ({', '.join(curve.FILES)}, cells/)")
+
+
+@app.command()
+@known_errors
+@training_options(exclude=("dropout_type", "input_dropout"))
+def family(
+    settings,
+    dropout_types: Annotated[str, typer.Option(help="Kinds besides none: dropout (dense head), dropout2d, drop_block, drop_path (--model rescnn).")] = "dropout,dropout2d,drop_block",
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds per kind, e.g. --seeds 0 1 2 (default 0 1 2).")] = None,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
+    """The conv net with each dropout kind and without, over seeds: test at validation's epoch, gap, knock-outs; family.json."""
+    from .lab import cnn, data, report, runs
+    from .lab.settings import Settings
+
+    given = _given(settings) + [n for n, v in (("dropout_types", dropout_types), ("seeds", seeds)) if v is not None]
+    _hold_out_validation(settings)
+    settings["model"] = settings["model"] or "cnn"
+    settings["eval_batch_size"] = settings["eval_batch_size"] or 1000  # conv maps of 10,000 images at once take gigabytes
+    rate = _numbers(settings.pop("dropout"), float, "dropout")[0] if settings["dropout"] else None
+    kinds = [k for k in re.split(r"[,\s]+", dropout_types) if k]
+    runs_of = functools.partial(cnn.family_runs, kinds=kinds, seeds=_numbers(seeds or "0,1,2", int, "seeds"), rate=rate)
+    out = out or Path("runs") / "family"
+
+    def reports(summary) -> dict:
+        config = runs.read_config(out)
+        x, y = data.load_test_tensors(config["dataset"])
+        knockouts = {name: cnn.knockout_drop(runs.load_model(out, name)[0], x, y) for name in summary["runs"] if "diverged" not in summary["runs"][name]}
+        result = cnn.family_summary({n: Settings.from_dict(d) for n, d in config["runs"].items()}, summary, knockouts)
+        report.write_json(out / cnn.FILES[0], result)
+        return result
+
+    result = _experiment("family", runs_of, settings, out, resume, overwrite, quiet, given, keep_going=True, after=reports)
+    _show(result, cnn.family_table(result), quiet, as_json, f"run folder: {out} ({', '.join(cnn.FILES)}, summary.json, metrics.jsonl)")
 
 
 @app.command()

@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from . import data, models
+from . import cnn, data, models
 from .errors import SettingsError
 
 __all__ = [
@@ -53,10 +53,14 @@ class Settings:
     dataset: str = "auto"  # auto | fashion-mnist | mnist | digits | idx; auto = Fashion-MNIST if found, else digits; idx = data_dir's IDX files
     data_dir: str | None = None  # searched before $DROPKIT_DATA, /usr/share/datasets, ~/.cache/dropkit
     download: bool = False  # fetch (Fashion-)MNIST if not found; sha256 checked
+    # mlp | cnn | rescnn (lab.cnn: two conv blocks and a dense head of width hidden[0], dropped at rate
+    # dropout[0]; rescnn adds a residual block to each conv block, for stochastic depth)
+    model: str = "mlp"
     hidden: tuple[int, ...] = (256, 128)  # hidden widths: the seed network 784-256-128-10
     dropout: tuple[float, ...] = (0.5, 0.3)  # rate after each hidden activation (one rate = all layers)
     # hidden dropout kind: dropout | alpha | gaussian | concrete (models.DROPOUT_TYPES); concrete learns
-    # each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule
+    # each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule.
+    # With a conv net: dropout (dense head only) | dropout2d | drop_block | drop_path (cnn.CNN_DROPOUT_TYPES)
     dropout_type: str = "dropout"
     # constant | linear:N | early:N | late:N, N in epochs (Liu et al. 2023): each dropout layer's rate
     # over time, toward its own rate; constant = the rates above throughout
@@ -92,7 +96,14 @@ class Settings:
         self.hidden = models.hidden_widths(self.hidden)
         self.dropout = models.dropout_rates(self.dropout, len(self.hidden))
         self.input_dropout = models.rate(self.input_dropout, "input_dropout")
-        self.dropout_type = models.dropout_kind(self.dropout_type)
+        if self.model not in cnn.MODELS:
+            raise SettingsError(f"model must be one of {', '.join(cnn.MODELS)}, got {self.model!r}")
+        if self.model == "mlp":
+            self.dropout_type = models.dropout_kind(self.dropout_type)
+        else:
+            self.dropout_type = cnn.check_kind(self.model, self.dropout_type)
+            if self.input_dropout > 0:
+                raise SettingsError(f"input_dropout {self.input_dropout} is for the MLP; model {self.model!r} drops inside (--dropout-type)")
         self.dropout_schedule = models.dropout_schedule(self.dropout_schedule)
         if self.dropout_type == "concrete":
             models.concrete_rates(self.dropout)
@@ -154,7 +165,7 @@ class Settings:
 
 
 def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
-    """The MLP that `s` describes, for inputs of n_features and n_classes outputs.
+    """The network that `s` describes (an MLP, or lab.cnn's conv net), for inputs of n_features and n_classes outputs.
 
     Args:
         n_train: the training set size, which sets concrete dropout's regularisers (models.concrete_regularizers).
@@ -163,6 +174,9 @@ def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | Non
         >>> build_model(Settings(hidden=(8,), dropout=0.5), 64, 10)[0]
         Linear(in_features=64, out_features=8, bias=True)
     """
+    if s.model != "mlp":
+        side = cnn.image_side(n_features)
+        return cnn.build_cnn(side, n_classes, s.hidden[0], s.dropout_type, s.dropout[0], residual=s.model == "rescnn")
     return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type, n_train)
 
 
