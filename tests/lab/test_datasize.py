@@ -5,12 +5,11 @@ import json
 
 import pytest
 import torch
+from _helpers.sigint import InterruptAt
 
 from dropkit.lab import data, datasize, train
 from dropkit.lab.errors import DataError, Interrupted, RunFolderError, SettingsError
 from dropkit.lab.settings import Settings, split_sizes
-
-from _helpers.sigint import InterruptAt
 
 TINY = Settings(dataset="digits", hidden=(32,), dropout=(0.5,), epochs=2, batch_size=50, lr=0.1, val_split=0.2)
 
@@ -42,7 +41,7 @@ def test_subset_is_reproducible_nested_and_seeded(digits):
 
 def test_train_size_splits_validation_from_the_subset(digits):
     s = dataclasses.replace(TINY, train_size=200, seed=4)
-    x, y, x_val, y_val = train._split(digits, s)
+    x, _, x_val, y_val = train._split(digits, s)
     assert (len(x), len(x_val)) == (160, 40) == split_sizes(s, 200)
     subset = data.train_subset(digits.y_train, 200, seed=4)
     assert torch.equal(x_val, digits.x_train[subset[:40]]) and torch.equal(x, digits.x_train[subset[40:]])
@@ -92,7 +91,7 @@ def test_twins_differ_in_dropout_alone():
         datasize.twins(dataclasses.replace(TINY, dropout=(0.0,)), 400, seed=0)
 
 
-CURVE = dict(sizes=(100, 300), seeds=(0, 1), full=False)
+CURVE = {"sizes": (100, 300), "seeds": (0, 1), "full": False}
 
 
 def _strip_time(state):

@@ -1,8 +1,8 @@
 """A small conv net for the lab, and the conv members of the dropout family in it.
 
 Two conv blocks (3x3 conv, ReLU, 2x2 max-pool; 16 then 32 channels) and a dense head (one hidden
-layer, ReLU). "rescnn" adds a residual block (two 3x3 convs, x + branch(x)) to each conv block, so
-stochastic depth has a branch to drop. The dropout kind chooses where the network is dropped:
+layer, ReLU). "rescnn" adds a residual block (two 3x3 convs, x + branch(x)) after each pool, so
+stochastic depth has a branch to drop. Channel dropout and DropBlock act on each block's output. The dropout kind chooses where the network is dropped:
 
 - dropout: plain dropout after the dense hidden layer only;
 - dropout2d: whole channels after each conv block (Tompson et al. 2015);
@@ -13,7 +13,7 @@ Dropout layers hold no parameters, so nets built after the same torch.manual_see
 same weights whatever the kind: every kind's run and its no-dropout twin share initial weights.
 
 Examples:
-    >>> build_cnn(8, 10, dense=32, kind="dropout2d", p=0.1)[3]
+    >>> build_cnn(8, 10, dense=32, kind="dropout2d", p=0.1)[4]
     Dropout2d(p=0.1, inplace=False)
 """
 
@@ -94,14 +94,14 @@ def build_cnn(side: int, n_classes: int, dense: int = 128, kind: str = "dropout"
     layers: list[nn.Module] = [nn.Unflatten(1, (1, side, side))]
     width = 1
     for channels in CHANNELS:
-        layers += [nn.Conv2d(width, channels, 3, padding=1), nn.ReLU()]
+        # the residual block works on the pooled maps: a quarter of the cost of the full-size ones
+        layers += [nn.Conv2d(width, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         if residual:
             layers.append(_Residual(channels, p if kind == "drop_path" else 0.0))
         if p > 0 and kind == "dropout2d":
             layers.append(Dropout2d(p))
         if p > 0 and kind == "drop_block":
-            layers.append(DropBlock2d(p, block_size=max(1, side // 5)))  # 5 on 28x28 maps, 2 on 14x14
-        layers.append(nn.MaxPool2d(2))
+            layers.append(DropBlock2d(p, block_size=3))  # on 14x14 and 7x7 maps (Ghiasi et al. shrink it on small maps)
         width, side = channels, side // 2
     layers += [nn.Flatten(), nn.Linear(width * side * side, dense), nn.ReLU()]
     if p > 0 and kind == "dropout":
