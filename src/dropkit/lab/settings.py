@@ -229,10 +229,10 @@ def on_subset(s: Settings, size: int, evaluations: int = 20) -> Settings:
     return dataclasses.replace(s, train_size=size, eval_every=max(1, math.ceil(epochs / evaluations)))
 
 
-# The demo's scarce-data part: the seed network on 2,000 examples (1,800 train, 200 validation) for as many
+# The demo's scarce-data part: the seed network on 5,000 examples (4,500 train, 500 validation) for as many
 # updates as 7 epochs of the full set: where the data-size curve measured dropout's largest gain, on every
-# seed (docs/lab.md, "Regimes"; below 2,000 the seed recipe's dropout net is too noisy to win).
-SCARCE_SIZE = 2000
+# seed run (docs/lab.md, "Regimes"; below 2,000 the seed recipe's dropout net is too noisy to win).
+SCARCE_SIZE = 5000
 SCARCE_STEPS = 3000
 
 
@@ -241,7 +241,7 @@ def scarce_runs(base: Settings, l2: float = 5e-4, size: int = SCARCE_SIZE, steps
 
     Examples:
         >>> scarce_runs(Settings(val_split=0.1))["no_dropout"].train_size
-        2000
+        5000
     """
     return demo_runs(on_subset(dataclasses.replace(base, steps=steps), size), l2)
 
