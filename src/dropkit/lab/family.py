@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .analyze import knockout_accuracies, knockout_masks
-from .cnn import build_cnn, check_kind, dense_hidden_index
+from .cnn import check_kind, dense_hidden_index
 from .errors import SettingsError
 
 __all__ = ["DEFAULT_RATES", "FILES", "family_runs", "knockout_drop", "family_summary", "family_table"]
@@ -59,6 +59,7 @@ def knockout_drop(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, fracti
     """Mean test accuracy lost when `fraction` of the dense head's hidden units are knocked out (analyze's random masks).
 
     Examples:
+        >>> from dropkit.lab.cnn import build_cnn
         >>> knockout_drop(build_cnn(8, 10, dense=16).eval(), torch.zeros(4, 64), torch.zeros(4, dtype=torch.long))
         0.0
     """
