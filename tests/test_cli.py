@@ -55,6 +55,10 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "curves.png").exists() and len((out / "metrics.jsonl").read_text().splitlines()) == 3
     assert "co-adaptation" in result.stdout and "75% out" in result.stdout  # the analysis runs by default
     assert all("knockout_drop_75" in r for r in summary["runs"].values()) and (out / "coadaptation.png").exists()
+    # the scarce part: a quarter of digits' 1438 training examples, as many updates as the full part's epoch
+    scarce = json.loads((out / "scarce" / "summary.json").read_text())
+    assert list(scarce["runs"]) == ["dropout", "no_dropout", "l2"] and scarce["train_size"] == 359 and scarce["steps"] == 11
+    assert "All data: dropout" in result.stdout and "Scarce data: dropout" in result.stdout
     again = invoke("demo", "--dataset", "digits", "--epochs", "1", "--out", out)
     assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
 
