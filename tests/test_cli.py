@@ -55,6 +55,10 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "curves.png").exists() and len((out / "metrics.jsonl").read_text().splitlines()) == 3
     assert "co-adaptation" in result.stdout and "75% out" in result.stdout  # the analysis runs by default
     assert all("knockout_drop_75" in r for r in summary["runs"].values()) and (out / "coadaptation.png").exists()
+    # the scarce part: a quarter of digits' 1438 training examples, as many updates as the full part's epoch
+    scarce = json.loads((out / "scarce" / "summary.json").read_text())
+    assert list(scarce["runs"]) == ["dropout", "no_dropout", "l2"] and scarce["train_size"] == 359 and scarce["steps"] == 11
+    assert "All data: dropout" in result.stdout and "Scarce data: dropout" in result.stdout
     again = invoke("demo", "--dataset", "digits", "--epochs", "1", "--out", out)
     assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
 
@@ -312,7 +316,7 @@ def test_version():
     assert result.exit_code == 0 and result.stdout == f"dropkit {__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "sweep", "tune", "bench", "uncertainty", "analyze", "active"])
+@pytest.mark.parametrize("command", ["demo", "train", "sweep", "datasize", "family", "tune", "bench", "uncertainty", "analyze", "active"])
 def test_flags_show_no_placeholder_and_options_their_default(command):
     result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
     assert result.exit_code == 0 and "<bool>" not in result.stdout
@@ -347,3 +351,36 @@ def test_the_demo_prints_knock_out_drops_in_percentage_points(tmp_path):
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if line.strip().startswith("dropout") and " pp" in line)
     assert re.search(r"-?\d+\.\d\d pp .* -?\d+\.\d\d pp", row), row
+
+
+def test_datasize_end_to_end_and_its_list_options(tmp_path):
+    out = tmp_path / "ds"
+    result = invoke("datasize", "--dataset", "digits", "--hidden", "16", "--sizes", "100", "200", "--seeds", "0", "1",
+                    "--no-full", "--steps", "5", "--threads", "1", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    state = json.loads((out / "datasize.json").read_text())
+    assert state["sizes"] == [100, 200] and state["seeds"] == [0, 1] and state["settings"]["steps"] == 5
+    assert sorted(state["cells"]) == ["n100_s0", "n100_s1", "n200_s0", "n200_s1"] and (out / "datasize.png").exists()
+    assert json.loads(result.stdout)["sizes"] == [100, 200]
+
+
+def test_family_end_to_end_with_a_list_of_kinds(tmp_path):
+    out = tmp_path / "fam"
+    result = invoke("family", "--dataset", "digits", "--hidden", "16", "--dropout-types", "dropout2d", "drop_block",
+                    "--seeds", "0", "--steps", "5", "--threads", "1", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "config.json").read_text())["runs"]
+    assert list(runs) == ["none_s0", "dropout2d_s0", "drop_block_s0"]
+    assert {r["model"] for r in runs.values()} == {"cnn"} and runs["drop_block_s0"]["eval_batch_size"] == 1000
+    assert [r["kind"] for r in json.loads((out / "family.json").read_text())["rows"]] == ["none", "dropout2d", "drop_block"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--train-size", "1"], "--train-size must be at least 2, got 1"),
+    (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
+    (["train", "--model", "cnn", "--input-dropout", "0.2"], "--input-dropout 0.2 is for the MLP; --model cnn drops inside (--dropout-type)"),
+    (["family", "--dropout-types", "dropout2d", "bogus"], "--dropout-types must be one or more of dropout, dropout2d, drop_block, drop_path, got dropout2d, bogus"),
+    (["active", "--train-size", "100"], "--train-size (100) must not be below --pool (3000)"),
+])
+def test_the_issue_27_options_are_refused_by_their_flag(tmp_path, args, message):
+    assert_one_line_error(invoke(*args, "--dataset", "digits", "--out", tmp_path / "x"), message)

@@ -8,6 +8,8 @@
     dropkit uncertainty runs/demo --samples 1 10 50   # weight scaling vs MC dropout on a trained run
     dropkit analyze runs/demo                         # unit knock-outs, sparsity, features (demo runs it too)
     dropkit active --seeds 0 1 2                      # active learning: random, entropy, BALD, BatchBALD
+    dropkit datasize --seeds 0 1 2                    # dropout vs its twin against training-set size
+    dropkit family --model rescnn --dropout-types dropout dropout2d drop_block drop_path
 
 Known errors (bad data, bad settings, a run folder in the way) print one line on stderr and exit
 with status 2; Ctrl-C saves a checkpoint and exits with 130. The commands need the [lab] extra;

@@ -184,7 +184,8 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
         done = sum(len(r["curve"]) for r in state["runs"].values())
         try:
             for seed in s.seeds:
-                pool = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(seed))[: s.pool]
+                source = torch.arange(len(ds.x_train)) if s.train_size is None else data.train_subset(ds.y_train, s.train_size, seed)
+                pool = source[torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[: s.pool]]
                 x_pool, y_pool = ds.x_train[pool], ds.y_train[pool]
                 start = _initial(y_pool, s.initial, n_classes)
                 for strategy in s.strategies:

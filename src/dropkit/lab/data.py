@@ -40,6 +40,8 @@ __all__ = [
     "download",
     "load",
     "load_test_tensors",
+    "stratified_order",
+    "train_subset",
 ]
 
 DATASETS = ("auto", "fashion-mnist", "mnist", "digits", "idx")  # idx: a folder of your own IDX files (--data-dir)
@@ -352,3 +354,44 @@ def load_test_tensors(name: str, data_dir=None) -> tuple[torch.Tensor, torch.Ten
     """
     ds = load(name, data_dir)
     return ds.x_test, ds.y_test
+
+
+def stratified_order(y: torch.Tensor, seed: int) -> torch.Tensor:
+    """A permutation of range(len(y)), drawn from `seed`, whose every prefix holds each class in proportion.
+
+    Each class is shuffled, and its j-th example of n_c gets the key (j + 1/2) / n_c; sorting by the key
+    interleaves the classes so that any first N examples hold within one of N * n_c / n of class c.
+    Prefixes are nested: the first 500 examples are part of the first 1000.
+
+    Examples:
+        >>> y = torch.tensor([0] * 8 + [1] * 2)
+        >>> torch.bincount(y[stratified_order(y, seed=0)[:5]]).tolist()
+        [4, 1]
+    """
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    shuffled = y[perm]
+    by_class = torch.argsort(shuffled, stable=True)
+    counts = torch.bincount(shuffled)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(len(y), dtype=torch.int64)
+    rank[by_class] = torch.arange(len(y)) - starts[shuffled[by_class]]
+    key = (rank.double() + 0.5) / counts[shuffled].double()
+    return perm[torch.argsort(key, stable=True)]
+
+
+def train_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of a class-stratified subset of n examples drawn from `seed` (the first n of stratified_order).
+
+    Raises:
+        DataError: n is more than the examples in y.
+
+    Examples:
+        >>> ds = load("digits")
+        >>> torch.bincount(ds.y_train).tolist()  # 1438 examples
+        [150, 144, 144, 143, 148, 143, 149, 137, 133, 147]
+        >>> torch.bincount(ds.y_train[train_subset(ds.y_train, 100, seed=0)]).tolist()
+        [11, 10, 10, 10, 10, 10, 10, 10, 9, 10]
+    """
+    if n > len(y):
+        raise DataError(f"train_size {n} is more than the {len(y)} examples of the training split")
+    return stratified_order(y, seed)[:n]

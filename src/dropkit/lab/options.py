@@ -42,6 +42,7 @@ __all__ = [
     "one_of",
     "in_range",
     "positive_or_none",
+    "optional",
     "NumberList",
     "name_list",
     "markdown_table",
@@ -178,6 +179,20 @@ def positive_or_none(value: Any, name: str) -> float | None:
     if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0):
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
+
+
+def optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """A check: unset (None), or a value that passes `check`.
+
+    Examples:
+        >>> optional(at_least(2))(None, "--train-size"), optional(at_least(2))(5, "--train-size")
+        (None, 5)
+    """
+
+    def check_set(value: Any, name: str) -> Any:
+        return None if value is None else check(value, name)
+
+    return check_set
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ __all__ = [
     "select_on_validation",
     "summarize",
     "summary_table",
+    "regime_sentence",
     "sweep_summary",
     "sweep_table",
     "plot_curves",
@@ -112,6 +113,9 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
         0.012
     """
     out = {"dataset": dataset, "epochs": max(s.epochs for s in runs.values()), "runs": {}}
+    first = next(iter(runs.values()))
+    if first.steps is not None or first.train_size is not None:  # the budget and data that replace epochs in the title
+        out.update(steps=first.steps, train_size=first.train_size)
     for name, s in runs.items():
         history = results[name]["history"]
         if "diverged" in results[name]:  # stopped at a non-finite loss: no final figures to give
@@ -148,7 +152,9 @@ def summary_table(summary: dict):
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{summary['dataset']}, {summary['epochs']} epochs: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
+    budget = f"{summary['steps']} steps" if summary.get("steps") else f"{summary['epochs']} epochs"
+    examples = f", {summary['train_size']} training examples" if summary.get("train_size") else ""
+    table = Table(title=f"{summary['dataset']}{examples}, {budget}: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
     table.caption = (
         "test: last epoch. test@val: at the epoch of best validation accuracy (- without --val-split). "
         "oracle: best test accuracy over epochs, chosen on the test set: not a result."
@@ -175,6 +181,22 @@ def summary_table(summary: dict):
             f"{r['wall_seconds']:.1f}",
         )
     return table
+
+
+def regime_sentence(summary: dict, label: str) -> str:
+    """One sentence on what a demo summary shows: does dropout win on test at validation's epoch, and the gaps.
+
+    Examples:
+        >>> r = {"test_acc_at_best_val": 0.9, "gap": 0.01}
+        >>> print(regime_sentence({"runs": {"dropout": r, "no_dropout": {**r, "test_acc_at_best_val": 0.8, "gap": 0.1}}}, "Scarce"))
+        Scarce: dropout wins on test at validation's epoch (90.00% against 80.00% without it); train-test gap 1.00% with dropout, 10.00% without.
+    """
+    runs = summary["runs"]
+    mine, twin = runs["dropout"]["test_acc_at_best_val"], runs["no_dropout"]["test_acc_at_best_val"]
+    verdict = "wins" if mine > twin else "ties" if mine == twin else "loses"
+    l2 = f", {_pct(runs['l2']['test_acc_at_best_val'])} with L2" if "l2" in runs else ""
+    return (f"{label}: dropout {verdict} on test at validation's epoch ({_pct(mine)} against {_pct(twin)} without it{l2}); "
+            f"train-test gap {_pct(runs['dropout']['gap'])} with dropout, {_pct(runs['no_dropout']['gap'])} without.")
 
 
 def sweep_summary(runs: dict, summary: dict) -> dict:

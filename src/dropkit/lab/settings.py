@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import re
 
@@ -25,9 +26,9 @@ from torch import nn
 
 from .. import _validate
 from ..convert.schedule import DropoutSchedule
-from . import data, models
+from . import cnn, data, models
 from .errors import SettingsError
-from .options import NumberList, Option, at_least, check_fields, flag, from_text, in_range, name_list, one_of, positive_or_none, shown
+from .options import NumberList, Option, at_least, check_fields, flag, from_text, in_range, name_list, one_of, optional, positive_or_none, shown
 
 __all__ = [
     "Settings",
@@ -51,6 +52,11 @@ __all__ = [
     "build_model",
     "parse_duration",
     "demo_runs",
+    "scarce_runs",
+    "split_sizes",
+    "on_subset",
+    "SCARCE_SIZE",
+    "SCARCE_STEPS",
     "sweep_runs",
     "resume_runs",
 ]
@@ -215,14 +221,20 @@ class Settings:
     dataset: str = DATASET.field()
     data_dir: str | None = DATA_DIR.field()
     download: bool = Option(False, "Fetch MNIST/Fashion-MNIST if missing; sha256 checked.", bool).field()
+    # lab.cnn's conv nets: two conv blocks and a dense head of width hidden[0], dropped at rate dropout[0]
+    model: str = Option(
+        "mlp",
+        f"{' | '.join(cnn.MODELS)}: the MLP, or two conv blocks and a dense head of width --hidden's first (rescnn: with residual blocks).",
+        check=one_of(cnn.MODELS),
+    ).field()
     hidden: tuple[int, ...] = HIDDEN.field()  # the seed network 784-256-128-10
     dropout: tuple[float, ...] = DROPOUT.field()
     # concrete learns each hidden layer's rate, starting from `dropout`, and takes only the constant dropout schedule
     dropout_type: str = Option(
         "dropout",
-        f"Hidden dropout kind: {' | '.join(models.DROPOUT_TYPES)} (concrete: learned rates, Gal et al. 2017); input dropout stays dropout.",
-        check=dropout_kind,
-    ).field()
+        f"Hidden dropout kind: {' | '.join(models.DROPOUT_TYPES)} (concrete: learned rates, Gal et al. 2017); input dropout stays dropout. "
+        f"Conv nets: {' | '.join(cnn.CNN_DROPOUT_TYPES)} (dropout: dense head only; drop_path: --model rescnn).",
+    ).field()  # checked in __post_init__: the kinds depend on --model
     # Liu et al. 2023: each dropout layer's rate over time, toward its own rate
     dropout_schedule: str = Option(
         "constant",
@@ -244,6 +256,21 @@ class Settings:
         "cosine", "Learning-rate schedule: constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%).", check=one_of(LR_SCHEDULES)
     ).field()
     epochs: int = Option(20, "Epochs per run.", int, check=at_least(1)).field()  # the demo's 3 runs take about 1 minute on 2 idle cores
+    # the lr schedule spans the steps, so a small --train-size gets as many updates as the full set
+    steps: int | None = Option(
+        None, "Optimizer steps per run, instead of --epochs (the last epoch may be partial; the lr schedule spans them).", int,
+        check=optional(at_least(1)), shown="--epochs",
+    ).field()
+    train_size: int | None = Option(
+        None,
+        "Train on N examples of the training split, class-stratified, drawn by --seed; validation is --val-split of these N "
+        "(the first of the same stratified draw), the rest trains.",
+        int, check=optional(at_least(2)), shown="all",
+    ).field()
+    eval_every: int = Option(
+        1, "Evaluate, record and checkpoint every K epochs and after the last (many short epochs of a small --train-size want more).", int,
+        check=at_least(1),
+    ).field()
     batch_size: int = Option(128, "Mini-batch size.", int, check=at_least(1)).field()
     val_split: float = Option(
         0.0, "Fraction of the training set held out for validation (fixed by --seed).", float, check=in_range(0, 1)
@@ -269,6 +296,12 @@ class Settings:
     def __post_init__(self):
         check_fields(self)
         self.dropout = dropout_rates(self.dropout, len(self.hidden))
+        if self.model == "mlp":
+            self.dropout_type = dropout_kind(self.dropout_type)
+        else:
+            self.dropout_type = cnn.check_kind(self.model, self.dropout_type)
+            if self.input_dropout > 0:
+                raise SettingsError(f"--input-dropout {self.input_dropout} is for the MLP; --model {self.model} drops inside (--dropout-type)")
         if self.dropout_type == "concrete":
             concrete_rates(self.dropout)
             if self.dropout_schedule.split(":")[0] != "constant":
@@ -284,6 +317,15 @@ class Settings:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else LEARNING_RATES[self.optimizer]
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """The optimizer steps of the whole run: `steps`, or `epochs` epochs of steps_per_epoch.
+
+        Examples:
+            >>> Settings(epochs=3).total_steps(10), Settings(epochs=3, steps=25).total_steps(10)
+            (30, 25)
+        """
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
 
     @property
     def uses_dropout(self) -> bool:
@@ -323,6 +365,12 @@ class ActiveSettings:
     acquire: int = _count("Points labelled per round.", 50).field()
     budget: int = _count("Labelled points at the last round.", 1000).field()
     pool: int = _count("Candidate points drawn from the training split (the labelled set included).", 3000).field()
+    train_size: int | None = Option(
+        None,
+        "Draw the pool from N examples of the training split, class-stratified, drawn by each seed "
+        "(N >= --pool; no validation: active learning selects nothing on it).",
+        int, check=optional(at_least(1)), shown="all",
+    ).field()
     samples: int = _count("MC dropout passes T of the scores.", 20).field()
     prefilter: int = _count("batchbald considers the prefilter x acquire candidates with the highest BALD.", 10, None).field()
     joint_samples: int = _count("batchbald's configurations (dropkit.acquisition.batch_bald).", 1024, None).field()
@@ -339,6 +387,8 @@ class ActiveSettings:
         object.__setattr__(self, "dropout", dropout_rates(self.dropout, len(self.hidden)))
         if self.budget > self.pool:
             raise SettingsError(f"--budget ({self.budget}) must not exceed --pool ({self.pool})")
+        if self.train_size is not None and self.train_size < self.pool:
+            raise SettingsError(f"--train-size ({self.train_size}) must not be below --pool ({self.pool})")
 
 
 def from_command_line(cls, given: dict, defaults: dict | None = None):
@@ -355,7 +405,7 @@ def from_command_line(cls, given: dict, defaults: dict | None = None):
 
 
 def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
-    """The MLP that `s` describes, for inputs of n_features and n_classes outputs.
+    """The network that `s` describes (an MLP, or lab.cnn's conv net), for inputs of n_features and n_classes outputs.
 
     Args:
         n_train: the training set size, which sets concrete dropout's regularisers (models.concrete_regularizers).
@@ -364,6 +414,9 @@ def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | Non
         >>> build_model(Settings(hidden=(8,), dropout=0.5), 64, 10)[0]
         Linear(in_features=64, out_features=8, bias=True)
     """
+    if s.model != "mlp":
+        side = cnn.image_side(n_features)
+        return cnn.build_cnn(side, n_classes, s.hidden[0], s.dropout_type, s.dropout[0], residual=s.model == "rescnn")
     return models.build_mlp(n_features, s.hidden, n_classes, s.dropout, s.input_dropout, s.dropout_type, n_train)
 
 
@@ -376,6 +429,48 @@ def demo_runs(base: Settings, l2: float = DEMO_L2) -> dict[str, Settings]:
     """
     plain = dataclasses.replace(base, dropout=(0.0,), input_dropout=0.0, l2=0.0)
     return {"dropout": dataclasses.replace(base, l2=0.0), "no_dropout": plain, "l2": dataclasses.replace(plain, l2=l2)}
+
+
+def split_sizes(s: Settings, n: int) -> tuple[int, int]:
+    """(training, validation) examples of a run on n examples with s.val_split (at least one of each).
+
+    Examples:
+        >>> split_sizes(Settings(val_split=0.1), 500)
+        (450, 50)
+    """
+    n_val = max(1, int(n * s.val_split)) if s.val_split > 0 else 0
+    if n_val >= n:
+        raise SettingsError(f"--val-split {s.val_split} of {n} examples leaves none to train on")
+    return n - n_val, n_val
+
+
+def on_subset(s: Settings, size: int, evaluations: int = 20) -> Settings:
+    """`s` on `size` examples (train_size), evaluated about `evaluations` times (eval_every), as small sets need.
+
+    Examples:
+        >>> on_subset(Settings(steps=3000, val_split=0.1), 1000).eval_every  # 8 steps an epoch, 375 epochs
+        19
+    """
+    per_epoch = math.ceil(split_sizes(s, size)[0] / s.batch_size)
+    epochs = math.ceil(s.total_steps(per_epoch) / per_epoch)
+    return dataclasses.replace(s, train_size=size, eval_every=max(1, math.ceil(epochs / evaluations)))
+
+
+# The demo's scarce-data part: the seed network on 5,000 examples (4,500 train, 500 validation) for as many
+# updates as 7 epochs of the full set: where the data-size curve measured dropout's largest gain, on every
+# seed run (docs/lab.md, "Regimes"; below 2,000 the seed recipe's dropout net is too noisy to win).
+SCARCE_SIZE = 5000
+SCARCE_STEPS = 3000
+
+
+def scarce_runs(base: Settings, l2: float = DEMO_L2, size: int = SCARCE_SIZE, steps: int = SCARCE_STEPS) -> dict[str, Settings]:
+    """demo_runs on a class-stratified `size` examples for `steps` updates, evaluated about 20 times a run.
+
+    Examples:
+        >>> scarce_runs(Settings(val_split=0.1))["no_dropout"].train_size
+        5000
+    """
+    return demo_runs(on_subset(dataclasses.replace(base, steps=steps), size), l2)
 
 
 def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
@@ -392,7 +487,7 @@ def sweep_runs(base: Settings, rates, seeds) -> dict[str, Settings]:
 
 # What --resume does with an option given again (docs/lab.md, "Resuming"):
 # these may change, from the resumed step on; config.json records each change;
-RESUMABLE = ("epochs", "lr", "max_norm", "time_budget")
+RESUMABLE = ("epochs", "steps", "lr", "max_norm", "time_budget")
 # these change nothing a run computes, and are taken as given;
 SAFE_ON_RESUME = ("threads", "download")
 # every other field defines the model, the data, the batches or the optimizer, and --resume refuses to change it.

@@ -53,7 +53,7 @@ from .runs import (
     restore,
     write_checkpoint,
 )
-from .settings import Settings, build_model, resume_runs
+from .settings import Settings, build_model, resume_runs, split_sizes
 
 __all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "run_experiment"]
 
@@ -117,11 +117,20 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 def _split(ds: data.Dataset, s: Settings):
-    """(x_train, y_train, x_val, y_val): a held-out validation part of the training set, fixed by the seed."""
+    """(x_train, y_train, x_val, y_val): a held-out validation part of the training set, fixed by the seed.
+
+    With s.train_size, the training set is its class-stratified subset (data.train_subset) and validation
+    is the first val_split of the subset's stratified order: stratified too, and nested like the subsets.
+    """
+    if s.train_size is not None:
+        subset = data.train_subset(ds.y_train, s.train_size, s.seed)
+        n_val = split_sizes(s, len(subset))[1]
+        train, val = subset[n_val:], subset[:n_val]
+        return ds.x_train[train], ds.y_train[train], *((ds.x_train[val], ds.y_train[val]) if n_val else (None, None))
     if s.val_split == 0:
         return ds.x_train, ds.y_train, None, None
     order = torch.randperm(len(ds.x_train), generator=torch.Generator().manual_seed(s.seed))
-    n_val = max(1, int(len(order) * s.val_split))
+    n_val = split_sizes(s, len(order))[1]
     val, train = order[:n_val], order[n_val:]
     return ds.x_train[train], ds.y_train[train], ds.x_train[val], ds.y_train[val]
 
@@ -163,6 +172,7 @@ class _Run:
     x_val: torch.Tensor | None
     y_val: torch.Tensor | None
     steps: int  # optimizer steps per epoch
+    total: int  # optimizer steps of the whole run (Settings.total_steps)
     state: dict = dataclasses.field(
         default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
     )
@@ -176,8 +186,9 @@ def _new_run(s: Settings, ds: data.Dataset) -> _Run:
     model = build_model(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
     # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
     schedules = models.schedule_dropout(model, s.dropout_schedule)
+    steps = math.ceil(len(x) / s.batch_size)
     run = _Run(s, model, _optimizer(model, s), schedules, models.concrete_modules(model), x, y, x_val, y_val,
-               math.ceil(len(x) / s.batch_size))
+               steps, s.total_steps(steps))
     run.net = torch.nn.parallel.DistributedDataParallel(model) if distributed.world_size() > 1 else model
     return run
 
@@ -219,7 +230,7 @@ def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int, stop: boo
     """
     s = run.s
     for group in run.opt.param_groups:
-        group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * run.steps + step, s.epochs * run.steps)
+        group["lr"] = s.learning_rate * _lr_factor(s.schedule, epoch * run.steps + step, run.total)
     idx = order[step * s.batch_size : (step + 1) * s.batch_size]
     rank, world = distributed.rank(), distributed.world_size()
     run.opt.zero_grad(set_to_none=True)
@@ -270,7 +281,7 @@ def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seco
     s, t0 = run.s, time.perf_counter()
     # the rates this epoch trained with, input layer first; a schedule changes them between epochs,
     # and concrete dropout's are learned during it (recorded as the epoch left them)
-    record = {"run": name, "epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"]}
+    record = {"run": name, "epoch": epoch + 1, "step": min((epoch + 1) * run.steps, run.total), "lr": run.opt.param_groups[0]["lr"]}
     record["dropout_rates"] = [m.p for m in models.dropout_modules(run.model)]
     record["train_loss"], record["train_acc"] = evaluate(run.model, run.x, run.y, s.eval_batch_size)
     if run.x_val is not None:
@@ -281,10 +292,11 @@ def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seco
     return record
 
 
-def _stop_reason(s: Settings, state: dict) -> str | None:
-    """Why the run stops after the epoch it just saved ("epochs" or "time budget"), or None to go on."""
-    if state["epoch"] >= s.epochs:
-        return "epochs"
+def _stop_reason(run: _Run, state: dict) -> str | None:
+    """Why the run stops after the epoch it just trained ("epochs", "steps" or "time budget"), or None to go on."""
+    s = run.s
+    if state["epoch"] * run.steps + state["step"] >= run.total:
+        return "epochs" if s.steps is None else "steps"
     if s.time_budget is not None and state["elapsed"] >= s.time_budget:
         return "time budget"
     return None
@@ -323,20 +335,23 @@ def fit(
     run = _new_run(s, ds)
     if checkpoint.exists():
         saved = _resume(run, checkpoint)
-        if run.state["epoch"] > s.epochs:
-            raise SettingsError(f"--epochs {s.epochs} is fewer than the {run.state['epoch']} epochs run {name!r} has trained")
-        stopped = _stop_reason(s, run.state)
+        trained = run.state["epoch"] * run.steps + run.state["step"]
+        if trained > run.total:
+            budget = (f"--epochs {s.epochs} is fewer than the {run.state['epoch']} epochs" if s.steps is None
+                      else f"--steps {s.steps} are fewer than the {trained} steps")
+            raise SettingsError(f"{budget} run {name!r} has trained")
+        stopped = _stop_reason(run, run.state)
         if stopped is not None:  # finished; or finished now, with fewer --epochs or a shorter --time-budget
             return saved if saved["done"] and saved["stopped"] == stopped else _save(run, checkpoint, True, stopped)
-    progress.run_started(name, s.epochs * run.steps, run.state["epoch"] * run.steps + run.state["step"])
+    progress.run_started(name, run.total, run.state["epoch"] * run.steps + run.state["step"])
     started = time.perf_counter() - run.state["elapsed"]
     run.model.train()
     masks = addressing.sample_addressed(run.model, seed=s.seed) if s.masks == "addressed" else contextlib.nullcontext()
     with _StopOnSigint() as stop, masks as run.masks:
-        for epoch in range(run.state["epoch"], s.epochs):
+        for epoch in range(run.state["epoch"], math.ceil(run.total / run.steps)):
             order = _batch_order(s, len(run.x), epoch)
             t0 = time.perf_counter()
-            for step in range(run.state["step"], run.steps):
+            for step in range(run.state["step"], min(run.steps, run.total - epoch * run.steps)):
                 loss, stopping = _train_step(run, order, epoch, step, stop.requested)
                 if not math.isfinite(loss):
                     raise _diverged(run, name, epoch, step, f"the training loss is {loss}")
@@ -348,19 +363,27 @@ def fit(
                     raise Interrupted(f"interrupted: run {name!r} saved at epoch {epoch + 1}, step {step + 1}")
             if not _finite(run.model):  # the epoch's last update overflowed: never checkpoint it
                 raise _diverged(run, name, epoch, run.steps - 1, "its weights are no longer finite")
-            record = _epoch_record(run, ds, name, epoch, time.perf_counter() - t0)
-            run.state["history"].append(record)
+            seconds = time.perf_counter() - t0
+            # decided before the evaluation (one clock for all processes), which the last epoch always gets
+            ended = {"epoch": epoch + 1, "step": 0, "elapsed": time.perf_counter() - started}
+            stopped = distributed.from_rank0(_stop_reason(run, ended))
+            interrupted = distributed.all_sum([float(stop.requested)])[0] > 0
+            evaluated = stopped is not None or (epoch + 1) % s.eval_every == 0
+            if evaluated:
+                record = _epoch_record(run, ds, name, epoch, seconds)
+                run.state["history"].append(record)
             for schedule in run.schedules:
                 schedule.step()  # before the save, so the checkpoint's schedule state matches its epoch
             run.state.update(epoch=epoch + 1, step=0, elapsed=time.perf_counter() - started)
-            stopped = distributed.from_rank0(_stop_reason(s, run.state))  # one clock decides for all
-            result = _save(run, checkpoint, done=stopped is not None, stopped=stopped)
-            progress.epoch_done(name, record)
-            if on_epoch is not None:
-                on_epoch(name, run.state["history"])
+            if evaluated or interrupted:
+                result = _save(run, checkpoint, done=stopped is not None, stopped=stopped)
+            if evaluated:
+                progress.epoch_done(name, record)
+                if on_epoch is not None:
+                    on_epoch(name, run.state["history"])
             if stopped is not None:
                 break
-            if distributed.all_sum([float(stop.requested)])[0] > 0:
+            if interrupted:
                 raise Interrupted(f"interrupted: run {name!r} saved after epoch {epoch + 1}")
     progress.run_done(name)
     return result

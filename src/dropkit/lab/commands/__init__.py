@@ -8,7 +8,7 @@ Examples:
     ['demo', 'train', 'sweep']
 """
 
-from . import active, analyze, bench, demo, sweep, train, tune, uncertainty
+from . import active, analyze, bench, datasize, demo, family, sweep, train, tune, uncertainty
 from .argv import command_line as command_line
 from .argv import join_list_options as join_list_options
 from .common import Command as Command
@@ -16,7 +16,7 @@ from .common import Group as Group
 
 __all__ = ["COMMANDS", "Command", "Group", "command_line", "join_list_options", "name"]
 
-COMMANDS = (demo, train, sweep, tune, bench, uncertainty, analyze, active)
+COMMANDS = (demo, train, sweep, datasize, family, tune, bench, uncertainty, analyze, active)
 
 
 def name(command) -> str:

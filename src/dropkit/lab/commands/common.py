@@ -21,8 +21,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from .. import distributed
 from ..errors import Interrupted, LabError
-from ..options import NumberList, Option, flag, options, shown
-from .argv import LIST, command_line
+from ..options import NumberList, Option, flag, name_list, options, shown
+from .argv import LIST, NAMES, command_line
 
 __all__ = [
     "Command",
@@ -83,7 +83,7 @@ def parameters(added: dict[str, tuple[Option, Any]]) -> list[inspect.Parameter]:
             annotation, value = Annotated[bool, typer.Option(flag(name), help=option.help)], False
         else:
             text = option.shown if default is option.default and option.shown else shown(default)
-            metavar = LIST if isinstance(option.parse, NumberList) else None
+            metavar = LIST if isinstance(option.parse, NumberList) else NAMES if option.parse is name_list else None
             annotation = Annotated[Optional[option.cli], typer.Option(flag(name), help=f"{option.help} (default: {text})", metavar=metavar)]
             value = None
         out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=value))

@@ -5,7 +5,7 @@ rewrites it in place, and tests/lab/test_settings.py fails when the file and the
 
 Examples:
     >>> option_table().splitlines()[0]
-    '| option | demo | train | sweep | tune | uncertainty | active | what it sets |'
+    '| option | demo | train | sweep | datasize | family | tune | uncertainty | active | what it sets |'
 """
 
 import re

@@ -1,4 +1,4 @@
-"""`dropkit train`: one MLP with the given settings, on one process or N (torchrun + DDP), into a run folder."""
+"""`dropkit train`: one network (MLP or conv net) with the given settings, on one process or N (torchrun + DDP), into a run folder."""
 
 from pathlib import Path
 
@@ -17,7 +17,7 @@ def run(
     given: dict, ctx: typer.Context, out: Out = None, resume: Resume = False, overwrite: Overwrite = False,
     quiet: Quiet = False, as_json: Json = False, nproc: Nproc = 1,
 ):
-    """Train one MLP with the given settings and write a run folder."""
+    """Train one network (the MLP, or a conv net with --model) with the given settings and write a run folder."""
     launch_workers(ctx, nproc)
     if not distributed.lead():
         quiet, as_json = True, False  # rank 0 alone reports
