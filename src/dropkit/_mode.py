@@ -14,8 +14,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # only for the annotation: dropkit.ops.consistent imports this module
+    from .ops.consistent import Replicas
 
 __all__ = ["mc_active", "mc_enabled", "consistent_replicas", "consistent_enabled"]
 
@@ -45,7 +50,7 @@ def _count(step: int) -> None:
 
 
 @contextlib.contextmanager
-def mc_enabled():
+def mc_enabled() -> Iterator[None]:
     """Make functional dropout stochastic regardless of its `training` argument."""
     token = _MC.set(True)
     _count(1)
@@ -58,11 +63,11 @@ def mc_enabled():
 
 # The replicas of the forward that mc_predict(consistent=True) is running (a
 # consistent.Replicas), or None. Eager only: compiled code sees a mirror flag and refuses.
-_REPLICAS = contextvars.ContextVar("dropkit_replicas", default=None)
+_REPLICAS: contextvars.ContextVar[Replicas | None] = contextvars.ContextVar("dropkit_replicas", default=None)
 _replicas_depth = 0
 
 
-def consistent_replicas():
+def consistent_replicas() -> Replicas | None:
     """The consistent.Replicas of the forward being run, inside consistent_enabled(), else None."""
     if torch.compiler.is_compiling():
         if _replicas_depth:
@@ -72,7 +77,7 @@ def consistent_replicas():
 
 
 @contextlib.contextmanager
-def consistent_enabled(replicas):
+def consistent_enabled(replicas: Replicas) -> Iterator[None]:
     """Route every dropout call to consistent masks of `replicas` (see dropkit.ops.consistent)."""
     global _replicas_depth
     token = _REPLICAS.set(replicas)
