@@ -15,12 +15,8 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:  # only for the annotation: dropkit.ops.consistent imports this module
-    from .ops.consistent import Replicas
 
 __all__ = ["mc_active", "mc_enabled", "consistent_replicas", "consistent_enabled"]
 
@@ -63,11 +59,12 @@ def mc_enabled() -> Iterator[None]:
 
 # The replicas of the forward that mc_predict(consistent=True) is running (a
 # consistent.Replicas), or None. Eager only: compiled code sees a mirror flag and refuses.
-_REPLICAS: contextvars.ContextVar[Replicas | None] = contextvars.ContextVar("dropkit_replicas", default=None)
+# Typed object: this module sits below dropkit.ops.consistent and may not import it.
+_REPLICAS: contextvars.ContextVar[object | None] = contextvars.ContextVar("dropkit_replicas", default=None)
 _replicas_depth = 0
 
 
-def consistent_replicas() -> Replicas | None:
+def consistent_replicas() -> object | None:
     """The consistent.Replicas of the forward being run, inside consistent_enabled(), else None."""
     if torch.compiler.is_compiling():
         if _replicas_depth:
@@ -77,7 +74,7 @@ def consistent_replicas() -> Replicas | None:
 
 
 @contextlib.contextmanager
-def consistent_enabled(replicas: Replicas) -> Iterator[None]:
+def consistent_enabled(replicas: object) -> Iterator[None]:
     """Route every dropout call to consistent masks of `replicas` (see dropkit.ops.consistent)."""
     global _replicas_depth
     token = _REPLICAS.set(replicas)
