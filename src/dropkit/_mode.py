@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Iterator
 
 import torch
 
@@ -45,7 +46,7 @@ def _count(step: int) -> None:
 
 
 @contextlib.contextmanager
-def mc_enabled():
+def mc_enabled() -> Iterator[None]:
     """Make functional dropout stochastic regardless of its `training` argument."""
     token = _MC.set(True)
     _count(1)
@@ -58,11 +59,12 @@ def mc_enabled():
 
 # The replicas of the forward that mc_predict(consistent=True) is running (a
 # consistent.Replicas), or None. Eager only: compiled code sees a mirror flag and refuses.
-_REPLICAS = contextvars.ContextVar("dropkit_replicas", default=None)
+# Typed object: this module sits below dropkit.ops.consistent and may not import it.
+_REPLICAS: contextvars.ContextVar[object | None] = contextvars.ContextVar("dropkit_replicas", default=None)
 _replicas_depth = 0
 
 
-def consistent_replicas():
+def consistent_replicas() -> object | None:
     """The consistent.Replicas of the forward being run, inside consistent_enabled(), else None."""
     if torch.compiler.is_compiling():
         if _replicas_depth:
@@ -72,7 +74,7 @@ def consistent_replicas():
 
 
 @contextlib.contextmanager
-def consistent_enabled(replicas):
+def consistent_enabled(replicas: object) -> Iterator[None]:
     """Route every dropout call to consistent masks of `replicas` (see dropkit.ops.consistent)."""
     global _replicas_depth
     token = _REPLICAS.set(replicas)

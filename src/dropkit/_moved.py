@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Sequence
 from types import ModuleType
 
 __all__ = ["MOVED", "new_name", "install"]
@@ -47,16 +49,19 @@ def new_name(name: str, moved: dict[str, str] = MOVED) -> str | None:
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if new_name(fullname) is None:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:
         old, new = module.__name__, new_name(module.__name__)
+        assert new is not None  # find_spec only takes names that new_name maps
         warnings.warn(f"{old} is deprecated and will be removed in the next release: import {new}",
                       DeprecationWarning, stacklevel=2)
         # The import system returns what sys.modules holds after exec_module: the new module itself.

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Collection
+from typing import TypeVar
 
 import torch
 
 __all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
     "module_type", "parameter_name", "schedule_spec", "bias_for", "linear_weights", "same_as", "eager_generator"]
 
+_T = TypeVar("_T")
+
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def p(value, name: str = "p") -> float:
+def p(value: object, name: str = "p") -> float:
     """A probability in [0, 1]: TypeError for a non-number, ValueError outside the range or NaN."""
     if type(value) is float and 0.0 <= value <= 1.0:  # the common case first: dropout's hot path
         return value
@@ -29,7 +33,7 @@ def p(value, name: str = "p") -> float:
     return value
 
 
-def _uint64(value, name: str) -> int:
+def _uint64(value: object, name: str) -> int:
     if type(value) is int and 0 <= value < 2**64:  # the common case first: dropout's hot path
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -40,17 +44,17 @@ def _uint64(value, name: str) -> int:
     return value
 
 
-def seed(value, name: str = "seed") -> int | None:
+def seed(value: object, name: str = "seed") -> int | None:
     """None, or a 64-bit unsigned seed."""
     return None if value is None else _uint64(value, name)
 
 
-def offset(value, name: str = "offset") -> int:
+def offset(value: object, name: str = "offset") -> int:
     """A 64-bit unsigned element offset into the random stream."""
     return _uint64(value, name)
 
 
-def float_tensor(value, name: str = "input") -> torch.Tensor:
+def float_tensor(value: object, name: str = "input") -> torch.Tensor:
     """A torch tensor of a floating dtype dropkit supports."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -71,14 +75,14 @@ def inplace_target(value: torch.Tensor, name: str = "input") -> torch.Tensor:
     return value
 
 
-def choice(value, options, name: str):
+def choice(value: _T, options: Collection[object], name: str) -> _T:
     """One of a fixed set of options."""
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
 
 
-def positive_int(value, name: str) -> int:
+def positive_int(value: object, name: str) -> int:
     """An int >= 1 (a count such as samples or chunk): TypeError for a non-int, ValueError below 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int >= 1, got {value!r} of type {type(value).__name__}")
@@ -121,7 +125,7 @@ def min_rank(input: torch.Tensor, r: int, layout: str, fn: str) -> torch.Tensor:
     return input
 
 
-def non_negative_int(value, name: str) -> int:
+def non_negative_int(value: object, name: str) -> int:
     """An int >= 0 (schedule steps)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a non-negative int, got {value!r} of type {type(value).__name__}")
@@ -130,7 +134,7 @@ def non_negative_int(value, name: str) -> int:
     return int(value)
 
 
-def non_negative(value, name: str) -> float:
+def non_negative(value: object, name: str) -> float:
     """A finite float >= 0 (a noise stddev, a regulariser weight)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a finite float >= 0, got {value!r} of type {type(value).__name__}")
@@ -140,7 +144,7 @@ def non_negative(value, name: str) -> float:
     return value
 
 
-def positive(value, name: str) -> float:
+def positive(value: object, name: str) -> float:
     """A finite float > 0 (a temperature)."""
     value = non_negative(value, name)
     if value == 0.0:
@@ -148,7 +152,7 @@ def positive(value, name: str) -> float:
     return value
 
 
-def open_p(value, name: str = "p") -> float:
+def open_p(value: object, name: str = "p") -> float:
     """A probability strictly between 0 and 1 (a rate stored as a logit)."""
     value = p(value, name)
     if value in (0.0, 1.0):
@@ -156,14 +160,14 @@ def open_p(value, name: str = "p") -> float:
     return value
 
 
-def p_tensor(value, name: str = "p") -> torch.Tensor:
+def p_tensor(value: object, name: str = "p") -> torch.Tensor:
     """A floating one-element tensor holding a rate (its value is not read: no device sync)."""
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() != 1:
         raise TypeError(f"{name} must be a float or a one-element floating tensor, got {value!r}")
     return value
 
 
-def module_type(value, types, name: str):
+def module_type(value: object, types: type[_T] | tuple[type[_T], ...], name: str) -> _T:
     """A module of one of `types`."""
     if not isinstance(value, types):
         names = ", ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
@@ -208,7 +212,7 @@ def parameter_name(module: torch.nn.Module, name: str) -> str:
     return name
 
 
-def batched_tensor(value, name: str = "x") -> torch.Tensor:
+def batched_tensor(value: object, name: str = "x") -> torch.Tensor:
     """A tensor of any dtype with a leading batch dimension (at least 1-D)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -217,7 +221,7 @@ def batched_tensor(value, name: str = "x") -> torch.Tensor:
     return value
 
 
-def schedule_spec(spec, options) -> tuple[str, int]:
+def schedule_spec(spec: object, options: Collection[str]) -> tuple[str, int]:
     """A schedule as "NAME" or "NAME:STEPS" (NAME one of options); returns (name, steps, 0 if absent)."""
     if not isinstance(spec, str):
         raise TypeError(f"schedule must be a str such as 'early:500', got {spec!r} of type {type(spec).__name__}")
@@ -228,20 +232,20 @@ def schedule_spec(spec, options) -> tuple[str, int]:
     return name, int(steps) if steps else 0
 
 
-def _matching(value, x: torch.Tensor, name: str) -> torch.Tensor:
-    float_tensor(value, name)
-    if value.dtype != x.dtype or value.device != x.device:
+def _matching(value: object, x: torch.Tensor, name: str) -> torch.Tensor:
+    t = float_tensor(value, name)
+    if t.dtype != x.dtype or t.device != x.device:
         raise TypeError(
-            f"{name} must have x's dtype and device ({x.dtype}, {x.device}), got ({value.dtype}, {value.device})"
+            f"{name} must have x's dtype and device ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})"
         )
-    return value
+    return t
 
 
-def bias_for(value, x: torch.Tensor, name: str = "bias") -> torch.Tensor | None:
+def bias_for(value: object, x: torch.Tensor, name: str = "bias") -> torch.Tensor | None:
     """None, or a 1-D tensor of size x.shape[-1] with x's dtype and device (added along x's last dim)."""
     if value is None:
         return None
-    _matching(value, x, name)
+    value = _matching(value, x, name)
     if x.dim() == 0 or value.shape != x.shape[-1:]:
         raise ValueError(
             f"{name} must be a 1-D tensor of size x.shape[-1] ({x.shape[-1] if x.dim() else 'x is 0-dim'}), "
@@ -250,24 +254,24 @@ def bias_for(value, x: torch.Tensor, name: str = "bias") -> torch.Tensor | None:
     return value
 
 
-def linear_weights(weight, bias, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def linear_weights(weight: object, bias: object, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """F.linear's (weight, bias) for input x: weight (out, x.shape[-1]), bias None or (out,), both x's dtype and device."""
-    _matching(weight, x, "weight")
+    weight = _matching(weight, x, "weight")
     if weight.dim() != 2 or x.dim() == 0 or weight.shape[1] != x.shape[-1]:
         raise ValueError(
             f"weight must be a 2-D tensor (out_features, input.shape[-1]) = (*, "
             f"{x.shape[-1] if x.dim() else 'input is 0-dim'}), got shape {tuple(weight.shape)}"
         )
     if bias is not None:
-        _matching(bias, x, "bias")
+        bias = _matching(bias, x, "bias")
         if bias.shape != weight.shape[:1]:
             raise ValueError(f"bias must be a 1-D tensor of size out_features ({weight.shape[0]}), got shape {tuple(bias.shape)}")
     return weight, bias
 
 
-def same_as(value, x: torch.Tensor, name: str) -> torch.Tensor:
+def same_as(value: object, x: torch.Tensor, name: str) -> torch.Tensor:
     """A tensor with exactly x's shape, dtype and device."""
-    _matching(value, x, name)
+    value = _matching(value, x, name)
     if value.shape != x.shape:
         raise ValueError(f"{name} must have x's shape {tuple(x.shape)}, got {tuple(value.shape)}")
     return value

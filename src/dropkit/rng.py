@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "philox4x32",
@@ -34,8 +36,11 @@ W0, W1 = 0x9E3779B9, 0xBB67AE85
 ROUNDS = 10
 _MASK32 = 0xFFFFFFFF
 
+# _rounds runs on Python ints (one block) and on uint64 arrays (many blocks) alike.
+_W = TypeVar("_W", int, "NDArray[Any]")
 
-def _rounds(c0, c1, c2, c3, k0, k1):
+
+def _rounds(c0: _W, c1: _W, c2: _W, c3: _W, k0: _W, k1: _W) -> tuple[_W, _W, _W, _W]:
     """Ten Philox rounds; works on Python ints and on uint64 numpy arrays alike."""
     for _ in range(ROUNDS):
         p0 = c0 * M0  # < 2^64: 32-bit times 32-bit never wraps
@@ -46,7 +51,9 @@ def _rounds(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-def philox4x32(ctr, key):
+def philox4x32(
+    ctr: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike], key: tuple[ArrayLike, ArrayLike]
+) -> tuple[NDArray[np.uint32], ...]:
     """Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1).
 
     Each component may be an int or a numpy array (broadcast together); the
@@ -56,7 +63,7 @@ def philox4x32(ctr, key):
     return tuple(c.astype(np.uint32) for c in _rounds(*words))
 
 
-def philox4x32_int(ctr, key) -> tuple[int, int, int, int]:
+def philox4x32_int(ctr: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]:
     """philox4x32 of one counter, in Python ints (about 20x faster than numpy on a single block)."""
     return _rounds(*(int(v) for v in (*ctr, *key)))
 
@@ -83,7 +90,7 @@ def scale(p: float) -> float:
     return 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
 
 
-def keep_mask(shape, p: float, seed: int, offset: int = 0) -> np.ndarray:
+def keep_mask(shape: tuple[int, ...], p: float, seed: int, offset: int = 0) -> np.ndarray:
     """Reference boolean keep mask of a tensor of `shape` (logical row-major order)."""
     n = math.prod(shape)
     return (random_bits(n, seed, offset).astype(np.uint64) >= threshold(p)).reshape(shape)
@@ -115,5 +122,7 @@ def draw_seed(generator: torch.Generator | None = None) -> int:
 
     The same draw as torch.randint(0, 2**32, (2,), generator=generator): low word first.
     """
+    lo: int
+    hi: int
     lo, hi = _WORDS.buf.random_(0, 2**32, generator=generator).tolist()
     return lo | (hi << 32)

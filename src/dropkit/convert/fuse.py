@@ -19,7 +19,9 @@ __all__ = ["fuse_activation_dropout", "fuse_dropout_linear"]
 
 def _fused(activation: nn.Module, dropout: nn.Module) -> nn.Module | None:
     """The fused module for an (activation, dropout) pair, or None where the pair does not fuse exactly."""
-    if type(dropout) is not dnn.Dropout or dropout.backward != "recompute":
+    if type(dropout) is not dnn.Dropout:
+        return None
+    if dropout.backward != "recompute":
         return None
     name = next((name for name, a in ACTIVATIONS.items() if a.computed_by(activation)), None)
     if name is None:

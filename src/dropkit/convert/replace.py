@@ -22,7 +22,7 @@ from .walk import children
 __all__ = ["Replaced", "replace_dropout"]
 
 # torch class -> dropkit class; exact types only, so dropkit's subclasses are never replaced again
-_REPLACEMENTS = {
+_REPLACEMENTS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Dropout: dnn.Dropout,
     nn.Dropout1d: dnn.Dropout1d,
     nn.Dropout2d: dnn.Dropout2d,
@@ -144,8 +144,11 @@ def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced
     ran = None
     try:
         if example is not None:
-            report.sites, ran = intercept.trace(model, example), intercept.interceptor(model).ran
-            report.torch |= intercept.interceptor(model).torch
+            report.sites = intercept.trace(model, example)
+            it = intercept.interceptor(model)
+            assert it is not None  # intercept.install(model) above put it there
+            ran = it.ran
+            report.torch |= it.torch
             report.traced = True
     except Exception as error:  # an input built from the config may not suit the model: convert untraced
         if not built:

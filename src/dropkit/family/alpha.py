@@ -50,10 +50,10 @@ def alpha_dropout(
         return input
     if inplace:
         _validate.inplace_target(input)
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
     if p == 1.0:  # the affine map's scale is infinite there
         return zeros_with_zero_grad(input, inplace)
-    y = ops.apply_noise(ops.alpha_dropout, input, seed, offset, p)
+    y = ops.apply_noise(ops.alpha_dropout, input, resolved, offset, p)
     return input.copy_(y) if inplace else y
 
 
@@ -89,10 +89,10 @@ def feature_alpha_dropout(
     if inplace:
         _validate.inplace_target(input)
     shape = tuple(input.shape[:2]) + (1,) * (input.dim() - 2)
-    seed, offset = resolve_seed(seed, offset, generator, shape)
+    resolved, offset = resolve_seed(seed, offset, generator, shape)
     if p == 1.0:
         return zeros_with_zero_grad(input, inplace)
-    keep = ops.apply_keep_mask(input, shape, p, seed, offset)
+    keep = ops.apply_keep_mask(input, shape, p, resolved, offset)
     y = ops.alpha_transform(input, keep, p)
     return input.copy_(y) if inplace else y
 

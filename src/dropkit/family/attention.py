@@ -117,8 +117,8 @@ def scaled_dot_product_attention(
             _validate.float_tensor(attn_mask, "attn_mask")
         attn_mask = attn_mask.expand(*batch, lq, lk)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    seed, offset = resolve_seed(seed, offset, generator, (*batch, lq, lk))
-    seed_t = ops.seed_tensor(seed)
+    resolved, offset = resolve_seed(seed, offset, generator, (*batch, lq, lk))
+    seed_t = ops.seed_tensor(resolved)
     return ops.attention(query, key, value, attn_mask, seed_t, rng.to_int64(offset), p, bool(is_causal), scale)[0]
 
 

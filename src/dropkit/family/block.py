@@ -56,10 +56,10 @@ def drop_block2d(
         return input
     if not batchwise and input.dim() == 4:
         addressing.refuse("drop_block2d", "it scales by the kept fraction of the whole batch; use batchwise=True")
-    seed, offset = resolve_seed(seed, offset, generator, input.shape, None)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape, None)
     if p == 1.0:
         return zeros_with_zero_grad(input)
-    return ops.apply_noise(ops.drop_block2d, input, seed, offset, p, block_size, bool(batchwise))
+    return ops.apply_noise(ops.drop_block2d, input, resolved, offset, p, block_size, bool(batchwise))
 
 
 class DropBlock2d(DropoutBase):

@@ -78,8 +78,8 @@ def _channel_dropout(input, p, training, inplace, seed, offset, generator, spati
     shape, batched = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
         return input
-    seed, offset = resolve_seed(seed, offset, generator, shape, 0 if batched else None)
-    return apply_small_mask(input, shape, p, inplace, seed, offset)
+    resolved, offset = resolve_seed(seed, offset, generator, shape, 0 if batched else None)
+    return apply_small_mask(input, shape, p, inplace, resolved, offset)
 
 
 def dropout1d(

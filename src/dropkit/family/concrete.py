@@ -57,8 +57,8 @@ def concrete_dropout(
     seed, offset = _validate.seed(seed), _validate.offset(offset)
     if not active(training):
         return input
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
-    seed_t = ops.seed_tensor(seed)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
+    seed_t = ops.seed_tensor(resolved)
     return ops.concrete_dropout(input, p, seed_t, rng.to_int64(offset), temperature)
 
 

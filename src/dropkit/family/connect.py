@@ -38,8 +38,8 @@ def drop_connect(
     p, seed, offset = check(weight, p, seed, offset, "weight")
     if not active(training) or p == 0.0:
         return weight
-    seed, offset = resolve_seed(seed, offset, generator, weight.shape, None)  # one weight mask for the whole batch
-    return ops.apply_dropout(weight, p, seed, offset, inplace=False, bitpacked=False)
+    resolved, offset = resolve_seed(seed, offset, generator, weight.shape, None)  # one weight mask for the whole batch
+    return ops.apply_dropout(weight, p, resolved, offset, inplace=False, bitpacked=False)
 
 
 def drop_connect_linear(

@@ -72,8 +72,8 @@ def dropout(
         return sharding.dtensor_dropout(input, p, training, seed=seed, offset=offset)
     if inplace:
         _validate.inplace_target(input)
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
-    return ops.apply_dropout(input, p, seed, offset, inplace=inplace, bitpacked=backward == "bitpacked")
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
+    return ops.apply_dropout(input, p, resolved, offset, inplace=inplace, bitpacked=backward == "bitpacked")
 
 
 def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Tensor:
@@ -92,9 +92,9 @@ def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Te
                 [False, False,  True]])
     """
     p = _validate.p(p)
-    seed = _validate.seed(seed)
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64), got None: keep_mask needs an explicit seed")
+    seed = _validate.offset(seed, "seed")  # the uint64 check of _validate.seed, None refused above
     offset = _validate.offset(offset)
     device = torch.get_default_device() if device is None else torch.device(device)
     return ops.keep_mask(torch.Size(shape), p, seed, offset, device)

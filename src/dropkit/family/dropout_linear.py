@@ -70,8 +70,8 @@ def dropout_linear(
         return F.linear(input, weight, bias)  # no mask: draw nothing, as dropout at p = 0 draws nothing
     if _mode.consistent_replicas() is not None:  # mc_predict(consistent=True): inference, the replica masks
         return F.linear(consistent.dropout(input, p, inplace=False), weight, bias)
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
-    return apply_dropout_linear(input, weight, bias, p, seed, offset)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
+    return apply_dropout_linear(input, weight, bias, p, resolved, offset)
 
 
 class DropoutLinear(torch.nn.Linear, DropoutBase):

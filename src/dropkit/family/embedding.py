@@ -58,8 +58,8 @@ def embedding_dropout(
     p, seed, offset = check(weight, p, seed, offset, "weight")
     _validate.rank(weight, {2: "(num_embeddings, embedding_dim)"}, "embedding_dropout", "weight")
     if active(training) and p > 0.0:
-        seed, offset = resolve_seed(seed, offset, generator, (weight.shape[0], 1), None)
-        weight = select_kept(weight, small_mask(weight, (weight.shape[0], 1), p, seed, offset) != 0, rng.scale(p))
+        resolved, offset = resolve_seed(seed, offset, generator, (weight.shape[0], 1), None)
+        weight = select_kept(weight, small_mask(weight, (weight.shape[0], 1), p, resolved, offset) != 0, rng.scale(p))
     return F.embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
 
 

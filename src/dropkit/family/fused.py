@@ -80,8 +80,8 @@ def activation_dropout(
     _validate.choice(activation, tuple(ACTIVATIONS), "activation")
     if not active(training) or p == 0.0:
         return ACTIVATIONS[activation].function(input)  # no mask: draw nothing, as dropout at p = 0 draws nothing
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
-    return apply_activation_dropout(input, p, seed, offset, activation)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
+    return apply_activation_dropout(input, p, resolved, offset, activation)
 
 
 class ActivationDropout(DropoutBase):
@@ -192,8 +192,8 @@ def bias_dropout_add(
     if not active(training):
         p = 0.0
     # No mask at p = 0: draw nothing and address nothing, as dropout does.
-    seed, offset = resolve_seed(0 if p == 0.0 else seed, offset, generator, x.shape)
-    return apply_bias_dropout_add(x, bias, residual, p, seed, offset, activation)
+    resolved, offset = resolve_seed(0 if p == 0.0 else seed, offset, generator, x.shape)
+    return apply_bias_dropout_add(x, bias, residual, p, resolved, offset, activation)
 
 
 class BiasDropoutAdd(DropoutBase):

@@ -51,10 +51,10 @@ def gaussian_dropout(
     p, seed, offset = check(input, p, seed, offset)
     if not active(training) or p == 0.0:
         return input
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
     if p == 1.0:
         return zeros_with_zero_grad(input)
-    return ops.apply_noise(ops.gaussian, input, seed, offset, math.sqrt(p / (1.0 - p)), 0.0)
+    return ops.apply_noise(ops.gaussian, input, resolved, offset, math.sqrt(p / (1.0 - p)), 0.0)
 
 
 def gaussian_noise(
@@ -85,8 +85,8 @@ def gaussian_noise(
     seed, offset = _validate.seed(seed), _validate.offset(offset)
     if not active(training) or stddev == 0.0:
         return input
-    seed, offset = resolve_seed(seed, offset, generator, input.shape)
-    return ops.apply_noise(ops.gaussian, input, seed, offset, 0.0, stddev)
+    resolved, offset = resolve_seed(seed, offset, generator, input.shape)
+    return ops.apply_noise(ops.gaussian, input, resolved, offset, 0.0, stddev)
 
 
 class GaussianDropout(DropoutBase):

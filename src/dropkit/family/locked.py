@@ -51,8 +51,8 @@ def locked_dropout(
         return input
     shape = list(input.shape)
     shape[1 if batch_first else 0] = 1
-    seed, offset = resolve_seed(seed, offset, generator, shape, 0 if batch_first else 1)
-    return apply_small_mask(input, shape, p, inplace, seed, offset)
+    resolved, offset = resolve_seed(seed, offset, generator, shape, 0 if batch_first else 1)
+    return apply_small_mask(input, shape, p, inplace, resolved, offset)
 
 
 class LockedDropout(DropoutBase):

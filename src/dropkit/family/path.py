@@ -48,10 +48,10 @@ def drop_path(
     if not active(training) or p == 0.0:
         return input
     shape = (input.shape[0],) + (1,) * (input.dim() - 1)
-    seed, offset = resolve_seed(seed, offset, generator, shape)
+    resolved, offset = resolve_seed(seed, offset, generator, shape)
     if scale_by_keep:
-        return select_kept(input, small_mask(input, shape, p, seed, offset) != 0, rng.scale(p))
-    return select_kept(input, ops.apply_keep_mask(input, shape, p, seed, offset), 1.0)
+        return select_kept(input, small_mask(input, shape, p, resolved, offset) != 0, rng.scale(p))
+    return select_kept(input, ops.apply_keep_mask(input, shape, p, resolved, offset), 1.0)
 
 
 class DropPath(DropoutBase):

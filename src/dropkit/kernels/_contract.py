@@ -64,7 +64,7 @@ class Backend(Protocol):
     def relu_dropout_bwd(self, grad: Tensor, y: Tensor, p: float) -> Tensor:
         """Gradient of dropout(relu(x)) from its output y: grad * scale where y > 0, else 0."""
 
-    def random_bits(self, n: int, seed: int, offset: int, device=None) -> Tensor:
+    def random_bits(self, n: int, seed: int, offset: int, device: torch.device | str | None = None) -> Tensor:
         """The spec's random words for stream indices offset .. offset+n-1, as int64."""
 
 
@@ -72,10 +72,16 @@ class Backend(Protocol):
 class FusedBackend(Protocol):
     """Fused bias + activation + dropout + residual add, forward and backward."""
 
-    def bias_dropout_add_fwd(self, x, bias, residual, seed: int, offset: int, p: float, activation=None) -> Tensor:
+    def bias_dropout_add_fwd(
+        self, x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float,
+        activation: str | None = None,
+    ) -> Tensor:
         """residual + dropout(activation(x + bias))."""
 
-    def bias_dropout_add_bwd(self, grad, x, bias, seed: int, offset: int, p: float, activation=None) -> Tensor:
+    def bias_dropout_add_bwd(
+        self, grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float,
+        activation: str | None = None,
+    ) -> Tensor:
         """Gradient of bias_dropout_add_fwd with respect to x + bias."""
 
 
@@ -91,12 +97,13 @@ class AttentionBackend(Protocol):
         """Whether these kernels take the call; the switch hands the others to the torch backend's."""
 
     def attention_fwd(
-        self, q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, seed: int, offset: int, p: float, is_causal: bool,
+        scale: float,
     ) -> tuple[Tensor, Tensor]:
         """(softmax(q k^T * scale + mask) with spec dropout, times v; the rows' log-sum-exp)."""
 
     def attention_bwd(
-        self, grad, q, k, v, out, lse, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float,
+        self, grad: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, mask: Tensor | None, seed: int, offset: int, p: float, is_causal: bool, scale: float,
         mask_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """(dq, dk, dv, dmask) of attention_fwd; dmask only when mask_grad, else None."""

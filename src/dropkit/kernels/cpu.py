@@ -191,9 +191,9 @@ def _apply(kernels, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.T
     if out is not None:
         launch(*kernels, xn.size, xn, as_numpy(out), *args[:-1], scale)
         return out
-    y = np.empty(x.shape, xn.dtype)  # shaped by numpy: torch's .view costs 2 us a call
-    launch(*kernels, xn.size, xn, y.reshape(-1), *args[:-1], scale)
-    return torch.from_numpy(y)
+    yn = np.empty(x.shape, xn.dtype)  # shaped by numpy: torch's .view costs 2 us a call
+    launch(*kernels, xn.size, xn, yn.reshape(-1), *args[:-1], scale)
+    return torch.from_numpy(yn)
 
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, activation=None) -> torch.Tensor:

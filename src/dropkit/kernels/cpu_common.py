@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -31,7 +32,7 @@ _M0, _M1 = np.uint64(rng.M0), np.uint64(rng.M1)
 _W0, _W1 = np.uint64(rng.W0), np.uint64(rng.W1)
 S32 = np.uint64(32)
 _B62 = np.uint64(2**62 - 1)
-JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")  # Any: numba's njit overloads type each option apart
 
 
 @nb.njit(**JIT)

@@ -130,6 +130,7 @@ class _Configurations:
             new = self.chosen
         else:
             new = [j]
+        assert self.log_rows is not None  # set together with self.passes, just above or on an earlier call
         for i in new:
             # inverse-CDF draw of y_m ~ p[t_m, i] (clamped: rounding can leave the last cumsum below u)
             u = torch.rand(self.limit, 1, dtype=self.p.dtype, generator=self.generator, device=self.p.device)

@@ -323,8 +323,9 @@ def mc_predict(
         mask_seed = (rng.draw_seed() if seed is None else seed) if consistent else None
         for start in range(0, samples, chunk):
             copies = min(chunk, samples - start)
-            replicas = Replicas(mask_seed, start, copies, copies * x.shape[0]) if consistent else None
-            with _mode.consistent_enabled(replicas) if consistent else contextlib.nullcontext():
+            # mask_seed is None exactly when not consistent
+            replicas = None if mask_seed is None else Replicas(mask_seed, start, copies, copies * x.shape[0])
+            with contextlib.nullcontext() if replicas is None else _mode.consistent_enabled(replicas):
                 parts.append(_forward_copies(model, x, copies))
     out = torch.cat(parts)
     # Catches what the module checks cannot see: a custom layer sharing one mask

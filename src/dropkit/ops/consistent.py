@@ -70,6 +70,7 @@ def dropout(x: Tensor, p: float, *, inplace: bool = False) -> Tensor:
         x: (copies * B, *F), batch first, as every dropout input of the model must be here.
     """
     replicas = _mode.consistent_replicas()
+    assert isinstance(replicas, Replicas)  # dropout routes here only inside _mode.consistent_enabled(Replicas(...))
     if x.dim() == 0 or x.shape[0] != replicas.rows:
         raise ValueError(
             f"consistent MC dropout needs every dropout input batch-first: a dropout call got shape {tuple(x.shape)}, "

@@ -13,6 +13,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -194,6 +196,7 @@ def apply_dropout(x: Tensor, p: float, seed: int | Tensor, offset: int, *, inpla
             return x
         y = dropout_bitpacked(x, seed_t, off, p)[0] if bitpacked else dropout(x, seed_t, off, p)
         return x.copy_(y) if inplace else y
+    seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if not (torch.is_grad_enabled() and x.requires_grad):
         if inplace:
             dropout_inplace_impl(x, seed, offset, p)

@@ -25,7 +25,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -139,6 +139,7 @@ def apply_dropout_linear(x: Tensor, weight: Tensor, bias: Tensor | None, p: floa
     """
     if torch.compiler.is_compiling():
         return _compiled(x, weight, bias, p, seed, offset)
+    seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return _DropoutLinear.apply(x, weight, bias, seed, offset, p)
     return forward_impl(x, weight, bias, seed, offset, p)

@@ -25,7 +25,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from torch import Tensor
@@ -127,6 +127,7 @@ def apply_bias_dropout_add(
     """
     if torch.compiler.is_compiling():
         return bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation)
+    seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
         return _BiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
     return forward_impl(x, bias, residual, seed, offset, p, activation)
@@ -202,6 +203,7 @@ def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: in
         return compiled.activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
         return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
+    seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if torch.is_grad_enabled() and x.requires_grad:
         return _ActivationDropout.apply(x, seed, offset, p, activation)
     return activation_forward_impl(x, seed, offset, p, activation)

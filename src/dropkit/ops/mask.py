@@ -19,8 +19,8 @@ __all__ = ["keep_mask_op", "apply_keep_mask"]
 @torch.library.custom_op("dropkit::keep_mask", mutates_args=())
 def keep_mask_op(like: Tensor, seed: Tensor, offset: int, shape: list[int], p: float) -> Tensor:
     """The keep mask of `shape` under (seed, offset) at rate p, on like's device (like is read for nothing else)."""
-    seed, offset = stream(seed, offset)
-    return keep_mask(torch.Size(shape), p, seed, offset, like.device).to(like.device)
+    seed_int, offset_int = stream(seed, offset)
+    return keep_mask(torch.Size(shape), p, seed_int, offset_int, like.device).to(like.device)
 
 
 @keep_mask_op.register_fake

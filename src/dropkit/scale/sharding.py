@@ -87,7 +87,7 @@ def shard_dropout(
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64), got None: every rank must use the same seed")
     _validate.float_tensor(local, "local")
-    p, seed, offset = _validate.p(p), _validate.seed(seed), _validate.offset(offset)
+    p, seed, offset = _validate.p(p), _validate.offset(seed, "seed"), _validate.offset(offset)  # None refused above
     if not (training or _mode.mc_active()) or p == 0.0:
         return local
     length, runs = run_offsets(tuple(local.shape), tuple(full_shape), tuple(start))

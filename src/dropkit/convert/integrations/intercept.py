@@ -256,7 +256,7 @@ def install(model: torch.nn.Module) -> Interceptor:
     for name, module in model.named_modules():
         it.handles.append(module.register_forward_pre_hook(functools.partial(it.enter_module, name)))
         it.handles.append(module.register_forward_hook(it.exit_module, always_call=True))
-    model._dropkit_interceptor = it
+    setattr(model, "_dropkit_interceptor", it)  # not a Module attribute torch's annotations know of
     return it
 
 

@@ -140,13 +140,14 @@ def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
     Returns:
         (names of the routed attention modules, {name: why} of the DropBlock2d whose options dropkit lacks).
     """
-    routed, unrouted = [], {}
+    routed: list[str] = []
+    unrouted: dict[str, str] = {}
     for name, module in list(model.named_modules()):
         if type(module) is layers.Attention and name:
             _set_child(model, name, Attention.from_timm(module))
             routed.append(name)
-        elif type(module) is layers.DropBlock2d and _drop_block_refusal(module):
-            unrouted[name] = _drop_block_refusal(module)
+        elif type(module) is layers.DropBlock2d and (why := _drop_block_refusal(module)):
+            unrouted[name] = why
     return routed, unrouted
 
 
@@ -154,6 +155,6 @@ def example_input(model: torch.nn.Module) -> torch.Tensor | None:
     """A batch of 2 random images of the size its patch embedding was built for (else its pretrained_cfg's), or None."""
     size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
     embed = getattr(model, "patch_embed", None)
-    if isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
+    if embed is not None and isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
         size = (embed.proj.in_channels, *embed.img_size)
     return None if size is None else torch.randn(2, *size, generator=torch.Generator().manual_seed(0))
