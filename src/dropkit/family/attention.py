@@ -135,7 +135,7 @@ def attention_keep_mask(query: Tensor, key: Tensor, dropout_p: float, *, seed: i
     """
     key, value = _shapes(query, key, key, enable_gqa=True)
     batch = _batch(query, key, value)
-    return ops.keep_mask(torch.Size((*batch, query.shape[-2], key.shape[-2])), _validate.p(dropout_p, "dropout_p"), _validate.seed(seed), _validate.offset(offset), query.device)
+    return ops.keep_mask(torch.Size((*batch, query.shape[-2], key.shape[-2])), _validate.p(dropout_p, "dropout_p"), _validate.offset(seed, "seed"), _validate.offset(offset), query.device)
 
 
 class ScaledDotProductAttention(DropoutBase):

@@ -85,6 +85,8 @@ class ConcreteDropout(DropoutBase):
         >>> loss = m(torch.randn(16, 8)).pow(2).mean() + m.regularization()
     """
 
+    _features: Tensor  # a buffer: register_buffer types it as Tensor | Module
+
     def __init__(
         self,
         layer: torch.nn.Module,

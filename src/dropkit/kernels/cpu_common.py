@@ -123,7 +123,7 @@ def pool_threads(n: int, work_items: int) -> int:
         >>> pool_threads(1000, 1)  # a small input: the calling thread, and numba's pool stays unstarted
         1
     """
-    threads = 1 if n < PARALLEL_MIN else min(torch.get_num_threads(), work_items, nb.config.NUMBA_NUM_THREADS)
+    threads = 1 if n < PARALLEL_MIN else min(torch.get_num_threads(), work_items, nb.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # set from the environment at import
     if threads > 1:
         nb.set_num_threads(threads)  # this thread's launches use `threads` of the pool, not one per core
     return threads

@@ -110,7 +110,9 @@ def eager_function(name: str, impl, formula, again=None, *, once: bool = False) 
 
     function = type(name, (torch.autograd.Function,), {"forward": staticmethod(forward)})
     setup, backward = formula(again or _eager_apply(function, impl))
-    function.backward = staticmethod(torch.autograd.function.once_differentiable(backward) if once else backward)
+    # backward needs the class itself (its `again` may be this function), so it is set after type() makes it
+    function.backward = staticmethod(  # type: ignore[attr-defined]
+        torch.autograd.function.once_differentiable(backward) if once else backward)
     return function
 
 

@@ -63,6 +63,7 @@ def backward_impl(
         # torch's mm backward for linear(input, weight): grad^T @ input, on the 2-D views
         grad_w = g2.t().mm(dropped.view(-1, x.shape[-1]))
     if need_x:
+        assert weight is not None, "weight is saved whenever x needs a gradient"
         grad_dropped = g2.mm(weight).view(x.shape)  # torch's mm backward: grad @ weight
         if bits is None:
             grad_x = k.dropout_fwd(grad_dropped, seed, offset, p)

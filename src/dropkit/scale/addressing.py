@@ -79,7 +79,7 @@ class SampleAddressing:
         _validate.module_type(model, (torch.nn.Module,), "model")
         if seed is None:
             raise TypeError("seed must be an int in [0, 2**64), got None: sample_addressed needs an explicit base seed")
-        self.seed = _validate.seed(seed)
+        self.seed = _validate.offset(seed, "seed")  # the uint64 check of _validate.seed, None refused above
         self.model = model
         self.step = 0
         self.sample_offset = 0

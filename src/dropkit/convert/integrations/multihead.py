@@ -49,10 +49,12 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         (length, batch, embed), source = query.shape, key.shape[0]
         heads, head_dim = self.num_heads, embed // self.num_heads
         if self._qkv_same_embed_dim:
-            q, k, v = F._in_projection_packed(query, key, value, self.in_proj_weight, self.in_proj_bias)
+            q, k, v = F._in_projection_packed(  # type: ignore[attr-defined]  # torch's own forward uses these private helpers
+                query, key, value, self.in_proj_weight, self.in_proj_bias)
         else:
             b = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
-            q, k, v = F._in_projection(query, key, value, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, *b)
+            q, k, v = F._in_projection(  # type: ignore[attr-defined]
+                query, key, value, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, *b)
         q, k, v = (t.reshape(t.shape[0], batch, heads, head_dim).permute(1, 2, 0, 3) for t in (q, k, v))
         causal = is_causal and key_padding_mask is None and not need_weights
         mask = None if causal else _merged_mask(attn_mask, key_padding_mask, batch, heads, length, source, query.dtype)
@@ -73,11 +75,10 @@ def _merged_mask(attn_mask, key_padding_mask, batch, heads, length, source, dtyp
     """torch's two masks (True = masked out, or additive) as one additive (B, H, L, S)-broadcastable mask."""
     mask = None
     if attn_mask is not None:
-        mask = F._canonical_mask(attn_mask, "attn_mask", None, "", dtype, check_other=False)
+        mask = _additive(attn_mask, "attn_mask", dtype)
         mask = mask.view(batch, heads, length, source) if mask.dim() == 3 else mask
     if key_padding_mask is not None:
-        kpm = F._canonical_mask(key_padding_mask, "key_padding_mask", None, "", dtype, check_other=False)
-        kpm = kpm.view(batch, 1, 1, source)
+        kpm = _additive(key_padding_mask, "key_padding_mask", dtype).view(batch, 1, 1, source)
         mask = kpm if mask is None else mask + kpm
     return mask
 
@@ -102,3 +103,10 @@ def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
         setattr(model.get_submodule(parent), attr, MultiheadAttention.from_torch(module))
         routed.append(name)
     return routed, unrouted
+
+
+def _additive(mask: Tensor, name: str, dtype: torch.dtype) -> Tensor:
+    """torch's mask (True = masked out, or already additive) as an additive float mask."""
+    out = F._canonical_mask(mask, name, None, "", dtype, check_other=False)
+    assert out is not None, "a mask that is not None stays one"
+    return out

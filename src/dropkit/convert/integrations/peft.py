@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from peft.tuners.lora import layer as lora
 
@@ -57,8 +59,10 @@ def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
         for adapter in list(module.lora_dropout):
             if not _routable(module, adapter):
                 continue
-            dropout = module.lora_dropout[adapter]
-            fused = dnn.DropoutLinear.from_linear(module.lora_A[adapter], dropout.p, generator=getattr(dropout, "generator", None))
+            # _routable checked both types
+            dropout = cast(torch.nn.Dropout, module.lora_dropout[adapter])
+            linear = cast(torch.nn.Linear, module.lora_A[adapter])
+            fused = dnn.DropoutLinear.from_linear(linear, dropout.p, generator=getattr(dropout, "generator", None))
             module.lora_A[adapter] = fused
             module.lora_dropout[adapter] = torch.nn.Identity().train(dropout.training)
             routed.append(f"{name}.lora_A.{adapter}" if name else f"lora_A.{adapter}")
