@@ -25,7 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--samples", type=int, nargs="+", default=[acquisition.JOINT_SAMPLES], help="joint_samples values")
+    parser.add_argument(
+        "--samples", type=int, nargs="+", default=[acquisition.JOINT_SAMPLES], help="joint_samples values"
+    )
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/acquisition.json"))
@@ -33,7 +35,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
-    logits = 3 * torch.randn(1, args.candidates, 10, generator=g) + 2 * torch.randn(50, args.candidates, 10, generator=g)
+    logits = 3 * torch.randn(1, args.candidates, 10, generator=g) + 2 * torch.randn(
+        50, args.candidates, 10, generator=g
+    )
     probs = torch.softmax(logits, 2)
     rows = []
     start = time.perf_counter()
@@ -46,19 +50,38 @@ def main() -> None:
             acquisition.batch_bald(probs, args.k, joint_samples=m, generator=torch.Generator().manual_seed(r))
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
-        rows.append({"joint_samples": m, "median_seconds": statistics.median(times), "seconds": times, "median_cpu_seconds": statistics.median(cpu)})
+        rows.append(
+            {
+                "joint_samples": m,
+                "median_seconds": statistics.median(times),
+                "seconds": times,
+                "median_cpu_seconds": statistics.median(cpu),
+            }
+        )
     result = {
-        "candidates": args.candidates, "T": 50, "C": 10, "k": args.k, "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "bald_topk_seconds": bald_seconds, "batch_bald": rows,
+        "candidates": args.candidates,
+        "T": 50,
+        "C": 10,
+        "k": args.k,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "bald_topk_seconds": bald_seconds,
+        "batch_bald": rows,
     }
     # CPU seconds count what this process computed whatever else runs on the machine: divided by
     # the thread count they approximate the wall time on otherwise idle cores.
-    print(f"| joint_samples | wall s | CPU s | CPU s / threads |  (batch_bald k={args.k}, N={args.candidates}, T=50, C=10, median of {args.repeats})")
+    print(
+        f"| joint_samples | wall s | CPU s | CPU s / threads |  (batch_bald k={args.k}, N={args.candidates}, T=50, C=10, median of {args.repeats})"
+    )
     print("|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['joint_samples']} | {row['median_seconds']:.2f} | {row['median_cpu_seconds']:.2f} | {row['median_cpu_seconds'] / torch.get_num_threads():.2f} |")
-    print(f"BALD top-{args.k} on the same probabilities: {bald_seconds * 1000:.1f} ms; torch threads {torch.get_num_threads()}")
+        print(
+            f"| {row['joint_samples']} | {row['median_seconds']:.2f} | {row['median_cpu_seconds']:.2f} | {row['median_cpu_seconds'] / torch.get_num_threads():.2f} |"
+        )
+    print(
+        f"BALD top-{args.k} on the same probabilities: {bald_seconds * 1000:.1f} ms; torch threads {torch.get_num_threads()}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))

@@ -59,8 +59,11 @@ def main() -> None:
                 rows["addressed, new step each call"].append(per_call(new_step, args.calls))
     base = statistics.median(rows["default"])
     result = {
-        "shape": [128, 256], "dtype": "float32", "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "shape": [128, 256],
+        "dtype": "float32",
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
         "us_per_call": {k: statistics.median(v) * 1e6 for k, v in rows.items()},
         "ratio_vs_default": {k: statistics.median(v) / base for k, v in rows.items()},
     }

@@ -167,11 +167,17 @@ def main() -> None:
     for s in result["steps"]:
         ms = s["ms"]
         target = "<= 0.85x" if s["seq"] == 512 else "<= 1.0x"
-        print(f"| BERT 4x256 AdamW step, batch 8, seq {s['seq']} (ms) | {ms['stock_sdpa']:.0f} | {ms['stock_eager']:.0f} | {ms['dropkit']:.0f} | {s['ratio_vs_sdpa']:.2f}x | {target} |")
+        print(
+            f"| BERT 4x256 AdamW step, batch 8, seq {s['seq']} (ms) | {ms['stock_sdpa']:.0f} | {ms['stock_eager']:.0f} | {ms['dropkit']:.0f} | {s['ratio_vs_sdpa']:.2f}x | {target} |"
+        )
     b = result["saved_bytes_per_probability"]
-    print(f"| bytes saved per attention probability, L x L tensors (all but q, k, v) | {b['torch_sdpa']['lxl']:.2f} ({b['torch_sdpa']['all']:.2f}) | - | {b['dropkit']['lxl']:.2f} ({b['dropkit']['all']:.2f}) | - | 0 |")
+    print(
+        f"| bytes saved per attention probability, L x L tensors (all but q, k, v) | {b['torch_sdpa']['lxl']:.2f} ({b['torch_sdpa']['all']:.2f}) | - | {b['dropkit']['lxl']:.2f} ({b['dropkit']['all']:.2f}) | - | 0 |"
+    )
     m = result["peak_memory_mib"]
-    print(f"| peak RSS rise of one step, batch 1, seq {512 if args.quick else 2048} (MiB) | {m['stock_sdpa']:.0f} | - | {m['dropkit']:.0f} | {m['ratio']:.2f}x | <= 0.5x |")
+    print(
+        f"| peak RSS rise of one step, batch 1, seq {512 if args.quick else 2048} (MiB) | {m['stock_sdpa']:.0f} | - | {m['dropkit']:.0f} | {m['ratio']:.2f}x | <= 0.5x |"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))

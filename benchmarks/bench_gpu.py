@@ -110,11 +110,15 @@ def parity(b: Bench) -> dict:
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
         x = torch.randn(n).to(dtype)
         for seed, offset in cases:
-            same = torch.equal(tk.dropout_fwd(x.to(b.device), seed, offset, 0.3).cpu(), cpu.dropout_fwd(x, seed, offset, 0.3))
+            same = torch.equal(
+                tk.dropout_fwd(x.to(b.device), seed, offset, 0.3).cpu(), cpu.dropout_fwd(x, seed, offset, 0.3)
+            )
             y, bits = tk.dropout_fwd_packed(x.to(b.device), seed, offset, 0.3)
             cy, cbits = cpu.dropout_fwd_packed(x, seed, offset, 0.3)
             packed = torch.equal(y.cpu(), cy) and torch.equal(bits.cpu(), cbits)
-            rows.append(dict(check="dropout", dtype=str(dtype)[6:], seed=seed, offset=offset, identical=same and packed))
+            rows.append(
+                dict(check="dropout", dtype=str(dtype)[6:], seed=seed, offset=offset, identical=same and packed)
+            )
     for seed, offset in cases:
         same = torch.equal(tk.random_bits(n, seed, offset, b.device).cpu(), cpu.random_bits(n, seed, offset))
         rows.append(dict(check="random_bits", dtype="", seed=seed, offset=offset, identical=same))
@@ -137,10 +141,10 @@ def _dropout_methods(b: Bench):
         return torch.compile(lambda x: F.dropout(x, P, True), dynamic=False)
 
     return {
-        "dropkit": lambda: (lambda x: DF.dropout(x, P)),
-        "torch": lambda: (lambda x: F.dropout(x, P, True)),
+        "dropkit": lambda: lambda x: DF.dropout(x, P),
+        "torch": lambda: lambda x: F.dropout(x, P, True),
         "torch.compile": compiled,
-        "clone": lambda: (lambda x: x.clone()),
+        "clone": lambda: lambda x: x.clone(),
     }
 
 
@@ -163,8 +167,17 @@ def dropout(b: Bench) -> dict:
                 del y
             for name, t in times.items():
                 for mode, ms in t.items():
-                    rows.append(dict(dtype=str(dtype)[6:], n=f"2^{n.bit_length() - 1}", method=name, pass_=mode, ms=ms,
-                                     GBps=nbytes / ms / 1e6, of_clone=times["clone"][mode] / ms))
+                    rows.append(
+                        dict(
+                            dtype=str(dtype)[6:],
+                            n=f"2^{n.bit_length() - 1}",
+                            method=name,
+                            pass_=mode,
+                            ms=ms,
+                            GBps=nbytes / ms / 1e6,
+                            of_clone=times["clone"][mode] / ms,
+                        )
+                    )
             del x, g
             if b.device == "cuda":
                 torch.cuda.empty_cache()
@@ -202,8 +215,17 @@ def fused(b: Bench) -> dict:
                     }
                 for name, t in times.items():
                     for mode, ms in t.items():
-                        rows.append(dict(dtype=str(dtype)[6:], shape="x".join(map(str, shape)), act=str(act), method=name,
-                                         pass_=mode, ms=ms, dropkit_speedup=ms / times["dropkit"][mode]))
+                        rows.append(
+                            dict(
+                                dtype=str(dtype)[6:],
+                                shape="x".join(map(str, shape)),
+                                act=str(act),
+                                method=name,
+                                pass_=mode,
+                                ms=ms,
+                                dropkit_speedup=ms / times["dropkit"][mode],
+                            )
+                        )
     print(_table(rows, ["dtype", "shape", "act", "method", "pass_", "ms", "dropkit_speedup"]))
     return {"rows": rows}
 
@@ -271,6 +293,7 @@ def saved(b: Bench) -> dict:
 
 def _summary(results: dict) -> list[dict]:
     """The GPU targets, read off this run."""
+
     def pick(section, **match):
         rows = results.get(section, {}).get("rows", [])
         return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
@@ -281,21 +304,39 @@ def _summary(results: dict) -> list[dict]:
     for dtype in ("float32", "bfloat16"):
         for mode in ("fwd", "bwd"):
             r = pick("dropout", dtype=dtype, n=top, method="dropkit", pass_=mode)
-            out.append(dict(figure=f"{mode} at {top}, {dtype}: share of clone bandwidth", target=">= 0.90",
-                            value=r and r["of_clone"]))
-        d, t = pick("dropout", dtype=dtype, n=top, method="dropkit", pass_="fwd+bwd"), pick(
-            "dropout", dtype=dtype, n=top, method="torch", pass_="fwd+bwd")
-        out.append(dict(figure=f"fwd+bwd vs torch F.dropout at {top}, {dtype}",
-                        target=">= 1.1x" if dtype == "float32" else ">= 1.2x", value=d and t and t["ms"] / d["ms"]))
+            out.append(
+                dict(
+                    figure=f"{mode} at {top}, {dtype}: share of clone bandwidth",
+                    target=">= 0.90",
+                    value=r and r["of_clone"],
+                )
+            )
+        d, t = (
+            pick("dropout", dtype=dtype, n=top, method="dropkit", pass_="fwd+bwd"),
+            pick("dropout", dtype=dtype, n=top, method="torch", pass_="fwd+bwd"),
+        )
+        out.append(
+            dict(
+                figure=f"fwd+bwd vs torch F.dropout at {top}, {dtype}",
+                target=">= 1.1x" if dtype == "float32" else ">= 1.2x",
+                value=d and t and t["ms"] / d["ms"],
+            )
+        )
     for act in ("None", "gelu"):
         for other, target in (("torch", ">= 2x"), ("torch.compile", ">= 1.0x")):
             rows = [r for r in results.get("fused", {}).get("rows", []) if r["act"] == act and r["method"] == other]
-            out.append(dict(figure=f"fused bias+dropout+add ({act}) vs {other}, min over shapes, dtypes, passes",
-                            target=target, value=min((r["dropkit_speedup"] for r in rows), default=None)))
+            out.append(
+                dict(
+                    figure=f"fused bias+dropout+add ({act}) vs {other}, min over shapes, dtypes, passes",
+                    target=target,
+                    value=min((r["dropkit_speedup"] for r in rows), default=None),
+                )
+            )
     r = pick("saved", dropout="dropkit recompute")
     out.append(dict(figure="bytes saved for backward per element", target="0", value=r and r["bytes_per_element"]))
-    out.append(dict(figure="GPU mask vs CPU mask", target="identical",
-                    value=results.get("parity", {}).get("all_identical")))
+    out.append(
+        dict(figure="GPU mask vs CPU mask", target="identical", value=results.get("parity", {}).get("all_identical"))
+    )
     return out
 
 
@@ -306,9 +347,11 @@ def main(argv=None) -> int:
     elif args.quick and os.environ.get("TRITON_INTERPRET") == "1":
         device = "cpu"
     else:
-        print("bench_gpu: no CUDA device found (torch.cuda.is_available() is False): nothing to measure, skipping.\n"
-              "Run it on a GPU machine: python benchmarks/bench_gpu.py\n"
-              "(TRITON_INTERPRET=1 python benchmarks/bench_gpu.py --quick runs a CPU smoke test of the script.)")
+        print(
+            "bench_gpu: no CUDA device found (torch.cuda.is_available() is False): nothing to measure, skipping.\n"
+            "Run it on a GPU machine: python benchmarks/bench_gpu.py\n"
+            "(TRITON_INTERPRET=1 python benchmarks/bench_gpu.py --quick runs a CPU smoke test of the script.)"
+        )
         return 0
     import triton
 
@@ -317,16 +360,28 @@ def main(argv=None) -> int:
 
     b = Bench(args.quick, device)
     meta = {
-        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or 'unknown'}), interpreted",
+        "device": torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"cpu ({platform.processor() or 'unknown'}), interpreted",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__, "triton": triton.__version__, "dropkit": dropkit.__version__,
-        "cuda": torch.version.cuda, "quick": args.quick, "p": P,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "dropkit": dropkit.__version__,
+        "cuda": torch.version.cuda,
+        "quick": args.quick,
+        "p": P,
     }
     print(" ".join(f"{k}={v}" for k, v in meta.items()), flush=True)
     results: dict = {"meta": meta}
     t0 = time.perf_counter()
     with kernels.use_backend("triton"):
-        for name, fn in [("parity", parity), ("saved", saved), ("dropout", dropout), ("fused", fused), ("memory", memory)]:
+        for name, fn in [
+            ("parity", parity),
+            ("saved", saved),
+            ("dropout", dropout),
+            ("fused", fused),
+            ("memory", memory),
+        ]:
             _section(results, name, fn, b)
     results["summary"] = _summary(results)
     results["meta"]["seconds"] = round(time.perf_counter() - t0, 1)

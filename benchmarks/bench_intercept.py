@@ -40,7 +40,9 @@ def bert(variant: str) -> torch.nn.Module:
         hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
     )  # fmt: skip
     model, report = dropkit.replace_dropout(BertForMaskedLM(config).train())
-    assert report.complete and all(s.op == "attention" for s in report.sites), "BERT: no torch dropout call to intercept"
+    assert report.complete and all(s.op == "attention" for s in report.sites), (
+        "BERT: no torch dropout call to intercept"
+    )
     if variant == "interceptor removed":
         intercept.remove(model)
     return model

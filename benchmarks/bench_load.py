@@ -47,7 +47,18 @@ def _start(kind: str, folder: Path) -> subprocess.Popen:
     if kind == "numpy":
         cmd, env = [sys.executable, "-c", NUMPY_LOOP], {**os.environ, **SINGLE_THREAD}
     else:
-        cmd = [sys.executable, "-m", "dropkit", "train", "--epochs", "1000", "--quiet", "--out", str(folder), "--overwrite"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dropkit",
+            "train",
+            "--epochs",
+            "1000",
+            "--quiet",
+            "--out",
+            str(folder),
+            "--overwrite",
+        ]
         env = dict(os.environ)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -58,8 +69,20 @@ def measure(scenario: str, threads: int | None, a: argparse.Namespace, tmp: Path
     try:
         time.sleep(max((WARMUP_SECONDS[k] for k in SCENARIOS[scenario]), default=0.0))
         out = tmp / "measured"
-        cmd = [sys.executable, "-m", "dropkit", "train", "--dataset", a.dataset, "--epochs", str(a.epochs),
-               "--quiet", "--out", str(out), "--overwrite"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dropkit",
+            "train",
+            "--dataset",
+            a.dataset,
+            "--epochs",
+            str(a.epochs),
+            "--quiet",
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
         if threads is not None:
             cmd += ["--threads", str(threads)]
         subprocess.run(cmd, check=True, env={**os.environ, **dict(kv.split("=", 1) for kv in a.env)})
@@ -91,19 +114,44 @@ def main() -> None:
                 print(f"round {r + 1}: {s:<22} threads {t or 'default':<8} {times[(s, t)][-1]:7.2f} s", flush=True)
     load_after = os.getloadavg()
     med = {p: statistics.median(v) for p, v in times.items()}
-    rows = [{"scenario": s, "threads": t or "default", "epoch_seconds": med[(s, t)], "runs": times[(s, t)],
-             "vs_alone": med[(s, t)] / med[("alone", t)], "default_vs_threads_1": med[(s, None)] / med[(s, 1)]}
-            for s, t in pairs]
-    print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} ({os.cpu_count()} cores); env {a.env or 'as is'}")
+    rows = [
+        {
+            "scenario": s,
+            "threads": t or "default",
+            "epoch_seconds": med[(s, t)],
+            "runs": times[(s, t)],
+            "vs_alone": med[(s, t)] / med[("alone", t)],
+            "default_vs_threads_1": med[(s, None)] / med[(s, 1)],
+        }
+        for s, t in pairs
+    ]
+    print(
+        f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} ({os.cpu_count()} cores); env {a.env or 'as is'}"
+    )
     print("| scenario | threads | epoch s (median) | vs alone | default / --threads 1 |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['scenario']} | {row['threads']} | {row['epoch_seconds']:.2f} | {row['vs_alone']:.2f}x | "
-              f"{row['default_vs_threads_1']:.2f}x |")
+        print(
+            f"| {row['scenario']} | {row['threads']} | {row['epoch_seconds']:.2f} | {row['vs_alone']:.2f}x | "
+            f"{row['default_vs_threads_1']:.2f}x |"
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"rows": rows, "rounds": rounds, "epochs": a.epochs, "dataset": a.dataset, "env": a.env,
-                                 "cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after},
-                                indent=2) + "\n")
+    a.out.write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "rounds": rounds,
+                "epochs": a.epochs,
+                "dataset": a.dataset,
+                "env": a.env,
+                "cpus": os.cpu_count(),
+                "loadavg_before": load_before,
+                "loadavg_after": load_after,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

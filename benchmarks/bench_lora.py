@@ -39,10 +39,10 @@ torchvision_shim.install()
 
 import numba  # noqa: E402
 import torch  # noqa: E402
-
-import dropkit  # noqa: E402
 from _helpers.lora import loss, tiny_llama_lora, tokens, unfused  # noqa: E402
 from _helpers.saved import saved_bytes  # noqa: E402
+
+import dropkit  # noqa: E402
 
 METHODS = ("lora_dropout=0", "torch dropout 0.1", "dropkit unfused 0.1", "dropkit fused 0.1")
 SIZES = {"tiny": dict(hidden=256, batch=4, seq=256), "large": dict(hidden=1024, batch=1, seq=1024)}
@@ -101,7 +101,16 @@ def measure(size: str, repeats: int, warmup: int, progress) -> dict:
              cpu_vs_torch_dropout=round(med_cpu[m] / med_cpu[torch_d], 3))
         for m in METHODS
     ]  # fmt: skip
-    return dict(size=size, **cfg, layers=2, r=8, repeats=repeats, warmup=warmup, load_1min=[round(x, 2) for x in load], rows=rows)
+    return dict(
+        size=size,
+        **cfg,
+        layers=2,
+        r=8,
+        repeats=repeats,
+        warmup=warmup,
+        load_1min=[round(x, 2) for x in load],
+        rows=rows,
+    )
 
 
 def format_table(result: dict) -> str:
@@ -131,7 +140,12 @@ def main() -> None:
     parser.add_argument("--large-repeats", type=int, default=3, help="interleaved rounds for the large size")
     parser.add_argument("--large-warmup", type=int, default=1, help="warm-up rounds for the large size")
     parser.add_argument("--sizes", default="tiny,large", help="comma-separated: tiny, large")
-    parser.add_argument("--threads", type=int, default=0, help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lora.json"))
     args = parser.parse_args()
     if args.threads:

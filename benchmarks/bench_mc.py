@@ -26,7 +26,13 @@ T = 50
 def seed_network(dropout_cls) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Linear(784, 256), nn.ReLU(), dropout_cls(0.5), nn.Linear(256, 128), nn.ReLU(), dropout_cls(0.3), nn.Linear(128, 10)
+        nn.Linear(784, 256),
+        nn.ReLU(),
+        dropout_cls(0.5),
+        nn.Linear(256, 128),
+        nn.ReLU(),
+        dropout_cls(0.3),
+        nn.Linear(128, 10),
     ).eval()
 
 
@@ -63,7 +69,13 @@ def run(batches, repeats: int, progress=None) -> dict:
             t = {name: statistics.median(ts) for name, ts in times.items()}
             # min is kept too: on a machine shared with other jobs it is the steadier of the two.
             best = {name: min(ts) for name, ts in times.items()}
-            row = {"layer": layer_name, "batch": b, "default_chunk": default_chunk, "plain_s": t.pop("plain"), "mc_s": t.pop("mc")}
+            row = {
+                "layer": layer_name,
+                "batch": b,
+                "default_chunk": default_chunk,
+                "plain_s": t.pop("plain"),
+                "mc_s": t.pop("mc"),
+            }
             row["ratio"] = row["mc_s"] / row["plain_s"]
             row["ratio_of_min"] = best["mc"] / best["plain"]
             row["other_chunks"] = {k.split("=")[1]: v / row["plain_s"] for k, v in t.items()}
@@ -102,7 +114,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two small batches, 3 repeats: a smoke run, not numbers")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument("--threads", type=int, default=0, help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mc.json"))
     args = parser.parse_args()
     batches, repeats = ([1, 32], 3) if args.quick else (args.batches, args.repeats)

@@ -78,9 +78,17 @@ def main() -> None:
     print(f"shape {tuple(args.shape)} float32, mask {mask_shape}, {args.threads} thread(s), medians of {args.repeats}")
     print("| pass | product ms | select ms | torch dropout2d ms | select / product |\n|---|---|---|---|---|")
     for label, row in results.items():
-        print(f"| {label} | {row['product']:.2f} | {row['select']:.2f} | {row['torch']:.2f} | {row['select/product']:.2f} |")
+        print(
+            f"| {label} | {row['product']:.2f} | {row['select']:.2f} | {row['torch']:.2f} | {row['select/product']:.2f} |"
+        )
     if args.out:
-        record = {"shape": args.shape, "mask": mask_shape, "threads": args.threads, "repeats": args.repeats, "ms": results}
+        record = {
+            "shape": args.shape,
+            "mask": mask_shape,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "ms": results,
+        }
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -88,8 +88,16 @@ def training_steps(batches, repeats: int, progress) -> list[dict]:
             fns[("compiled", kind)] = _step(torch.compile(_model(kind)), x, y)
         t = interleaved(fns, repeats)
         for (mode, kind), s in t.items():
-            rows.append(dict(batch=batch, mode=mode, impl=kind, step_ms=1e3 * s, vs_no_dropout=s / t[(mode, "no dropout")],
-                             vs_eager=s / t[("eager", kind)]))
+            rows.append(
+                dict(
+                    batch=batch,
+                    mode=mode,
+                    impl=kind,
+                    step_ms=1e3 * s,
+                    vs_no_dropout=s / t[(mode, "no dropout")],
+                    vs_eager=s / t[("eager", kind)],
+                )
+            )
     return rows
 
 
@@ -131,8 +139,12 @@ def big_forward(repeats: int, n: int = 2**24) -> dict:
         "torch": lambda: F.dropout(x, 0.5, True),
         "clone": lambda: x.clone(),
     }, repeats)  # fmt: skip
-    return dict(n=n, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, speedup_vs_torch=t["torch"] / t["dropkit"],
-                vs_clone=t["dropkit"] / t["clone"])
+    return dict(
+        n=n,
+        **{f"{k}_ms": 1e3 * v for k, v in t.items()},
+        speedup_vs_torch=t["torch"] / t["dropkit"],
+        vs_clone=t["dropkit"] / t["clone"],
+    )
 
 
 def run(quick: bool, repeats: int, progress) -> dict:
@@ -140,8 +152,11 @@ def run(quick: bool, repeats: int, progress) -> dict:
     reps = 3 if quick else repeats
     result = dict(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        machine=f"{bench._cpu_name()}, {torch.get_num_threads()} threads", python=platform.python_version(),
-        torch=torch.__version__, numba=numba.__version__, repeats=reps,
+        machine=f"{bench._cpu_name()}, {torch.get_num_threads()} threads",
+        python=platform.python_version(),
+        torch=torch.__version__,
+        numba=numba.__version__,
+        repeats=reps,
     )
     progress("(1, 16) calls")
     result["small_call"] = small_call(reps)
@@ -154,10 +169,15 @@ def run(quick: bool, repeats: int, progress) -> dict:
 
 
 def format_table(r: dict) -> str:
-    lines = [f"{r['date']}: {r['machine']}, torch {r['torch']}, numba {r['numba']}; medians of {r['repeats']} interleaved repeats", ""]
+    lines = [
+        f"{r['date']}: {r['machine']}, torch {r['torch']}, numba {r['numba']}; medians of {r['repeats']} interleaved repeats",
+        "",
+    ]
     lines += ["| step | batch | ms | vs no dropout (same mode) | vs eager (same impl) |", "|---|---|---|---|---|"]
     for s in r["steps"]:
-        lines.append(f"| {s['mode']}, {s['impl']} | {s['batch']} | {s['step_ms']:.3f} | {s['vs_no_dropout']:.2f}x | {s['vs_eager']:.2f}x |")
+        lines.append(
+            f"| {s['mode']}, {s['impl']} | {s['batch']} | {s['step_ms']:.3f} | {s['vs_no_dropout']:.2f}x | {s['vs_eager']:.2f}x |"
+        )
     sc = r["small_call"]
     lines += ["", "| (1, 16) call | CPU us | wall us |", "|---|---|---|"]
     lines += [f"| {k} | {v['cpu_us']:.2f} | {v['wall_us']:.2f} |" for k, v in sc.items()]
@@ -167,17 +187,25 @@ def format_table(r: dict) -> str:
     for batch in sorted({s["batch"] for s in r["steps"]}):
         fused, plain = steps[("eager", "dropkit fused", batch)], steps[("eager", "dropkit.nn.Dropout", batch)]
         torch_step = steps[("eager", "torch.nn.Dropout", batch)]["step_ms"]
-        lines.append(f"| eager step, batch {batch}, dropkit fused vs no dropout | <= 1.10x | {fused['vs_no_dropout']:.2f}x "
-                     f"(unfused {plain['vs_no_dropout']:.2f}x) |")
-        lines.append(f"| eager step, batch {batch}, torch.nn.Dropout / dropkit fused | >= 1.5x | {torch_step / fused['step_ms']:.2f}x |")
+        lines.append(
+            f"| eager step, batch {batch}, dropkit fused vs no dropout | <= 1.10x | {fused['vs_no_dropout']:.2f}x "
+            f"(unfused {plain['vs_no_dropout']:.2f}x) |"
+        )
+        lines.append(
+            f"| eager step, batch {batch}, torch.nn.Dropout / dropkit fused | >= 1.5x | {torch_step / fused['step_ms']:.2f}x |"
+        )
         for impl in ("dropkit fused", "dropkit.nn.Dropout"):
             c = steps[("compiled", impl, batch)]
-            lines.append(f"| compiled step, batch {batch}, {impl} vs compiled no dropout | <= 1.15x | {c['vs_no_dropout']:.2f}x |")
+            lines.append(
+                f"| compiled step, batch {batch}, {impl} vs compiled no dropout | <= 1.15x | {c['vs_no_dropout']:.2f}x |"
+            )
             lines.append(f"| compiled step, batch {batch}, {impl} vs its eager step | <= 1.0x | {c['vs_eager']:.2f}x |")
     ratio = sc["dropkit F.dropout"]["cpu_us"] / sc["torch F.dropout"]["cpu_us"]
     lines.append(f"| (1, 16) F.dropout call, dropkit / torch (CPU time) | <= 1.5x | {ratio:.2f}x |")
     lines.append(f"| mc_predict T = 50 / 50 plain forwards, batch {m['batch']} | <= 1.2x | {m['ratio']:.2f}x |")
-    lines.append(f"| forward 2^{b['n'].bit_length() - 1} fp32: torch / dropkit | >= 15x | {b['speedup_vs_torch']:.1f}x |")
+    lines.append(
+        f"| forward 2^{b['n'].bit_length() - 1} fp32: torch / dropkit | >= 15x | {b['speedup_vs_torch']:.1f}x |"
+    )
     lines.append(f"| forward 2^{b['n'].bit_length() - 1} fp32: dropkit / clone | <= 1.0x | {b['vs_clone']:.2f}x |")
     return "\n".join(lines)
 
@@ -186,7 +214,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 repeats: a smoke run, not numbers")
     parser.add_argument("--repeats", type=int, default=31)
-    parser.add_argument("--threads", type=int, default=0, help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch and numba threads (0: their defaults); 1 is steadier on a busy machine",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/step.json"))
     args = parser.parse_args()
     if args.threads:

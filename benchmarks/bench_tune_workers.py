@@ -35,12 +35,33 @@ from dropkit.lab.tune import _driver_url  # noqa: E402
 def start(args, workers: int, threads: int, folder: Path) -> dict:
     """Start `workers` processes on a new study of args.trials trials, split evenly (--trials is per worker)."""
     name = f"bench-{workers}w-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "dropkit.cli", "tune", "--dataset", args.dataset, "--epochs", str(args.epochs),
-               "--trials", str(args.trials // workers), "--storage", args.storage, "--study", name, "--no-prune", "--no-retrain",
-               "--threads", str(threads), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "dropkit.cli",
+        "tune",
+        "--dataset",
+        args.dataset,
+        "--epochs",
+        str(args.epochs),
+        "--trials",
+        str(args.trials // workers),
+        "--storage",
+        args.storage,
+        "--study",
+        name,
+        "--no-prune",
+        "--no-retrain",
+        "--threads",
+        str(threads),
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     side = {"study": name, "workers": workers, "threads": threads, "started": time.time(), "t0": time.perf_counter()}
-    side["procs"] = [subprocess.Popen([*command, "--out", str(folder / f"{name}-{i}")], env=env, stdout=subprocess.DEVNULL) for i in range(workers)]
+    side["procs"] = [
+        subprocess.Popen([*command, "--out", str(folder / f"{name}-{i}")], env=env, stdout=subprocess.DEVNULL)
+        for i in range(workers)
+    ]
     return side
 
 
@@ -53,9 +74,16 @@ def finish(args, side: dict) -> dict:
     wall = time.perf_counter() - side["t0"]
     trials = optuna.load_study(study_name=side["study"], storage=_driver_url(args.storage)).get_trials()
     first = min(t.datetime_start for t in trials)
-    return {"workers": side["workers"], "threads_each": side["threads"], "wall_s": wall, "trials": len(trials),
-            "first_trial_after_s": (first - datetime.fromtimestamp(side["started"])).total_seconds(),  # Optuna: naive local time
-            "mean_trial_s": statistics.mean((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)}
+    return {
+        "workers": side["workers"],
+        "threads_each": side["threads"],
+        "wall_s": wall,
+        "trials": len(trials),
+        "first_trial_after_s": (
+            first - datetime.fromtimestamp(side["started"])
+        ).total_seconds(),  # Optuna: naive local time
+        "mean_trial_s": statistics.mean((t.datetime_complete - t.datetime_start).total_seconds() for t in trials),
+    }
 
 
 def main() -> None:
@@ -65,8 +93,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--dataset", default="fashion-mnist")
-    parser.add_argument("--threads-one", type=int, default=cpus, help="--threads of the one worker (default: all cores).")
-    parser.add_argument("--threads-each", type=int, default=max(1, cpus // 2), help="--threads of each of the two (default: half).")
+    parser.add_argument(
+        "--threads-one", type=int, default=cpus, help="--threads of the one worker (default: all cores)."
+    )
+    parser.add_argument(
+        "--threads-each", type=int, default=max(1, cpus // 2), help="--threads of each of the two (default: half)."
+    )
     parser.add_argument("--side-by-side", action="store_true", help="Run both studies at the same time.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tune_workers.json")
     args = parser.parse_args()
@@ -82,12 +114,25 @@ def main() -> None:
             one = finish(args, start(args, 1, args.threads_one, Path(tmp)))
             two = finish(args, start(args, 2, args.threads_each, Path(tmp)))
     ratio = two["wall_s"] / one["wall_s"]
-    result = {"trials": args.trials, "epochs": args.epochs, "dataset": args.dataset, "side_by_side": args.side_by_side,
-              "one": one, "two": two, "ratio": ratio, "target": 0.7, "cpus": cpus, "load_average": os.getloadavg(),
-              "python": platform.python_version(), "machine": platform.processor() or platform.machine()}
+    result = {
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "dataset": args.dataset,
+        "side_by_side": args.side_by_side,
+        "one": one,
+        "two": two,
+        "ratio": ratio,
+        "target": 0.7,
+        "cpus": cpus,
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+    }
     print("| workers | threads each | wall s | first trial after s | mean trial s |\n|---|---|---|---|---|")
     for side in (one, two):
-        print(f"| {side['workers']} | {side['threads_each']} | {side['wall_s']:.1f} | {side['first_trial_after_s']:.1f} | {side['mean_trial_s']:.1f} |")
+        print(
+            f"| {side['workers']} | {side['threads_each']} | {side['wall_s']:.1f} | {side['first_trial_after_s']:.1f} | {side['mean_trial_s']:.1f} |"
+        )
     print(f"\nratio {ratio:.2f} (target <= 0.7), load average {os.getloadavg()[0]:.1f} on {cpus} CPUs")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

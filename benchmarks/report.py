@@ -91,13 +91,18 @@ def section(path: Path) -> str:
     if isinstance(data, list):
         data = {"rows": data}
     cells, records = flatten(data)
-    parts = [f"## {path.stem}", f"`{COMMANDS.get(path.name, 'see benchmarks/')}` wrote `benchmarks/results/{path.name}`."]
+    parts = [
+        f"## {path.stem}",
+        f"`{COMMANDS.get(path.name, 'see benchmarks/')}` wrote `benchmarks/results/{path.name}`.",
+    ]
     if cells:
         parts.append(table(["key", "value"], [[f"`{k}`", render_value(v)] for k, v in cells.items()]))
     for name, rows in records.items():
         flat = [flatten(row)[0] for row in rows]
         columns = list(dict.fromkeys(key for row in flat for key in row))
-        parts.append(f"`{name}`:\n\n" + table(columns, [[render_value(row.get(c, "")) for c in columns] for row in flat]))
+        parts.append(
+            f"`{name}`:\n\n" + table(columns, [[render_value(row.get(c, "")) for c in columns] for row in flat])
+        )
     return "\n\n".join(parts)
 
 

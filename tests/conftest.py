@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from _helpers.devices import DEVICES
 
 

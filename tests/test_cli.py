@@ -7,11 +7,11 @@ import signal
 
 import numpy as np
 import pytest
+from _helpers.idx_files import STEMS, make_idx_dir, write_idx
 from typer.testing import CliRunner
 
 from dropkit import cli
 from dropkit.lab import commands, report
-from _helpers.idx_files import STEMS, make_idx_dir, write_idx
 
 runner = CliRunner()
 TINY = ["--dataset", "digits", "--hidden", "32", "--epochs", "1", "--batch-size", "100", "--quiet"]
@@ -41,7 +41,9 @@ def test_no_command_shows_help():
 
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = invoke("demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--dropout-type", "alpha", "--out", out)
+    result = invoke(
+        "demo", "--dataset", "digits", "--hidden", "64", "32", "--epochs", "1", "--dropout-type", "alpha", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["runs"]["dropout"]["dropout_type"] == "alpha"
     for column in ("test", "test@val", "oracle", "train", "gap", "s/epoch", "wall s"):
@@ -57,10 +59,16 @@ def test_demo_end_to_end(tmp_path):
     assert all("knockout_drop_75" in r for r in summary["runs"].values()) and (out / "coadaptation.png").exists()
     # the scarce part: a quarter of digits' 1438 training examples, as many updates as the full part's epoch
     scarce = json.loads((out / "scarce" / "summary.json").read_text())
-    assert list(scarce["runs"]) == ["dropout", "no_dropout", "l2"] and scarce["train_size"] == 359 and scarce["steps"] == 11
+    assert (
+        list(scarce["runs"]) == ["dropout", "no_dropout", "l2"]
+        and scarce["train_size"] == 359
+        and scarce["steps"] == 11
+    )
     assert "All data: dropout" in result.stdout and "Scarce data: dropout" in result.stdout
     again = invoke("demo", "--dataset", "digits", "--epochs", "1", "--out", out)
-    assert_one_line_error(again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+    assert_one_line_error(
+        again, f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it"
+    )
 
 
 def test_auto_without_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
@@ -71,7 +79,10 @@ def test_auto_without_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.delenv("DROPKIT_DATA", raising=False)
     result = invoke("train", "--hidden", "16", "--epochs", "1", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "Fashion-MNIST not found, using scikit-learn's digits (8x8); to use Fashion-MNIST: apt-get install" in result.stderr
+    assert (
+        "Fashion-MNIST not found, using scikit-learn's digits (8x8); to use Fashion-MNIST: apt-get install"
+        in result.stderr
+    )
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["dataset"] == "digits"
 
 
@@ -83,13 +94,36 @@ def test_the_command_each_torchrun_worker_runs_keeps_every_option_given():
     ctx = tune.make_context("tune", list(cli.join_list_options(given)))
     argv = commands.command_line(ctx, skip=("nproc",))
     assert argv[0] == "tune" and "--nproc" not in argv
-    assert sorted(argv[1:]) == sorted(["--trials", "3", "--shared-rate", "--no-prune", "--no-retrain", "--hidden", "16,16"])
+    assert sorted(argv[1:]) == sorted(
+        ["--trials", "3", "--shared-rate", "--no-prune", "--no-retrain", "--hidden", "16,16"]
+    )
 
 
 def test_train_json_and_list_options(tmp_path):
     out = tmp_path / "t"
-    result = invoke("train", *TINY[:2], "--hidden", "32", "16", "--dropout", "0.4", "0.2", "--input-dropout", "0.1",
-                    "--max-norm", "3", "--optimizer", "adam", "--schedule", "step", "--epochs", "1", "--json", "--out", out)
+    result = invoke(
+        "train",
+        *TINY[:2],
+        "--hidden",
+        "32",
+        "16",
+        "--dropout",
+        "0.4",
+        "0.2",
+        "--input-dropout",
+        "0.1",
+        "--max-norm",
+        "3",
+        "--optimizer",
+        "adam",
+        "--schedule",
+        "step",
+        "--epochs",
+        "1",
+        "--json",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["runs"]["dropout"]["dropout"] == [0.4, 0.2] and summary["runs"]["dropout"]["input_dropout"] == 0.1
@@ -100,8 +134,20 @@ def test_train_json_and_list_options(tmp_path):
 
 def test_train_dropout_type_and_schedule(tmp_path):
     out = tmp_path / "t"
-    result = invoke("train", *TINY, "--dropout", "0.4", "--epochs", "2", "--dropout-type", "gaussian",
-                    "--dropout-schedule", "linear:2", "--out", out)
+    result = invoke(
+        "train",
+        *TINY,
+        "--dropout",
+        "0.4",
+        "--epochs",
+        "2",
+        "--dropout-type",
+        "gaussian",
+        "--dropout-schedule",
+        "linear:2",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())["runs"]["dropout"]
     assert (config["dropout_type"], config["dropout_schedule"]) == ("gaussian", "linear:2")
@@ -133,8 +179,21 @@ def test_train_without_dropout_is_named_so(tmp_path):
 
 def test_sweep_end_to_end(tmp_path):
     out = tmp_path / "s"
-    result = invoke("sweep", *TINY[:-1], "--rates", "0", "0.5", "--seeds", "0", "1", "--dropout-schedule", "late:1",
-                    "--out", out, "--json")
+    result = invoke(
+        "sweep",
+        *TINY[:-1],
+        "--rates",
+        "0",
+        "0.5",
+        "--seeds",
+        "0",
+        "1",
+        "--dropout-schedule",
+        "late:1",
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert {d["dropout_schedule"] for d in json.loads((out / "config.json").read_text())["runs"].values()} == {"late:1"}
     sweep = json.loads(result.stdout)
@@ -182,17 +241,34 @@ def test_bad_settings_are_one_line(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dropout-type", "dropconnect"], "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'"),
-        (["--dropout-type", "gaussian_noise"], "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
-         "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-type", "locked"], "--dropout-type 'locked' shares one mask over the time steps of a sequence, and an "
-         "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        (["--dropout-schedule", "early:two"], "--dropout-schedule 'early:two': schedule must look like NAME or NAME:STEPS "
-         "with STEPS a non-negative int, got 'early:two'"),
-        (["--dropout-schedule", "warmup:5"],
-         "--dropout-schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'"),
-        (["--dropout-type", "concrete", "--dropout-schedule", "early:2"], "--dropout-schedule 'early:2' cannot drive "
-         "--dropout-type concrete: its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant"),
+        (
+            ["--dropout-type", "dropconnect"],
+            "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'",
+        ),
+        (
+            ["--dropout-type", "gaussian_noise"],
+            "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
+            "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete",
+        ),
+        (
+            ["--dropout-type", "locked"],
+            "--dropout-type 'locked' shares one mask over the time steps of a sequence, and an "
+            "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete",
+        ),
+        (
+            ["--dropout-schedule", "early:two"],
+            "--dropout-schedule 'early:two': schedule must look like NAME or NAME:STEPS "
+            "with STEPS a non-negative int, got 'early:two'",
+        ),
+        (
+            ["--dropout-schedule", "warmup:5"],
+            "--dropout-schedule 'warmup:5': schedule must be one of 'constant', 'linear', 'early', 'late', got 'warmup'",
+        ),
+        (
+            ["--dropout-type", "concrete", "--dropout-schedule", "early:2"],
+            "--dropout-schedule 'early:2' cannot drive "
+            "--dropout-type concrete: its rates are learned, so they cannot follow a schedule; use --dropout-schedule constant",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["train", "demo", "sweep"])
@@ -235,26 +311,45 @@ def test_missing_data_directory_is_one_line(tmp_path):
 
 def test_mnist_from_idx_files(tmp_path):
     directory = make_idx_dir(tmp_path / "idx", n_train=200, n_test=50)
-    result = invoke("train", "--dataset", "mnist", "--data-dir", tmp_path / "idx", "--hidden", "16", "--epochs", "1",
-                    "--out", tmp_path / "run", "--json")
+    result = invoke(
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp_path / "idx",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "run",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["dataset"] == "mnist"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["source"] == str(directory)
 
 
 def test_join_list_options():
-    assert cli.join_list_options(["train", "--hidden", "1024", "1024", "1024", "--dropout", "0.5", "--epochs", "3"]) == [
-        "train", "--hidden", "1024,1024,1024", "--dropout", "0.5", "--epochs", "3"]
+    assert cli.join_list_options(
+        ["train", "--hidden", "1024", "1024", "1024", "--dropout", "0.5", "--epochs", "3"]
+    ) == ["train", "--hidden", "1024,1024,1024", "--dropout", "0.5", "--epochs", "3"]
     assert cli.join_list_options(["uncertainty", "runs/demo", "--hidden"]) == ["uncertainty", "runs/demo", "--hidden"]
 
 
 def _bench_result():
     """A result with the shape of dropkit.lab.bench.run's, for the wiring test."""
-    rows = [dict(n=1024, impl=i, forward_ms=1.0, forward_backward_ms=2.0, saved_bytes_per_element=0.0)
-            for i in ("dropkit (recompute)", "torch eager", "x.clone()")]
-    return dict(machine=dict(cpu="x", cores=2, torch_threads=2, torch="t", numba="n", python="p", platform="l"), p=0.5,
-                elementwise=rows, training_step=[dict(batch=16, impl="torch.nn.Dropout", step_ms=1.0)],
-                jit=dict(first_process_call_s=1.0, import_s=0.1, first_call_warm_cache_s=0.5))
+    rows = [
+        dict(n=1024, impl=i, forward_ms=1.0, forward_backward_ms=2.0, saved_bytes_per_element=0.0)
+        for i in ("dropkit (recompute)", "torch eager", "x.clone()")
+    ]
+    return dict(
+        machine=dict(cpu="x", cores=2, torch_threads=2, torch="t", numba="n", python="p", platform="l"),
+        p=0.5,
+        elementwise=rows,
+        training_step=[dict(batch=16, impl="torch.nn.Dropout", step_ms=1.0)],
+        jit=dict(first_process_call_s=1.0, import_s=0.1, first_call_warm_cache_s=0.5),
+    )
 
 
 def test_bench_wiring(tmp_path, monkeypatch):
@@ -300,8 +395,11 @@ def test_resume_refuses_a_model_option_and_takes_epochs_threads_quiet(tmp_path):
     out = tmp_path / "run"
     assert invoke("train", *TINY, "--out", out).exit_code == 0
     result = invoke("train", "--out", out, "--resume", "--epochs", "3", "--hidden", "64")
-    assert_one_line_error(result, "--hidden cannot change on --resume: run 'dropout' has 32, given 64; "
-                          "start a new run folder (another --out) for a different run")
+    assert_one_line_error(
+        result,
+        "--hidden cannot change on --resume: run 'dropout' has 32, given 64; "
+        "start a new run folder (another --out) for a different run",
+    )
     result = invoke("train", "--out", out, "--resume", "--epochs", "2", "--threads", "1", "--quiet", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["runs"]["dropout"]["epochs_run"] == 2
@@ -316,11 +414,18 @@ def test_version():
     assert result.exit_code == 0 and result.stdout == f"dropkit {__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "sweep", "datasize", "family", "tune", "bench", "uncertainty", "analyze", "active"])
+@pytest.mark.parametrize(
+    "command", ["demo", "train", "sweep", "datasize", "family", "tune", "bench", "uncertainty", "analyze", "active"]
+)
 def test_flags_show_no_placeholder_and_options_their_default(command):
     result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
     assert result.exit_code == 0 and "<bool>" not in result.stdout
-    if command in ("demo", "train", "sweep", "tune"):  # generated from Settings: the command's default, from the one source
+    if command in (
+        "demo",
+        "train",
+        "sweep",
+        "tune",
+    ):  # generated from Settings: the command's default, from the one source
         epochs = 10 if command == "tune" else 20
         assert re.search(rf"--epochs +<int> +Epochs per run\. \(default: {epochs}\)", result.stdout), result.stdout
 
@@ -355,8 +460,27 @@ def test_the_demo_prints_knock_out_drops_in_percentage_points(tmp_path):
 
 def test_datasize_end_to_end_and_its_list_options(tmp_path):
     out = tmp_path / "ds"
-    result = invoke("datasize", "--dataset", "digits", "--hidden", "16", "--sizes", "100", "200", "--seeds", "0", "1",
-                    "--no-full", "--steps", "5", "--threads", "1", "--out", out, "--json")
+    result = invoke(
+        "datasize",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "16",
+        "--sizes",
+        "100",
+        "200",
+        "--seeds",
+        "0",
+        "1",
+        "--no-full",
+        "--steps",
+        "5",
+        "--threads",
+        "1",
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     state = json.loads((out / "datasize.json").read_text())
     assert state["sizes"] == [100, 200] and state["seeds"] == [0, 1] and state["settings"]["steps"] == 5
@@ -366,21 +490,51 @@ def test_datasize_end_to_end_and_its_list_options(tmp_path):
 
 def test_family_end_to_end_with_a_list_of_kinds(tmp_path):
     out = tmp_path / "fam"
-    result = invoke("family", "--dataset", "digits", "--hidden", "16", "--dropout-types", "dropout2d", "drop_block",
-                    "--seeds", "0", "--steps", "5", "--threads", "1", "--out", out, "--quiet")
+    result = invoke(
+        "family",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "16",
+        "--dropout-types",
+        "dropout2d",
+        "drop_block",
+        "--seeds",
+        "0",
+        "--steps",
+        "5",
+        "--threads",
+        "1",
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "config.json").read_text())["runs"]
     assert list(runs) == ["none_s0", "dropout2d_s0", "drop_block_s0"]
     assert {r["model"] for r in runs.values()} == {"cnn"} and runs["drop_block_s0"]["eval_batch_size"] == 1000
-    assert [r["kind"] for r in json.loads((out / "family.json").read_text())["rows"]] == ["none", "dropout2d", "drop_block"]
+    assert [r["kind"] for r in json.loads((out / "family.json").read_text())["rows"]] == [
+        "none",
+        "dropout2d",
+        "drop_block",
+    ]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--train-size", "1"], "--train-size must be at least 2, got 1"),
-    (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
-    (["train", "--model", "cnn", "--input-dropout", "0.2"], "--input-dropout 0.2 is for the MLP; --model cnn drops inside (--dropout-type)"),
-    (["family", "--dropout-types", "dropout2d", "bogus"], "--dropout-types must be one or more of dropout, dropout2d, drop_block, drop_path, got dropout2d, bogus"),
-    (["active", "--train-size", "100"], "--train-size (100) must not be below --pool (3000)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--train-size", "1"], "--train-size must be at least 2, got 1"),
+        (["train", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (
+            ["train", "--model", "cnn", "--input-dropout", "0.2"],
+            "--input-dropout 0.2 is for the MLP; --model cnn drops inside (--dropout-type)",
+        ),
+        (
+            ["family", "--dropout-types", "dropout2d", "bogus"],
+            "--dropout-types must be one or more of dropout, dropout2d, drop_block, drop_path, got dropout2d, bogus",
+        ),
+        (["active", "--train-size", "100"], "--train-size (100) must not be below --pool (3000)"),
+    ],
+)
 def test_the_issue_27_options_are_refused_by_their_flag(tmp_path, args, message):
     assert_one_line_error(invoke(*args, "--dataset", "digits", "--out", tmp_path / "x"), message)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _helpers import torchvision_shim
 
 import dropkit
@@ -27,14 +26,16 @@ def _name(path: Path) -> str:
 
 # Public modules: no part of the dotted name private; __main__ runs the CLI when imported.
 PUBLIC = sorted(
-    name
-    for name in map(_name, SRC.rglob("*.py"))
-    if not any(part.startswith("_") for part in name.split(".")[1:])
+    name for name in map(_name, SRC.rglob("*.py")) if not any(part.startswith("_") for part in name.split(".")[1:])
 )
 # Needing more than the [dev] extra to import: the glue for a third-party library, the GPU kernels.
-NEEDS = {"dropkit.convert.integrations.transformers": "transformers", "dropkit.convert.integrations.timm": "timm",
-         "dropkit.convert.integrations.peft": "peft",
-         "dropkit.kernels.triton": "triton", "dropkit.kernels.attention_triton": "triton"}
+NEEDS = {
+    "dropkit.convert.integrations.transformers": "transformers",
+    "dropkit.convert.integrations.timm": "timm",
+    "dropkit.convert.integrations.peft": "peft",
+    "dropkit.kernels.triton": "triton",
+    "dropkit.kernels.attention_triton": "triton",
+}
 
 
 def _import(name: str):
@@ -76,7 +77,9 @@ def test_all_agrees_with_what_the_module_exports(name):
 
 
 def test_the_reader_finds_definitions_and_re_exports():
-    tree = ast.parse("from .a import b as b\nfrom .a import c\nimport x.y as y\nimport z as z\ndef f(): pass\nclass _G: pass\n")
+    tree = ast.parse(
+        "from .a import b as b\nfrom .a import c\nimport x.y as y\nimport z as z\ndef f(): pass\nclass _G: pass\n"
+    )
     assert _public_names(tree) == {"b", "z", "f"}  # `import x.y as y` only names a module it uses
 
 
@@ -120,7 +123,9 @@ print(json.dumps({"same": metrics is dropkit.mc.metrics, "messages": [str(w.mess
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["same"] and out["messages"] == ["dropkit.metrics is deprecated and will be removed in the next release: import dropkit.mc.metrics"]
+    assert out["same"] and out["messages"] == [
+        "dropkit.metrics is deprecated and will be removed in the next release: import dropkit.mc.metrics"
+    ]
     assert out["missing"] == "module 'dropkit' has no attribute 'nothing'"
     assert _moved.new_name("dropkit.integrations.multihead") == "dropkit.convert.integrations.multihead"
     assert _moved.new_name("dropkit.nn") is None

@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.reference import dropout as reference
+from _helpers.stats import four_sigma
 
 import dropkit.functional as DF
-from _helpers.devices import FLOAT_DTYPES
-from _helpers.stats import four_sigma
-from _helpers.reference import dropout as reference
 
 
 @pytest.mark.parametrize("seed,offset", [(0, 0), (7, 3), (2**64 - 1, 2**33 + 1), (2**63, 2**40 + 2)])
@@ -128,7 +128,9 @@ def test_inplace_without_grad_overwrites_input():
 
 def test_inplace_on_leaf_requiring_grad_raises():
     x = torch.randn(5, requires_grad=True)
-    with pytest.raises(RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"):
+    with pytest.raises(
+        RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"
+    ):
         DF.dropout(x, 0.5, inplace=True)
 
 

@@ -2,12 +2,12 @@
 for the tensor's logical (row-major) order, and keeps the input's layout where torch would."""
 
 import torch
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.reference import dropout as reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dropkit.functional as DF
-from _helpers.devices import FLOAT_DTYPES
-from _helpers.reference import dropout as reference
 
 
 @st.composite

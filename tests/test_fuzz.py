@@ -53,9 +53,18 @@ MASKED = {
         lambda x, p, t, i, s, o, _: DF.activation_dropout(x, p, t, activation="relu", seed=s, offset=o),
         lambda shape, _: tuple(shape),
     ),
-    "dropout1d": (lambda x, p, t, i, s, o, _: DF.dropout1d(x, p, t, i, seed=s, offset=o), lambda shape, _: _channel_mask_shape(shape, 1)),
-    "dropout2d": (lambda x, p, t, i, s, o, _: DF.dropout2d(x, p, t, i, seed=s, offset=o), lambda shape, _: _channel_mask_shape(shape, 2)),
-    "dropout3d": (lambda x, p, t, i, s, o, _: DF.dropout3d(x, p, t, i, seed=s, offset=o), lambda shape, _: _channel_mask_shape(shape, 3)),
+    "dropout1d": (
+        lambda x, p, t, i, s, o, _: DF.dropout1d(x, p, t, i, seed=s, offset=o),
+        lambda shape, _: _channel_mask_shape(shape, 1),
+    ),
+    "dropout2d": (
+        lambda x, p, t, i, s, o, _: DF.dropout2d(x, p, t, i, seed=s, offset=o),
+        lambda shape, _: _channel_mask_shape(shape, 2),
+    ),
+    "dropout3d": (
+        lambda x, p, t, i, s, o, _: DF.dropout3d(x, p, t, i, seed=s, offset=o),
+        lambda shape, _: _channel_mask_shape(shape, 3),
+    ),
     "drop_path": (
         lambda x, p, t, i, s, o, _: DF.drop_path(x, p, t, seed=s, offset=o),
         lambda shape, _: (shape[0],) + (1,) * (len(shape) - 1) if len(shape) >= 1 else None,
@@ -83,7 +92,11 @@ def tensors(draw, dtype):
     """(x, shape): a tensor of a drawn shape (0-d, empty, odd sizes) in a drawn memory layout, some elements inf or NaN."""
     rank = draw(st.integers(0, 5))
     shape = tuple(draw(st.lists(st.integers(0, 5) if rank <= 3 else st.integers(1, 3), min_size=rank, max_size=rank)))
-    layouts = [layout for layout in LAYOUTS if layout == "contiguous" or (rank >= 2 and layout != "channels_last") or rank in (4, 5)]
+    layouts = [
+        layout
+        for layout in LAYOUTS
+        if layout == "contiguous" or (rank >= 2 and layout != "channels_last") or rank in (4, 5)
+    ]
     layout = draw(st.sampled_from(layouts))
     n = math.prod(shape)
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
@@ -121,8 +134,13 @@ def calls():
     )
 
 
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def reference(x: torch.Tensor, keep_shape, c, seed: int, offset: int, relu: bool) -> torch.Tensor:
@@ -166,7 +184,9 @@ def test_masked_variants_equal_the_spec_or_raise_a_clear_error(name, data, c):
             return
         drops = c["training"] and c["p"] > 0
         if inplace and drops and c["requires_grad"] and c["leaf"]:
-            with pytest.raises(RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"):
+            with pytest.raises(
+                RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"
+            ):
                 call(inp, c["p"], c["training"], inplace, c["seed"], c["offset"], c["option"])
             return
         y = call(inp, c["p"], c["training"], inplace, c["seed"], c["offset"], c["option"])

@@ -143,10 +143,14 @@ def test_every_module_has_a_layer():
 @pytest.mark.parametrize("module", [m for m in MODULES if _layer(m) is not None])
 def test_no_layer_imports_one_above_it(module):
     upward = sorted(t for t in GRAPH[module] if (_layer(t) if _layer(t) is not None else len(LAYERS)) > _layer(module))
-    assert not upward, f"{module} imports {upward}, which sit above it (lab -> mc, convert -> family -> scale -> op -> kernel)"
+    assert not upward, (
+        f"{module} imports {upward}, which sit above it (lab -> mc, convert -> family -> scale -> op -> kernel)"
+    )
 
 
-@pytest.mark.parametrize("module", [m for m in MODULES if not m.startswith("dropkit.lab") and m not in ("dropkit.cli",)])
+@pytest.mark.parametrize(
+    "module", [m for m in MODULES if not m.startswith("dropkit.lab") and m not in ("dropkit.cli",)]
+)
 def test_only_the_cli_imports_the_lab(module):
     # The lab sits on top (it needs the [lab] extra); the library under it must work without it.
     lab = sorted(t for t in GRAPH[module] if t == "dropkit.lab" or t.startswith("dropkit.lab."))
@@ -162,7 +166,9 @@ def private_imports(module: str) -> list[str]:
             found += [
                 f"{base}.{alias.name}"
                 for alias in node.names
-                if alias.name.startswith("_") and not alias.name.startswith("__") and f"{base}.{alias.name}" not in MODULES
+                if alias.name.startswith("_")
+                and not alias.name.startswith("__")
+                and f"{base}.{alias.name}" not in MODULES
             ]
     return found
 

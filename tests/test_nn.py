@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn as nn
-
-import dropkit
 from _helpers.models import seed_network
 from _helpers.stats import four_sigma
+
+import dropkit
 
 
 def test_repr_matches_torch():

@@ -31,7 +31,9 @@ def test_transformer_examples_run():
     pytest.importorskip("transformers", reason="the [transformers] extra is not installed")
     pytest.importorskip("timm", reason="the [timm] extra is not installed")
     bert, vit = run_blocks("Use it in your transformer")
-    assert bert["report"].routed[0] == "bert.encoder.layer.0.attention.self" and bert["report"]["Dropout"] == 6  # embeddings, 2 per layer, classifier
+    assert (
+        bert["report"].routed[0] == "bert.encoder.layer.0.attention.self" and bert["report"]["Dropout"] == 6
+    )  # embeddings, 2 per layer, classifier
     assert bert["probs"].shape == (8, 4, 3) and bert["probs"].std(0).max() > 0  # MC samples differ
     assert len(vit["report"].routed) == 12 and vit["report"]["DropPath"] == 22  # two per block; block 0's rate is 0
 
@@ -44,6 +46,8 @@ def test_lora_example_runs():
 
     import dropkit
 
-    (namespace,) = run_blocks("LoRA fine-tuning", {"peft": peft, "dropkit": dropkit, "base_model": tiny_llama(64, 1), "ids": tokens(2, 8)})
+    (namespace,) = run_blocks(
+        "LoRA fine-tuning", {"peft": peft, "dropkit": dropkit, "base_model": tiny_llama(64, 1), "ids": tokens(2, 8)}
+    )
     assert [n for n in namespace["report"].routed if "lora_A" in n][0].endswith("q_proj.lora_A.default")
     assert all(p.grad is not None for n, p in namespace["model"].named_parameters() if "lora_A" in n)

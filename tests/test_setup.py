@@ -19,7 +19,9 @@ def test_the_readme_has_two_commands_that_both_pass_the_constraints():
     assert len(commands) == 2, commands
     for command in commands:
         assert command.startswith("pip install -c constraints.txt "), command
-    assert re.search(r"^torch==\S+$", (ROOT / "constraints.txt").read_text(), re.MULTILINE), "constraints.txt pins no torch"
+    assert re.search(r"^torch==\S+$", (ROOT / "constraints.txt").read_text(), re.MULTILINE), (
+        "constraints.txt pins no torch"
+    )
 
 
 @pytest.mark.parametrize("index", [0, 1])

@@ -20,7 +20,14 @@ SRC = str(Path(dropkit.__file__).parents[1])
 def _spin_count(command: list[str], **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     base["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-    done = subprocess.run(command, check=False, env={**base, "OMP_DISPLAY_ENV": "VERBOSE", **env}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        command,
+        check=False,
+        env={**base, "OMP_DISPLAY_ENV": "VERBOSE", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r"GOMP_SPINCOUNT = '(\d+)'", done.stderr)
     if found is None:
         pytest.skip("torch's OpenMP runtime is not libgomp here (no GOMP_SPINCOUNT in OMP_DISPLAY_ENV's output)")

@@ -92,7 +92,7 @@ def _dropout_stride_mean_preserve(cls):
         inverse = tuple(perm.index(i) for i in range(4))
         for shift in ((0, 0), (1, 0), (0, 1), (1, 1)):
             for p in (1e-10, 0.3, 0.5, 0.7):
-                x = inp.permute(perm).contiguous().permute(inverse)[shift[0]:, shift[1]:, :, :]
+                x = inp.permute(perm).contiguous().permute(inverse)[shift[0] :, shift[1] :, :, :]
                 out = cls(p=p)(x)
                 assert out.permute(perm).is_contiguous()
                 torch.testing.assert_close(out.mean(), inp.mean(), rtol=0.5, atol=0.5)

@@ -68,7 +68,9 @@ def consistent_replicas() -> object | None:
     """The consistent.Replicas of the forward being run, inside consistent_enabled(), else None."""
     if torch.compiler.is_compiling():
         if _replicas_depth:
-            raise RuntimeError("mc_predict(consistent=True) runs eagerly only: call it on the model, not a torch.compile'd one")
+            raise RuntimeError(
+                "mc_predict(consistent=True) runs eagerly only: call it on the model, not a torch.compile'd one"
+            )
         return None
     return _REPLICAS.get()
 

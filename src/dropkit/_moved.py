@@ -44,7 +44,7 @@ def new_name(name: str, moved: dict[str, str] = MOVED) -> str | None:
     """The current path of module `name` if it sits at or under a moved path, else None."""
     for old, new in moved.items():
         if name == old or name.startswith(old + "."):
-            return new + name[len(old):]
+            return new + name[len(old) :]
     return None
 
 
@@ -62,8 +62,11 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         old, new = module.__name__, new_name(module.__name__)
         assert new is not None  # find_spec only takes names that new_name maps
-        warnings.warn(f"{old} is deprecated and will be removed in the next release: import {new}",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{old} is deprecated and will be removed in the next release: import {new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         # The import system returns what sys.modules holds after exec_module: the new module itself.
         sys.modules[old] = importlib.import_module(new)
 

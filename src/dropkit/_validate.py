@@ -13,8 +13,34 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["p", "seed", "offset", "float_tensor", "inplace_target", "choice", "positive_int", "probs_labels", "scores_positives", "batched_tensor", "RankError", "rank", "min_rank", "shape_str", "non_negative_int", "non_negative", "positive", "open_p", "p_tensor",
-    "module_type", "parameter_name", "schedule_spec", "bias_for", "linear_weights", "same_as", "eager_generator"]
+__all__ = [
+    "p",
+    "seed",
+    "offset",
+    "float_tensor",
+    "inplace_target",
+    "choice",
+    "positive_int",
+    "probs_labels",
+    "scores_positives",
+    "batched_tensor",
+    "RankError",
+    "rank",
+    "min_rank",
+    "shape_str",
+    "non_negative_int",
+    "non_negative",
+    "positive",
+    "open_p",
+    "p_tensor",
+    "module_type",
+    "parameter_name",
+    "schedule_spec",
+    "bias_for",
+    "linear_weights",
+    "same_as",
+    "eager_generator",
+]
 
 _T = TypeVar("_T")
 
@@ -121,7 +147,9 @@ def rank(input: torch.Tensor, layouts: dict[int, str], fn: str, name: str = "inp
 def min_rank(input: torch.Tensor, r: int, layout: str, fn: str) -> torch.Tensor:
     """An input of rank at least r, laid out as `layout`."""
     if input.dim() < r:
-        raise ValueError(f"{fn} expects input of at least {r} dimensions {layout}, got shape {shape_str(input)} ({input.dim()}-D)")
+        raise ValueError(
+            f"{fn} expects input of at least {r} dimensions {layout}, got shape {shape_str(input)} ({input.dim()}-D)"
+        )
     return input
 
 
@@ -178,7 +206,9 @@ def module_type(value: object, types: type[_T] | tuple[type[_T], ...], name: str
 def probs_labels(probs: torch.Tensor, labels: torch.Tensor, name: str = "probs") -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities (or logits: `name`) (N, C, ...) and integer labels (N, ...) in [0, C) that match them."""
     if not probs.is_floating_point() or probs.dim() < 2:
-        raise ValueError(f"{name} must be a floating tensor of shape (N, C, ...), got dtype {probs.dtype} and shape {tuple(probs.shape)}")
+        raise ValueError(
+            f"{name} must be a floating tensor of shape (N, C, ...), got dtype {probs.dtype} and shape {tuple(probs.shape)}"
+        )
     expected = (probs.shape[0], *probs.shape[2:])
     if labels.is_floating_point() or labels.dtype == torch.bool or tuple(labels.shape) != expected:
         raise ValueError(
@@ -186,7 +216,9 @@ def probs_labels(probs: torch.Tensor, labels: torch.Tensor, name: str = "probs")
             f"got dtype {labels.dtype} and shape {tuple(labels.shape)}"
         )
     if labels.numel() and (labels.min() < 0 or labels.max() >= probs.shape[1]):
-        raise ValueError(f"labels must lie in [0, {probs.shape[1]}), got values from {int(labels.min())} to {int(labels.max())}")
+        raise ValueError(
+            f"labels must lie in [0, {probs.shape[1]}), got values from {int(labels.min())} to {int(labels.max())}"
+        )
     return probs, labels.long()
 
 
@@ -235,9 +267,7 @@ def schedule_spec(spec: object, options: Collection[str]) -> tuple[str, int]:
 def _matching(value: object, x: torch.Tensor, name: str) -> torch.Tensor:
     t = float_tensor(value, name)
     if t.dtype != x.dtype or t.device != x.device:
-        raise TypeError(
-            f"{name} must have x's dtype and device ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})"
-        )
+        raise TypeError(f"{name} must have x's dtype and device ({x.dtype}, {x.device}), got ({t.dtype}, {t.device})")
     return t
 
 
@@ -265,7 +295,9 @@ def linear_weights(weight: object, bias: object, x: torch.Tensor) -> tuple[torch
     if bias is not None:
         bias = _matching(bias, x, "bias")
         if bias.shape != weight.shape[:1]:
-            raise ValueError(f"bias must be a 1-D tensor of size out_features ({weight.shape[0]}), got shape {tuple(bias.shape)}")
+            raise ValueError(
+                f"bias must be a 1-D tensor of size out_features ({weight.shape[0]}), got shape {tuple(bias.shape)}"
+            )
     return weight, bias
 
 

@@ -52,7 +52,9 @@ else:
 
     @app.callback()
     def _options(
-        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ) -> None:
         """Dropout experiments on real data."""
 

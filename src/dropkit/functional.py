@@ -13,29 +13,30 @@ Examples:
 
 from __future__ import annotations
 
+from .family.alpha import alpha_dropout as alpha_dropout
+from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
+from .family.attention import attention_keep_mask as attention_keep_mask
+from .family.attention import scaled_dot_product_attention as scaled_dot_product_attention
+from .family.block import drop_block2d as drop_block2d
+from .family.channel import dropout1d as dropout1d
+from .family.channel import dropout2d as dropout2d
+from .family.channel import dropout3d as dropout3d
+from .family.concrete import concrete_dropout as concrete_dropout
+from .family.connect import drop_connect as drop_connect
+from .family.connect import drop_connect_linear as drop_connect_linear
+
 # The order here is free: the registry (dropkit.family.registry) sorts what it finds.
 from .family.dropout import BACKWARD_MODES as BACKWARD_MODES
 from .family.dropout import dropout as dropout
 from .family.dropout import keep_mask as keep_mask
-from .family.fused import activation_dropout as activation_dropout
-from .family.channel import dropout1d as dropout1d
-from .family.channel import dropout2d as dropout2d
-from .family.channel import dropout3d as dropout3d
-from .family.alpha import alpha_dropout as alpha_dropout
-from .family.alpha import feature_alpha_dropout as feature_alpha_dropout
-from .family.gaussian import gaussian_dropout as gaussian_dropout
-from .family.gaussian import gaussian_noise as gaussian_noise
-from .family.path import drop_path as drop_path
-from .family.block import drop_block2d as drop_block2d
-from .family.locked import locked_dropout as locked_dropout
-from .family.connect import drop_connect as drop_connect
-from .family.connect import drop_connect_linear as drop_connect_linear
 from .family.dropout_linear import dropout_linear as dropout_linear
 from .family.embedding import embedding_dropout as embedding_dropout
-from .family.concrete import concrete_dropout as concrete_dropout
-from .family.attention import attention_keep_mask as attention_keep_mask
-from .family.attention import scaled_dot_product_attention as scaled_dot_product_attention
+from .family.fused import activation_dropout as activation_dropout
 from .family.fused import bias_dropout_add as bias_dropout_add
+from .family.gaussian import gaussian_dropout as gaussian_dropout
+from .family.gaussian import gaussian_noise as gaussian_noise
+from .family.locked import locked_dropout as locked_dropout
+from .family.path import drop_path as drop_path
 
 __all__ = [
     "dropout",

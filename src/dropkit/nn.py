@@ -5,11 +5,7 @@ Examples:
     >>> model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), dropkit.nn.Dropout(p=0.5), nn.Linear(256, 10))
 """
 
-from . import functional as _functional  # defines every variant before DROPOUT_KINDS is read
 from .family._common import DropoutBase as DropoutBase
-from .family.fused import ActivationDropout as ActivationDropout
-from .family.fused import GELUDropout as GELUDropout
-from .family.fused import ReLUDropout as ReLUDropout
 from .family.alpha import AlphaDropout as AlphaDropout
 from .family.alpha import FeatureAlphaDropout as FeatureAlphaDropout
 from .family.attention import ScaledDotProductAttention as ScaledDotProductAttention
@@ -23,6 +19,10 @@ from .family.connect import WeightDropout as WeightDropout
 from .family.dropout import Dropout as Dropout
 from .family.dropout_linear import DropoutLinear as DropoutLinear
 from .family.embedding import EmbeddingDropout as EmbeddingDropout
+from .family.fused import ActivationDropout as ActivationDropout
+from .family.fused import BiasDropoutAdd as BiasDropoutAdd
+from .family.fused import GELUDropout as GELUDropout
+from .family.fused import ReLUDropout as ReLUDropout
 from .family.gaussian import GaussianDropout as GaussianDropout
 from .family.gaussian import GaussianNoise as GaussianNoise
 from .family.locked import LockedDropout as LockedDropout
@@ -30,7 +30,6 @@ from .family.path import DropPath as DropPath
 from .family.registry import is_dropout as is_dropout
 from .family.registry import kinds as _kinds
 from .family.registry import make_dropout as make_dropout
-from .family.fused import BiasDropoutAdd as BiasDropoutAdd
 
 __all__ = [
     "Dropout",

@@ -28,7 +28,9 @@ def run_ranks(fn, world: int = 2, *args, timeout: float = 60.0) -> None:
 
     fn must be a module-level function (spawn pickles it by name).
     """
-    ctx = mp.start_processes(_entry, args=(fn, world, free_port(), args), nprocs=world, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _entry, args=(fn, world, free_port(), args), nprocs=world, join=False, start_method="spawn"
+    )
     deadline = time.monotonic() + timeout
     try:
         # join returns False each time one rank exits while others still run; it raises if one failed.

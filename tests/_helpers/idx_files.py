@@ -27,7 +27,9 @@ def write_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool 
     return path
 
 
-def make_idx_dir(directory: Path, n_train: int = 60, n_test: int = 20, side: int = 28, gz: bool = True, seed: int = 0) -> Path:
+def make_idx_dir(
+    directory: Path, n_train: int = 60, n_test: int = 20, side: int = 28, gz: bool = True, seed: int = 0
+) -> Path:
     """Four IDX files of a learnable toy problem (MNIST-sized by default): the label is the brightest of the first 10 pixels."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

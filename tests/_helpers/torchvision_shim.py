@@ -33,6 +33,7 @@ def install() -> None:
         return
     try:
         import torchvision  # noqa: F401  (a torchvision built for this torch imports as it is)
+
         return
     except RuntimeError as error:
         if "torchvision::nms does not exist" not in str(error):

@@ -75,12 +75,24 @@ def test_set_dropout_leaves_a_learned_concrete_rate_alone():
 def test_replace_dropout_keeps_options_and_mode_and_counts():
     shared = nn.Dropout(0.4, inplace=True)
     model = nn.Sequential(
-        Block(), nn.AlphaDropout(0.1), nn.FeatureAlphaDropout(0.2), nn.Dropout1d(0.3), nn.Dropout3d(0.3), shared,
+        Block(),
+        nn.AlphaDropout(0.1),
+        nn.FeatureAlphaDropout(0.2),
+        nn.Dropout1d(0.3),
+        nn.Dropout3d(0.3),
+        shared,
         nn.ModuleDict({"again": shared}),
     )
     model[3].eval()
     model, counts = dropkit.replace_dropout(model)
-    assert counts == {"Dropout": 2, "Dropout2d": 1, "AlphaDropout": 1, "FeatureAlphaDropout": 1, "Dropout1d": 1, "Dropout3d": 1}
+    assert counts == {
+        "Dropout": 2,
+        "Dropout2d": 1,
+        "AlphaDropout": 1,
+        "FeatureAlphaDropout": 1,
+        "Dropout1d": 1,
+        "Dropout3d": 1,
+    }
     assert type(model[0].drop) is dnn.Dropout and model[0].drop.p == 0.1
     assert type(model[0].heads[1]) is dnn.Dropout2d and type(model[1]) is dnn.AlphaDropout
     assert type(model[5]) is dnn.Dropout and model[5].inplace and model[6]["again"] is model[5]
@@ -91,11 +103,21 @@ def test_replace_dropout_keeps_options_and_mode_and_counts():
 
 
 def test_is_dropout_covers_every_variant_and_nothing_else():
-    by_kind = [dnn.GaussianNoise(0.1) if kind == "gaussian_noise" else dnn.make_dropout(kind, 0.1) for kind in dnn.DROPOUT_KINDS]
+    by_kind = [
+        dnn.GaussianNoise(0.1) if kind == "gaussian_noise" else dnn.make_dropout(kind, 0.1)
+        for kind in dnn.DROPOUT_KINDS
+    ]
     family = by_kind + [
-        dnn.DropConnectLinear(2, 2), dnn.WeightDropout(0.1), dnn.EmbeddingDropout(nn.Embedding(3, 2), 0.1),
-        dnn.ConcreteDropout(nn.Linear(2, 2)), nn.Dropout(), nn.Dropout1d(), nn.Dropout2d(), nn.Dropout3d(),
-        nn.AlphaDropout(), nn.FeatureAlphaDropout(),
+        dnn.DropConnectLinear(2, 2),
+        dnn.WeightDropout(0.1),
+        dnn.EmbeddingDropout(nn.Embedding(3, 2), 0.1),
+        dnn.ConcreteDropout(nn.Linear(2, 2)),
+        nn.Dropout(),
+        nn.Dropout1d(),
+        nn.Dropout2d(),
+        nn.Dropout3d(),
+        nn.AlphaDropout(),
+        nn.FeatureAlphaDropout(),
     ]
     assert all(dnn.is_dropout(m) for m in family)
     assert all(isinstance(m, dnn.DropoutBase) for m in family[: len(dnn.DROPOUT_KINDS) + 4])
@@ -105,8 +127,11 @@ def test_is_dropout_covers_every_variant_and_nothing_else():
 def test_make_dropout_builds_each_kind_at_rate_p():
     for kind in dnn.DROPOUT_KINDS:
         if kind == "gaussian_noise":  # its number is a stddev, never read from a rate
-            with pytest.raises(ValueError, match=r"kind 'gaussian_noise' has no drop rate: make_dropout\('gaussian_noise', "
-                               r"p=0.25\) would read p as its standard deviation; build dropkit.nn.GaussianNoise\(stddev\) directly"):
+            with pytest.raises(
+                ValueError,
+                match=r"kind 'gaussian_noise' has no drop rate: make_dropout\('gaussian_noise', "
+                r"p=0.25\) would read p as its standard deviation; build dropkit.nn.GaussianNoise\(stddev\) directly",
+            ):
                 dnn.make_dropout(kind, 0.25)
             continue
         assert dnn.make_dropout(kind, 0.25).p == 0.25

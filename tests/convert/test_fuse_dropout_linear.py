@@ -4,10 +4,10 @@ import copy
 
 import torch
 import torch.nn as nn
-
-import dropkit
 from _helpers.models import output_and_grads, seed_network
 from _helpers.saved import saved_bytes
+
+import dropkit
 
 
 def _saved_step_bytes(model, x):
@@ -20,7 +20,12 @@ def test_seed_network_fuses_trains_identically_and_saves_the_dropped_copies():
     fused = copy.deepcopy(net)
     keys = list(fused.state_dict())
     assert dropkit.fuse_dropout_linear(fused) == ["3", "6"]
-    assert [type(fused[i]) for i in (2, 3, 5, 6)] == [nn.Identity, dropkit.DropoutLinear, nn.Identity, dropkit.DropoutLinear]
+    assert [type(fused[i]) for i in (2, 3, 5, 6)] == [
+        nn.Identity,
+        dropkit.DropoutLinear,
+        nn.Identity,
+        dropkit.DropoutLinear,
+    ]
     assert (fused[3].p, fused[6].p) == (0.5, 0.3) and list(fused.state_dict()) == keys
     x = torch.randn(16, 784)
     out, grads = output_and_grads(net, x, seed=3)

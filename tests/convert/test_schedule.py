@@ -73,10 +73,18 @@ def test_types_and_from_string():
 @pytest.mark.parametrize(
     "call, exc, message",
     [
-        (lambda m: dropkit.DropoutSchedule(m, 0.2, "cosine"), ValueError, r"schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'"),
+        (
+            lambda m: dropkit.DropoutSchedule(m, 0.2, "cosine"),
+            ValueError,
+            r"schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'",
+        ),
         (lambda m: dropkit.DropoutSchedule(m, 0.2, "early"), ValueError, r"steps must be >= 1, got 0"),
         (lambda m: dropkit.DropoutSchedule(m, 1.2), ValueError, r"p must be between 0 and 1, got 1.2"),
-        (lambda m: dropkit.DropoutSchedule.from_string(m, 0.2, "early:ten"), ValueError, r"schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, got 'early:ten'"),
+        (
+            lambda m: dropkit.DropoutSchedule.from_string(m, 0.2, "early:ten"),
+            ValueError,
+            r"schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, got 'early:ten'",
+        ),
         (lambda m: dropkit.DropoutSchedule(m, 0.2).rate_at(-1), ValueError, r"step must be a non-negative int, got -1"),
     ],
 )

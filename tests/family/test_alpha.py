@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as TF
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
 from dropkit.ops.alpha import alpha_coefficients
-from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
@@ -48,7 +48,9 @@ def test_same_output_distribution_as_torch():
     assert_rate(~torch.isclose(ours, torch.tensor(dropped)), 0.4)
     assert_rate(~torch.isclose(theirs, torch.tensor(dropped)), 0.4)
     # kept values are x * a + shift with the same float32 ops as dropkit's: exact
-    assert torch.equal(ours[ours != dropped], (x * alpha_coefficients(0.4)[0] + alpha_coefficients(0.4)[1])[ours != dropped])
+    assert torch.equal(
+        ours[ours != dropped], (x * alpha_coefficients(0.4)[0] + alpha_coefficients(0.4)[1])[ours != dropped]
+    )
 
 
 @pytest.mark.parametrize("fn", [DF.alpha_dropout, DF.feature_alpha_dropout])
@@ -86,8 +88,14 @@ def test_feature_alpha_is_all_or_nothing_per_channel_and_saves_only_channel_mask
 
 
 def test_feature_alpha_rank_rule_matches_torch_and_errors_name_the_shape():
-    assert DF.feature_alpha_dropout(torch.ones(2, 3), 0.5, True, seed=0).shape == TF.feature_alpha_dropout(torch.ones(2, 3), 0.5, True).shape
-    with pytest.raises(ValueError, match=r"feature_alpha_dropout expects input of at least 2 dimensions \(N, C, \*\), got shape \(5\) \(1-D\)"):
+    assert (
+        DF.feature_alpha_dropout(torch.ones(2, 3), 0.5, True, seed=0).shape
+        == TF.feature_alpha_dropout(torch.ones(2, 3), 0.5, True).shape
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"feature_alpha_dropout expects input of at least 2 dimensions \(N, C, \*\), got shape \(5\) \(1-D\)",
+    ):
         DF.feature_alpha_dropout(torch.ones(5), 0.5, True)
 
 

@@ -52,7 +52,9 @@ def test_query_blocks_and_shards_see_their_slice_of_the_mask(monkeypatch):
     monkeypatch.setattr(attention_cpu, "BLOCK_ELEMENTS", 1)
     assert torch.equal(DF.scaled_dot_product_attention(q, k, v, dropout_p=0.5, seed=9, offset=11), whole)
     # Query rows [2, 6) of batch-head (1, 2) start at stream offset + (5 * 6 + 2) * 5.
-    shard = DF.scaled_dot_product_attention(q[1:, 2:, 2:], k[1:, 2:], v[1:, 2:], dropout_p=0.5, seed=9, offset=11 + (5 * 6 + 2) * 5)
+    shard = DF.scaled_dot_product_attention(
+        q[1:, 2:, 2:], k[1:, 2:], v[1:, 2:], dropout_p=0.5, seed=9, offset=11 + (5 * 6 + 2) * 5
+    )
     torch.testing.assert_close(shard[0, 0], whole[1, 2, 2:])  # the same mask, a different matmul shape: close
 
 
@@ -92,7 +94,9 @@ def test_without_dropout_it_is_torchs_sdpa():
 def test_mc_dropout_turns_it_on_and_seeds_come_from_torch():
     q, k, v = qkv((1, 2), 4, 4)
     with _mode.mc_enabled():
-        assert not torch.equal(DF.scaled_dot_product_attention(q, k, v, None, 0.5, training=False, seed=1), SDPA(q, k, v))
+        assert not torch.equal(
+            DF.scaled_dot_product_attention(q, k, v, None, 0.5, training=False, seed=1), SDPA(q, k, v)
+        )
     torch.manual_seed(0)
     a = DF.scaled_dot_product_attention(q, k, v, None, 0.5)
     b = DF.scaled_dot_product_attention(q, k, v, None, 0.5)
@@ -174,8 +178,12 @@ def test_errors_name_the_argument():
         DF.scaled_dot_product_attention(q, k, v, torch.ones(3, 3, dtype=torch.bool), 0.1, is_causal=True)
     with pytest.raises(ValueError, match=r"key \(\.\.\., S, E\).*got shapes \(1, 2, 3, 4\), \(1, 2, 3, 5\)"):
         DF.scaled_dot_product_attention(q, torch.randn(1, 2, 3, 5), v, dropout_p=0.1)
-    with pytest.raises(ValueError, match=r"enable_gqa needs query heads \(2\) to be a multiple of key and value heads \(3, 3\)"):
-        DF.scaled_dot_product_attention(q, torch.randn(1, 3, 3, 4), torch.randn(1, 3, 3, 4), dropout_p=0.1, enable_gqa=True)
+    with pytest.raises(
+        ValueError, match=r"enable_gqa needs query heads \(2\) to be a multiple of key and value heads \(3, 3\)"
+    ):
+        DF.scaled_dot_product_attention(
+            q, torch.randn(1, 3, 3, 4), torch.randn(1, 3, 3, 4), dropout_p=0.1, enable_gqa=True
+        )
     with pytest.raises(TypeError, match="query must have a floating dtype"):
         DF.scaled_dot_product_attention(q.int(), k, v, dropout_p=0.1)
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from _helpers.family import saved_numels
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import rng
 from dropkit.ops.block import block_gamma
-from _helpers.family import saved_numels
 
 
 def numpy_block_keep(shape, p, block_size, seed, offset=0):
@@ -24,7 +24,9 @@ def numpy_block_keep(shape, p, block_size, seed, offset=0):
     return torch.from_numpy(keep.reshape(shape))
 
 
-@pytest.mark.parametrize("shape, p, bs, seed", [((2, 3, 9, 7), 0.2, 3, 1), ((4, 5, 5), 0.5, 2, 2**64 - 3), ((1, 2, 4, 6), 0.3, 9, 6)])
+@pytest.mark.parametrize(
+    "shape, p, bs, seed", [((2, 3, 9, 7), 0.2, 3, 1), ((4, 5, 5), 0.5, 2, 2**64 - 3), ((1, 2, 4, 6), 0.3, 9, 6)]
+)
 def test_mask_equals_the_block_reference_and_is_normalized(shape, p, bs, seed):
     x = torch.randn(shape, dtype=torch.float64)
     y = DF.drop_block2d(x, p, bs, seed=seed, offset=3)
@@ -45,7 +47,9 @@ def test_dropped_fraction_matches_the_exact_expectation_within_4_sigma():
             cover[i : i + bs, j : j + bs] += 1
     expected = (1 - (1 - gamma) ** cover.double()).mean().item()
     tol = 4 * per_map.std().item() / per_map.numel() ** 0.5
-    assert abs(per_map.mean().item() - expected) <= tol, f"dropped {per_map.mean():.5f}, expected {expected:.5f} +- 4 sigma {tol:.5f}"
+    assert abs(per_map.mean().item() - expected) <= tol, (
+        f"dropped {per_map.mean():.5f}, expected {expected:.5f} +- 4 sigma {tol:.5f}"
+    )
 
 
 def test_batchwise_shares_one_mask_and_default_does_not():
@@ -84,8 +88,11 @@ def test_half_types(dtype):
 @pytest.mark.parametrize(
     "call, exc, message",
     [
-        (lambda: DF.drop_block2d(torch.ones(2, 3), 0.1), ValueError,
-         r"drop_block2d: Expected 3D or 4D input, but received a 2D input of shape \(2, 3\) \(drop_block2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)"),
+        (
+            lambda: DF.drop_block2d(torch.ones(2, 3), 0.1),
+            ValueError,
+            r"drop_block2d: Expected 3D or 4D input, but received a 2D input of shape \(2, 3\) \(drop_block2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)",
+        ),
         (lambda: dropkit.DropBlock2d(0.1, 0), ValueError, r"block_size must be >= 1, got 0"),
         (lambda: dropkit.DropBlock2d(0.1, 2.5), TypeError, r"block_size must be an int >= 1, got 2.5 of type float"),
         (lambda: dropkit.DropBlock2d(1.1, 3), ValueError, r"p must be between 0 and 1, got 1.1"),

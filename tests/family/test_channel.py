@@ -5,11 +5,12 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as TF
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from _helpers.family import assert_rate, reference_keep, saved_numels
+
 
 def unbatched_kw(fn, shape) -> dict:
     """dropout2d reads 3-D input as (N, C, L), as torch does; unbatched=True makes it one (C, H, W) image."""
@@ -64,10 +65,26 @@ def test_same_output_distribution_as_torch(p):
 @pytest.mark.parametrize(
     "fn, shape, message",
     [
-        (DF.dropout1d, (4,), r"dropout1d: Expected 2D or 3D input, but received a 1D input of shape \(4\) \(dropout1d takes 2-D \(C, L\) or 3-D \(N, C, L\)\)"),
-        (DF.dropout1d, (1, 2, 2, 2), r"dropout1d: Expected 2D or 3D input, but received a 4D input of shape \(1, 2, 2, 2\)"),
-        (DF.dropout2d, (3,), r"dropout2d: Expected 3D or 4D input, but received a 1D input of shape \(3\) \(dropout2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)"),
-        (DF.dropout3d, (), r"dropout3d: Expected 4D or 5D input, but received a 0D input of shape \(\) \(dropout3d takes 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\)\)"),
+        (
+            DF.dropout1d,
+            (4,),
+            r"dropout1d: Expected 2D or 3D input, but received a 1D input of shape \(4\) \(dropout1d takes 2-D \(C, L\) or 3-D \(N, C, L\)\)",
+        ),
+        (
+            DF.dropout1d,
+            (1, 2, 2, 2),
+            r"dropout1d: Expected 2D or 3D input, but received a 4D input of shape \(1, 2, 2, 2\)",
+        ),
+        (
+            DF.dropout2d,
+            (3,),
+            r"dropout2d: Expected 3D or 4D input, but received a 1D input of shape \(3\) \(dropout2d takes 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\)",
+        ),
+        (
+            DF.dropout3d,
+            (),
+            r"dropout3d: Expected 4D or 5D input, but received a 0D input of shape \(\) \(dropout3d takes 4-D \(C, D, H, W\) or 5-D \(N, C, D, H, W\)\)",
+        ),
     ],
 )
 def test_wrong_rank_names_expected_and_received_shapes(fn, shape, message):
@@ -106,7 +123,11 @@ def test_ranks_torch_warns_on_warn_the_same_and_drop_the_same_channels(fn, tfn, 
 
 
 def test_ranks_torch_accepts_without_warning_are_the_ranks_dropkit_accepts():
-    for fn, tfn, spatial in [(DF.dropout1d, TF.dropout1d, 1), (DF.dropout2d, TF.dropout2d, 2), (DF.dropout3d, TF.dropout3d, 3)]:
+    for fn, tfn, spatial in [
+        (DF.dropout1d, TF.dropout1d, 1),
+        (DF.dropout2d, TF.dropout2d, 2),
+        (DF.dropout3d, TF.dropout3d, 3),
+    ]:
         for rank in range(spatial + 1, spatial + 3):
             if fn is DF.dropout2d and rank == 3:
                 continue  # torch warns there: the test above
@@ -146,7 +167,9 @@ def test_gradient_is_the_mask_and_nothing_of_input_size_is_saved():
     assert max(saved) <= 8 * 16, saved
     mask = DF.dropout2d(torch.ones(8, 16, 1, 1, dtype=torch.float64), 0.5, seed=5)
     assert torch.equal(x.grad, mask.expand_as(x))
-    assert torch.autograd.gradcheck(lambda t: DF.dropout2d(t, 0.3, seed=2), torch.randn(2, 3, 2, 2, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(
+        lambda t: DF.dropout2d(t, 0.3, seed=2), torch.randn(2, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
@@ -170,7 +193,9 @@ def test_inplace_on_non_leaf_and_error_on_leaf():
     assert y is h
     y.sum().backward()
     assert torch.equal(x.grad, DF.dropout1d(torch.ones(2, 3, 4), 0.5, seed=3))
-    with pytest.raises(RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"):
+    with pytest.raises(
+        RuntimeError, match="inplace=True cannot overwrite input: it is a leaf tensor that requires grad"
+    ):
         DF.dropout1d(x, 0.5, inplace=True)
 
 

@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
+from _helpers.family import assert_rate
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import rng
-from _helpers.family import assert_rate, saved_numels
 
 
 def reference(x, p, seed, offset, t):

@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as TF
+from _helpers.family import assert_rate, reference_keep
 from torch.nn.utils import parametrize
 
 import dropkit
 import dropkit.functional as DF
-from _helpers.family import assert_rate, reference_keep
 
 
 def test_linear_uses_the_spec_masked_weight_and_keeps_the_bias():
@@ -24,7 +24,10 @@ def test_weight_keep_rate_within_4_sigma():
 
 def test_module_is_a_linear_eval_uses_the_weight_and_p_one_leaves_the_bias():
     m = dropkit.DropConnectLinear(6, 3, p=0.5)
-    assert isinstance(m, torch.nn.Linear) and repr(m) == "DropConnectLinear(in_features=6, out_features=3, bias=True, p=0.5)"
+    assert (
+        isinstance(m, torch.nn.Linear)
+        and repr(m) == "DropConnectLinear(in_features=6, out_features=3, bias=True, p=0.5)"
+    )
     x = torch.randn(2, 6)
     assert torch.equal(m.eval()(x), TF.linear(x, m.weight, m.bias))
     m.train().p = 1.0
@@ -63,14 +66,19 @@ def test_weight_dropout_on_an_lstm_drops_only_recurrent_weights():
 
 
 def test_weight_dropout_errors():
-    with pytest.raises(ValueError, match=r"name must name a parameter of the Linear, got 'kernel' \(it holds 'weight', 'bias'\)"):
+    with pytest.raises(
+        ValueError, match=r"name must name a parameter of the Linear, got 'kernel' \(it holds 'weight', 'bias'\)"
+    ):
         dropkit.weight_dropout(torch.nn.Linear(2, 2), "kernel")
     with pytest.raises(ValueError, match="p must be between 0 and 1, got 2.0"):
         dropkit.weight_dropout(torch.nn.Linear(2, 2), "weight", 2.0)
 
 
 def test_integer_weight_error_names_the_weight():
-    with pytest.raises(TypeError, match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$",
+    ):
         DF.drop_connect(torch.ones(2, 2, dtype=torch.int64), 0.5, seed=1)
     with pytest.raises(TypeError, match=r"^weight must be a torch.Tensor, got list$"):
         DF.drop_connect_linear(torch.ones(1, 2), [[1.0, 2.0]], None, 0.5, seed=1)

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch._dynamo.testing
 import torch.nn as nn
+from _helpers.family import reference_keep
 
 import dropkit
 import dropkit.functional as DF
-from _helpers.family import reference_keep
 
 G = torch.Generator().manual_seed(0)
 
@@ -213,7 +213,9 @@ def test_sample_addressed_masks_do_not_depend_on_the_split():
 
 def test_compile_fullgraph_matches_eager():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 16), dropkit.nn.DropoutLinear(16, 16, p=0.3), dropkit.nn.DropoutLinear(16, 3, p=0.3))
+    model = nn.Sequential(
+        nn.Linear(6, 16), dropkit.nn.DropoutLinear(16, 16, p=0.3), dropkit.nn.DropoutLinear(16, 3, p=0.3)
+    )
     x = torch.randn(8, 6, requires_grad=True)
     counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(model, fullgraph=True, backend=counter)
@@ -247,7 +249,10 @@ def test_bad_arguments_are_named():
     x, w, b = _args((4, 6), out=3)
     with pytest.raises(ValueError, match=r"p must be between 0 and 1, got 1.5"):
         DF.dropout_linear(x, w, b, 1.5)
-    with pytest.raises(ValueError, match=r"weight must be a 2-D tensor \(out_features, input.shape\[-1\]\) = \(\*, 6\), got shape \(3, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"weight must be a 2-D tensor \(out_features, input.shape\[-1\]\) = \(\*, 6\), got shape \(3, 5\)",
+    ):
         DF.dropout_linear(x, w[:, :5], b, 0.5)
     with pytest.raises(ValueError, match=r"bias must be a 1-D tensor of size out_features \(3\), got shape \(4,\)"):
         DF.dropout_linear(x, w, torch.zeros(4), 0.5)

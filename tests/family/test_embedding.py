@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from _helpers.family import assert_rate, reference_keep
 
 import dropkit
 import dropkit.functional as DF
-from _helpers.family import assert_rate, reference_keep
 
 
 def test_rows_follow_the_spec_mask_and_every_occurrence_agrees():
@@ -45,12 +45,18 @@ def test_p_one_and_errors():
     assert torch.equal(y, torch.zeros(2, 2)) and torch.isfinite(weight.grad).all()
     with pytest.raises(TypeError, match="embedding must be an instance of Embedding, got Linear"):
         dropkit.EmbeddingDropout(torch.nn.Linear(2, 2), 0.1)
-    with pytest.raises(ValueError, match=r"embedding_dropout: Expected 2D weight, but received a 1D weight of shape \(5\) \(embedding_dropout takes 2-D \(num_embeddings, embedding_dim\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"embedding_dropout: Expected 2D weight, but received a 1D weight of shape \(5\) \(embedding_dropout takes 2-D \(num_embeddings, embedding_dim\)\)",
+    ):
         DF.embedding_dropout(torch.tensor([1]), torch.ones(5), 0.1)
 
 
 def test_integer_weight_error_names_the_weight():
-    with pytest.raises(TypeError, match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^weight must have a floating dtype \(float32, float64, float16 or bfloat16\), got dtype torch.int64$",
+    ):
         DF.embedding_dropout(torch.tensor([0, 1]), torch.ones(5, 2, dtype=torch.int64), 0.1, seed=1)
 
 

@@ -5,13 +5,13 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
-
-import dropkit
-import dropkit.functional as DF
 from _helpers import reference
 from _helpers.family import reference_keep, saved_numels
 from _helpers.models import output_and_grads, seed_network
 from _helpers.reference import TRITON_DEVICE, needs_triton
+
+import dropkit
+import dropkit.functional as DF
 from dropkit.kernels import cpu
 
 PLAIN = {"relu": torch.relu, "gelu": nn.functional.gelu}
@@ -178,7 +178,9 @@ def test_compiled_fused_network_equals_eager():
     # and erf (ops/compiled.py), so values agree to rounding; the masks are the spec's bit for bit.
     torch.testing.assert_close(out, eager)
     hidden = net[:6]
-    (masks, _), (compiled_masks, _) = (output_and_grads(m, x, seed=5) for m in (hidden, torch.compile(hidden, fullgraph=True)))
+    (masks, _), (compiled_masks, _) = (
+        output_and_grads(m, x, seed=5) for m in (hidden, torch.compile(hidden, fullgraph=True))
+    )
     assert torch.equal(compiled_masks == 0, masks == 0)
     # Inductor may fuse the loss's backward into other kernels: the weight gradients agree to rounding.
     for g, e in zip(grads, eager_grads):

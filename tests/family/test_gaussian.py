@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers.family import saved_numels
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode, rng
 from dropkit.ops.gaussian import box_muller, normal
-from _helpers.family import saved_numels
 
 
 def numpy_normals(n, seed, offset):
@@ -19,7 +19,9 @@ def numpy_normals(n, seed, offset):
     words = rng.random_bits((offset + n - start + 1) & ~1, seed, start).astype(np.float64).reshape(-1, 2)
     radius = np.sqrt(-2.0 * np.log((words[:, 0] + 1.0) * 2.0**-32))
     angle = 2.0 * np.pi * 2.0**-32 * words[:, 1]
-    return np.stack((radius * np.cos(angle), radius * np.sin(angle)), 1).reshape(-1)[offset - start : offset - start + n]
+    return np.stack((radius * np.cos(angle), radius * np.sin(angle)), 1).reshape(-1)[
+        offset - start : offset - start + n
+    ]
 
 
 @pytest.mark.parametrize("n, seed, offset", [(1, 0, 0), (7, 3, 1), (1000, 2**64 - 1, 2**33 + 5)])
@@ -109,7 +111,11 @@ def test_seeds_reproduce_with_manual_seed_and_advance():
     "call, exc, message",
     [
         (lambda: DF.gaussian_noise(torch.ones(2), -1.0), ValueError, r"stddev must be a finite float >= 0, got -1.0"),
-        (lambda: DF.gaussian_noise(torch.ones(2), float("inf")), ValueError, r"stddev must be a finite float >= 0, got inf"),
+        (
+            lambda: DF.gaussian_noise(torch.ones(2), float("inf")),
+            ValueError,
+            r"stddev must be a finite float >= 0, got inf",
+        ),
         (lambda: dropkit.GaussianNoise("0.1"), TypeError, r"stddev must be a finite float >= 0, got '0.1' of type str"),
         (lambda: DF.gaussian_dropout(torch.ones(2), float("nan")), ValueError, r"p must be between 0 and 1, got nan"),
         (lambda: dropkit.GaussianDropout(2), ValueError, r"p must be between 0 and 1, got 2.0"),

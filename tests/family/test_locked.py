@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 import dropkit
 import dropkit.functional as DF
-from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -37,6 +37,8 @@ def test_p_one_zero_eval_inplace():
 
 
 def test_rank_error_and_repr():
-    with pytest.raises(ValueError, match=r"locked_dropout expects input of at least 2 dimensions \(N, T, \*\), got shape \(3\) \(1-D\)"):
+    with pytest.raises(
+        ValueError, match=r"locked_dropout expects input of at least 2 dimensions \(N, T, \*\), got shape \(3\) \(1-D\)"
+    ):
         dropkit.LockedDropout(0.5, batch_first=True)(torch.ones(3))
     assert repr(dropkit.LockedDropout(0.2)) == "LockedDropout(p=0.2, batch_first=False, inplace=False)"

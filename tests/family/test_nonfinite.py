@@ -20,7 +20,7 @@ SHAPE = (4, 6, 5, 3)  # (N, C, H, W): every variant takes it, and 24 channels / 
 
 
 def elementwise(module_fn):
-    return lambda p: (lambda x: module_fn(p)(x))
+    return lambda p: lambda x: module_fn(p)(x)
 
 
 def _bias_dropout_add(p):

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from _helpers.family import assert_rate, reference_keep, saved_numels
 
 import dropkit
 import dropkit.functional as DF
 from dropkit import _mode
-from _helpers.family import assert_rate, reference_keep, saved_numels
 
 
 @pytest.mark.parametrize("shape", [(5,), (7, 3), (4, 3, 2, 2)])
@@ -45,11 +45,15 @@ def test_saves_only_the_per_sample_mask_and_gradcheck():
     x = torch.randn(16, 64, 8, dtype=torch.float64, requires_grad=True)
     saved = saved_numels(lambda: DF.drop_path(x, 0.5, seed=1).sum().backward())
     assert max(saved) <= 16, saved
-    assert torch.autograd.gradcheck(lambda v: DF.drop_path(v, 0.5, seed=3), torch.randn(4, 3, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(
+        lambda v: DF.drop_path(v, 0.5, seed=3), torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    )
 
 
 def test_errors_and_repr():
-    with pytest.raises(ValueError, match=r"drop_path expects input of at least 1 dimensions \(N, \*\), got shape \(\) \(0-D\)"):
+    with pytest.raises(
+        ValueError, match=r"drop_path expects input of at least 1 dimensions \(N, \*\), got shape \(\) \(0-D\)"
+    ):
         DF.drop_path(torch.tensor(1.0), 0.5)
     with pytest.raises(ValueError, match="p must be between 0 and 1, got -1.0"):
         dropkit.DropPath(-1.0)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from _helpers import reference as ref
+
 from dropkit import rng
 from dropkit.kernels import attention_cpu
 
@@ -33,13 +33,20 @@ def test_forward_and_backward_match_the_blocked_kernels(dtype, case):
     q, k, v = qkv((1, 2), 18, 20, 8, dtype)
     mask = None
     if case == "bool":
-        mask = (torch.rand(1, 1, 18, 20, generator=torch.Generator().manual_seed(2)) > 0.3).expand(1, 2, 18, 20).clone().to(DEV)
+        mask = (
+            (torch.rand(1, 1, 18, 20, generator=torch.Generator().manual_seed(2)) > 0.3)
+            .expand(1, 2, 18, 20)
+            .clone()
+            .to(DEV)
+        )
         mask[..., 3, :] = False  # a row with no key: zeros
     elif case == "additive":
         mask = torch.randn(18, 20, generator=torch.Generator().manual_seed(3)).to(dtype).expand(1, 2, 18, 20).to(DEV)
     args = (mask, 9, 5, 0.3, case == "causal", 8**-0.5)
     out, lse = K.attention_fwd(q, k, v, *args)
-    want, want_lse = attention_cpu.attention_fwd(q.cpu(), k.cpu(), v.cpu(), *[None if mask is None else mask.cpu(), *args[1:]])
+    want, want_lse = attention_cpu.attention_fwd(
+        q.cpu(), k.cpu(), v.cpu(), *[None if mask is None else mask.cpu(), *args[1:]]
+    )
     # As FlashAttention-2, the kernel rounds the probabilities to the input type before P @ V (the blocked
     # kernel keeps them in float32): each term's relative error is eps/2, so the output's absolute error
     # stays below eps * max|v| / (1 - p). float32: the default tolerance.

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from _helpers import reference as ref
+
 import dropkit.functional as DF
 from dropkit import kernels
 
@@ -125,6 +125,7 @@ def test_every_backend_computes_every_activation_of_the_table(file, name):
     assert torch.equal(got == 0, want == 0), "the mask and the activation's zeros"
     # Elementwise and the same shape, but each backend's own erf (gelu): close, not bit-equal.
     torch.testing.assert_close(got, want)
+
 
 @ref.needs_triton
 @pytest.mark.parametrize("backward", ["recompute", "bitpacked"])

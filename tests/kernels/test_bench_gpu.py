@@ -4,10 +4,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pytest
 import torch
-
 from _helpers import reference as ref
+
 from dropkit import kernels
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
@@ -39,8 +38,13 @@ def test_every_section_on_tiny_sizes(monkeypatch):
     b.parity_n, b.sizes, b.dtypes, b.fused_shapes = 1027, [1024], [torch.bfloat16], [(4, 24)]
     results = {}
     with kernels.use_backend("triton"):
-        for name, fn in [("parity", bench.parity), ("saved", bench.saved), ("dropout", bench.dropout),
-                         ("fused", bench.fused), ("memory", bench.memory)]:
+        for name, fn in [
+            ("parity", bench.parity),
+            ("saved", bench.saved),
+            ("dropout", bench.dropout),
+            ("fused", bench.fused),
+            ("memory", bench.memory),
+        ]:
             bench._section(results, name, fn, b)
     assert all(results[k]["ok"] for k in ("parity", "saved", "dropout", "fused", "memory")), results
     assert results["parity"]["all_identical"] is True

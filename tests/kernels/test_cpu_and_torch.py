@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _helpers.devices import FLOAT_DTYPES
+from _helpers.reference import dropout as reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropkit import rng
 from dropkit.kernels import cpu, cpu_common
 from dropkit.kernels import torch as torch_backend
-from _helpers.devices import FLOAT_DTYPES
-from _helpers.reference import dropout as reference
 
 BACKENDS = {"cpu": cpu, "torch": torch_backend}
 
@@ -77,10 +77,14 @@ def test_cpu_kernels_take_torchs_thread_count():
 
 def test_a_launch_binds_numbas_pool_to_torchs_thread_count():
     # numba's pool has NUMBA_NUM_THREADS threads (one per core by default); a launch on torch's 2 wakes 2
-    code = ("import torch, numba; from dropkit.kernels import cpu_common; torch.set_num_threads(2); "
-            "print(cpu_common.pool_threads(cpu_common.PARALLEL_MIN, 64), numba.get_num_threads())")
+    code = (
+        "import torch, numba; from dropkit.kernels import cpu_common; torch.set_num_threads(2); "
+        "print(cpu_common.pool_threads(cpu_common.PARALLEL_MIN, 64), numba.get_num_threads())"
+    )
     env = {**os.environ, "NUMBA_NUM_THREADS": "4", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
     assert done.stdout.split() == ["2", "2"], done.stdout
 
 

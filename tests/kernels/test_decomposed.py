@@ -69,11 +69,16 @@ def test_random_bits_compiled_equal_the_reference_over_seeds_and_offsets_past_2_
         assert np.array_equal(got, _reference(seed, offset)), (seed, offset)
 
 
-@pytest.mark.xfail(raises=torch._inductor.exc.InductorError, strict=True, reason="Inductor folds the constant offset into int64 index arithmetic (torch 2.13); ops.compiled takes the kernel form past 2^31")
+@pytest.mark.xfail(
+    raises=torch._inductor.exc.InductorError,
+    strict=True,
+    reason="Inductor folds the constant offset into int64 index arithmetic (torch 2.13); ops.compiled takes the kernel form past 2^31",
+)
 def test_keep_mask_compiled_with_a_constant_offset_past_2_31_fails_to_compile():
     for offset in (2**34 + 3, 2**64 - 2):
         f = torch.compile(
-            lambda s, o=offset: decomposed.keep_mask(SHAPE, 0.3, decomposed.stream(s, rng.to_int64(o)), 0), fullgraph=True
+            lambda s, o=offset: decomposed.keep_mask(SHAPE, 0.3, decomposed.stream(s, rng.to_int64(o)), 0),
+            fullgraph=True,
         )
         for seed in (2**63 + 5, 11):
             got = f(torch.tensor(rng.to_int64(seed)))

@@ -4,9 +4,9 @@ import os
 
 import pytest
 import torch
-
 from _helpers import reference as ref
 from _helpers.devices import FLOAT_DTYPES
+
 from dropkit import _mode, kernels, rng
 from dropkit.functional import bias_dropout_add
 from dropkit.kernels import cpu_common, cpu_fused
@@ -38,7 +38,9 @@ def _h_bound(x, b, p):
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("activation", [None, "relu", "gelu"])
-@pytest.mark.parametrize("shape,p,bias", [(SHAPES[0], 0.3, True), (SHAPES[1], 1.0, True), (SHAPES[2], 0.0, False), (SHAPES[1], 0.5, False)])
+@pytest.mark.parametrize(
+    "shape,p,bias", [(SHAPES[0], 0.3, True), (SHAPES[1], 1.0, True), (SHAPES[2], 0.0, False), (SHAPES[1], 0.5, False)]
+)
 def test_forward_and_backward_kernels_equal_reference(name, dtype, activation, shape, p, bias):
     k, dev = BACKENDS[name]
     x, b, r, grad = _inputs(shape, dtype, bias)
@@ -63,10 +65,14 @@ def test_cpu_thread_pool_path_equals_reference(activation):
     # From cpu_common.PARALLEL_MIN elements on, the fused kernel runs on numba's pool; smaller inputs serially.
     shape = (cpu_common.PARALLEL_MIN // 1000 + 3, 1000)
     x, b, r, grad = _inputs(shape, torch.float32)
-    assert torch.equal(cpu_fused.bias_dropout_add_fwd(x, b, r, SEED, OFFSET, 0.3, activation),
-                       ref.fused(x, b, r, SEED, OFFSET, 0.3, activation))
-    assert torch.equal(cpu_fused.bias_dropout_add_bwd(grad, x, b, SEED, OFFSET, 0.3, activation),
-                       ref.fused_grad_h(grad, x, b, SEED, OFFSET, 0.3, activation))
+    assert torch.equal(
+        cpu_fused.bias_dropout_add_fwd(x, b, r, SEED, OFFSET, 0.3, activation),
+        ref.fused(x, b, r, SEED, OFFSET, 0.3, activation),
+    )
+    assert torch.equal(
+        cpu_fused.bias_dropout_add_bwd(grad, x, b, SEED, OFFSET, 0.3, activation),
+        ref.fused_grad_h(grad, x, b, SEED, OFFSET, 0.3, activation),
+    )
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "gelu"])
@@ -197,7 +203,9 @@ def test_errors():
         bias_dropout_add(x, x, x, 0.1)
     with pytest.raises(ValueError, match=r"residual must have x's shape \(2, 4\), got \(4,\)"):
         bias_dropout_add(x, None, torch.ones(4), 0.1)
-    with pytest.raises(TypeError, match=r"residual must have x's dtype and device \(torch.float32, cpu\), got \(torch.float64, cpu\)"):
+    with pytest.raises(
+        TypeError, match=r"residual must have x's dtype and device \(torch.float32, cpu\), got \(torch.float64, cpu\)"
+    ):
         bias_dropout_add(x, None, x.double(), 0.1)
     with pytest.raises(ValueError, match=r"p must be between 0 and 1, got 1.5"):
         bias_dropout_add(x, None, x, 1.5)

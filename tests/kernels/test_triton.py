@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from _helpers import reference as ref
+from _helpers.devices import FLOAT_DTYPES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _helpers import reference as ref
-from _helpers.devices import FLOAT_DTYPES
 from dropkit import rng
 from dropkit.kernels import cpu
 
@@ -44,7 +44,9 @@ def test_forward_equals_reference_and_cpu_kernel(dtype, seed, offset):
 def test_offset_wrapping_past_2_64_equals_reference():
     x = torch.randn(1027)
     seed, offset = CASES[4]
-    assert torch.equal(triton_kernels.dropout_fwd(x.to(DEV), seed, offset, 0.3).cpu(), ref.dropout(x, seed, offset, 0.3))
+    assert torch.equal(
+        triton_kernels.dropout_fwd(x.to(DEV), seed, offset, 0.3).cpu(), ref.dropout(x, seed, offset, 0.3)
+    )
 
 
 @pytest.mark.parametrize("p", [0.0, 1e-10, 0.3, 0.5, 1.0])

@@ -10,19 +10,57 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from dropkit import cli  # noqa: E402
-from dropkit.mc.acquisition import bald  # noqa: E402
 from dropkit.lab import active  # noqa: E402
 from dropkit.lab.errors import SettingsError  # noqa: E402
 from dropkit.lab.models import build_mlp  # noqa: E402
+from dropkit.mc.acquisition import bald  # noqa: E402
 
-TINY = dict(dataset="digits", initial=1, acquire=4, budget=18, pool=120, samples=3, steps=4, batch_size=16, joint_samples=16, hidden=(16,), dropout=(0.5,), threads=1)
+TINY = dict(
+    dataset="digits",
+    initial=1,
+    acquire=4,
+    budget=18,
+    pool=120,
+    samples=3,
+    steps=4,
+    batch_size=16,
+    joint_samples=16,
+    hidden=(16,),
+    dropout=(0.5,),
+    threads=1,
+)
 
 
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / "al"
-    args = ["active", "--out", str(out), "--dataset", "digits", "--initial", "1", "--acquire", "4", "--budget", "18",
-            "--pool", "120", "--samples", "3", "--steps", "4", "--threads", "1", "--hidden", "16", "--dropout", "0.5",
-            "--seeds", "3", "--quiet"]
+    args = [
+        "active",
+        "--out",
+        str(out),
+        "--dataset",
+        "digits",
+        "--initial",
+        "1",
+        "--acquire",
+        "4",
+        "--budget",
+        "18",
+        "--pool",
+        "120",
+        "--samples",
+        "3",
+        "--steps",
+        "4",
+        "--threads",
+        "1",
+        "--hidden",
+        "16",
+        "--dropout",
+        "0.5",
+        "--seeds",
+        "3",
+        "--quiet",
+    ]
     result = CliRunner().invoke(cli.app, cli.join_list_options(args))
     assert result.exit_code == 0, result.output
     state = json.loads((out / "active.json").read_text())
@@ -56,7 +94,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path):
     for key in whole["runs"]:
         assert resumed["runs"][key]["labelled"] == whole["runs"][key]["labelled"]
         # the same labelled points and seeds: the same weights, hence the same accuracies
-        assert [p["test_acc"] for p in resumed["runs"][key]["curve"]] == [p["test_acc"] for p in whole["runs"][key]["curve"]]
+        assert [p["test_acc"] for p in resumed["runs"][key]["curve"]] == [
+            p["test_acc"] for p in whole["runs"][key]["curve"]
+        ]
 
 
 def test_acquisition_picks_unlabelled_points_by_the_strategy():
@@ -73,7 +113,9 @@ def test_acquisition_picks_unlabelled_points_by_the_strategy():
 
 
 def test_settings_errors(tmp_path):
-    with pytest.raises(SettingsError, match="^--strategies must be one or more of random, entropy, bald, batchbald, got margin"):
+    with pytest.raises(
+        SettingsError, match="^--strategies must be one or more of random, entropy, bald, batchbald, got margin"
+    ):
         active.ActiveSettings(strategies=("margin",))
     with pytest.raises(SettingsError, match=r"^--budget \(200\) must not exceed --pool \(100\)$"):
         active.ActiveSettings(budget=200, pool=100)
@@ -81,7 +123,9 @@ def test_settings_errors(tmp_path):
         active.ActiveSettings(acquire=0)
     s = active.ActiveSettings(strategies=("random",), **TINY)
     active.run(tmp_path, s)
-    with pytest.raises(SettingsError, match="active.json exists; pass --resume to continue it or --overwrite to start again"):
+    with pytest.raises(
+        SettingsError, match="active.json exists; pass --resume to continue it or --overwrite to start again"
+    ):
         active.run(tmp_path, s)
     other = active.ActiveSettings(strategies=("bald",), **TINY)
     with pytest.raises(SettingsError, match="was written with other settings"):

@@ -57,7 +57,9 @@ def test_every_run_kind_is_analyzed_layer_by_layer(result):
     for name, r in result["runs"].items():
         assert [layer["width"] for layer in r["layers"]] == list(KINDS[name].hidden), name
         for layer in r["layers"]:
-            assert len(layer["random"]["acc"]) == len(A.FRACTIONS) and all(len(a) == A.REPEATS for a in layer["random"]["acc"])
+            assert len(layer["random"]["acc"]) == len(A.FRACTIONS) and all(
+                len(a) == A.REPEATS for a in layer["random"]["acc"]
+            )
             assert len(layer["worst"]["acc"]) == len(A.FRACTIONS)
             assert layer["random"]["removed"][0] == 0.0 and layer["worst"]["removed"][0] == 0.0
     dropout = result["runs"]["dropout"]["layers"][0]
@@ -83,7 +85,9 @@ def test_knockouts_hurt_and_the_worst_case_hurts_most(result):
         first = r["layers"][0]
         assert first["random"]["acc_mean"][-1] < r["test_acc"], name
         assert first["worst"]["acc"][-1] <= first["random"]["acc_max"][-1], name
-        assert r["drop_75"] == pytest.approx(r["test_acc"] - first["random"]["acc_mean"][A.FRACTIONS.index(0.75)], abs=0)
+        assert r["drop_75"] == pytest.approx(
+            r["test_acc"] - first["random"]["acc_mean"][A.FRACTIONS.index(0.75)], abs=0
+        )
 
 
 def test_knockout_masks_are_the_spec_shared_over_the_batch_and_nested():
@@ -108,7 +112,9 @@ def test_knockouts_reproduce_from_their_seed(run_dir, test_set):
     assert b["layers"][0]["random"]["acc"] != a["layers"][0]["random"]["acc"]
     assert b["layers"][0]["worst"] == a["layers"][0]["worst"]  # the worst case draws nothing
     assert torch.equal(A.knockout_masks(48, 0.5, 5, layer=0, seed=11), A.knockout_masks(48, 0.5, 5, layer=0, seed=11))
-    assert not torch.equal(A.knockout_masks(48, 0.5, 5, layer=0, seed=11), A.knockout_masks(48, 0.5, 5, layer=1, seed=11))
+    assert not torch.equal(
+        A.knockout_masks(48, 0.5, 5, layer=0, seed=11), A.knockout_masks(48, 0.5, 5, layer=1, seed=11)
+    )
 
 
 def test_worst_case_removes_the_largest_mean_activation_first():
@@ -116,7 +122,9 @@ def test_worst_case_removes_the_largest_mean_activation_first():
     assert torch.equal(A.worst_case_multipliers(mean, 0.4), torch.tensor([5 / 3, 0.0, 5 / 3, 0.0, 5 / 3]))
     assert torch.equal(A.worst_case_multipliers(mean, 0.0), torch.ones(5))
     assert torch.equal(A.worst_case_multipliers(torch.ones(1), 0.9), torch.zeros(1))  # round(0.9) = 1 unit: none left
-    assert torch.equal(A.worst_case_multipliers(torch.ones(4), 0.5), torch.tensor([0.0, 0.0, 2.0, 2.0]))  # ties: lower index first
+    assert torch.equal(
+        A.worst_case_multipliers(torch.ones(4), 0.5), torch.tensor([0.0, 0.0, 2.0, 2.0])
+    )  # ties: lower index first
 
 
 def test_activation_stats_against_numpy():
@@ -125,7 +133,9 @@ def test_activation_stats_against_numpy():
     h[:, 2] = 0.0  # never fires
     stats = A.activation_stats(h)
     assert stats["never_firing"] == 1 and stats["correlated_units"] == 5
-    assert stats["zeros"] == float((h == 0).double().mean()) and stats["mean"] == pytest.approx(float(h.mean()), rel=1e-12)
+    assert stats["zeros"] == float((h == 0).double().mean()) and stats["mean"] == pytest.approx(
+        float(h.mean()), rel=1e-12
+    )
     live = np.delete(h.numpy(), 2, axis=1)
     corr = np.abs(np.corrcoef(live, rowvar=False))
     # Close, not exact: numpy and torch reduce in different orders.
@@ -149,7 +159,14 @@ def test_files_schema_and_summary(run_dir, result):
         for layer in r["layers"]:
             assert set(layer) == {"width", "random", "worst", "activations"}
             assert set(layer["random"]) == {"acc", "acc_mean", "acc_std", "acc_min", "acc_max", "removed"}
-            assert set(layer["activations"]) == {"zeros", "mean", "mean_abs_corr", "never_firing", "correlated_units", "histogram"}
+            assert set(layer["activations"]) == {
+                "zeros",
+                "mean",
+                "mean_abs_corr",
+                "never_firing",
+                "correlated_units",
+                "histogram",
+            }
     summary = json.loads((run_dir / "summary.json").read_text())
     for name, r in result["runs"].items():
         assert summary["runs"][name]["knockout_drop_50"] == r["drop_50"]
@@ -174,8 +191,24 @@ def test_command_end_to_end(tmp_path):
 
 def test_sweep_shows_robustness_against_the_rate(tmp_path):
     out = tmp_path / "sweep"
-    result = invoke("sweep", "--dataset", "digits", "--hidden", "32", "--epochs", "1", "--batch-size", "100",
-                    "--rates", "0,0.5", "--seeds", "0,1", "--out", out, "--json")
+    result = invoke(
+        "sweep",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--rates",
+        "0,0.5",
+        "--seeds",
+        "0,1",
+        "--out",
+        out,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     sweep = json.loads(result.stdout)
     summary = json.loads((out / "summary.json").read_text())
@@ -185,15 +218,20 @@ def test_sweep_shows_robustness_against_the_rate(tmp_path):
     assert (out / "sweep.png").stat().st_size > 0 and (out / "coadaptation.png").exists()
     assert invoke("analyze", out, "--seed", "1", "--quiet").exit_code == 0  # new knock-outs: the sweep's panel follows
     redrawn = json.loads((out / "sweep.json").read_text())
-    drops = [json.loads((out / "summary.json").read_text())["runs"][f"p0.5_s{seed}"]["knockout_drop_75"] for seed in (0, 1)]
+    drops = [
+        json.loads((out / "summary.json").read_text())["runs"][f"p0.5_s{seed}"]["knockout_drop_75"] for seed in (0, 1)
+    ]
     assert redrawn["results"][1]["knockout_drop_75_mean"] == pytest.approx(np.mean(drops), abs=1e-15)
     assert redrawn["results"][1]["knockout_drop_75_mean"] != sweep["results"][1]["knockout_drop_75_mean"]
 
 
-@pytest.mark.parametrize("setup, message", [
-    ("nothing", "{out} is not a run folder: no config.json"),
-    ("no checkpoints", "{out} has no checkpoints to analyze: train it first (dropkit demo --out {out})"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("nothing", "{out} is not a run folder: no config.json"),
+        ("no checkpoints", "{out} has no checkpoints to analyze: train it first (dropkit demo --out {out})"),
+    ],
+)
 def test_a_folder_without_checkpoints_is_refused_in_one_line(tmp_path, setup, message):
     out = tmp_path / "run"
     out.mkdir()
@@ -205,11 +243,14 @@ def test_a_folder_without_checkpoints_is_refused_in_one_line(tmp_path, setup, me
     assert result.stderr.strip().splitlines() == [f"error: {message.format(out=out)}"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"repeats": 0}, "--repeats must be an int in [1, 65536], got 0"),
-    ({"repeats": 2.5}, "--repeats must be an int in [1, 65536], got 2.5"),
-    ({"seed": -1}, "--seed must be in [0, 2**64), got -1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"repeats": 0}, "--repeats must be an int in [1, 65536], got 0"),
+        ({"repeats": 2.5}, "--repeats must be an int in [1, 65536], got 2.5"),
+        ({"seed": -1}, "--seed must be in [0, 2**64), got -1"),
+    ],
+)
 def test_bad_settings_name_the_argument(run_dir, kwargs, message):
     with pytest.raises(SettingsError, match=re.escape(message)):
         A.run(run_dir, **kwargs)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers.idx_files import STEMS, idx_bytes, make_idx_dir, write_idx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dropkit.lab import data
 from dropkit.lab.data import DataError
-from _helpers.idx_files import STEMS, idx_bytes, make_idx_dir, write_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -154,7 +154,9 @@ def test_download_checks_sha256(tmp_path, monkeypatch):
     url, sums = _mirror(tmp_path)
     sums["t10k-labels-idx1-ubyte.gz"] = "0" * 64
     monkeypatch.setitem(data.SHA256, "mnist", sums)
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz has sha256 [0-9a-f]{64}, expected 0{64}; not saved"):
+    with pytest.raises(
+        DataError, match=r"t10k-labels-idx1-ubyte.gz has sha256 [0-9a-f]{64}, expected 0{64}; not saved"
+    ):
         data.download("mnist", tmp_path / "target", mirror=url)
     names = sorted(p.name for p in (tmp_path / "target" / "mnist").iterdir())
     assert "t10k-labels-idx1-ubyte.gz" not in names and not any(n.startswith(".") for n in names)
@@ -180,7 +182,9 @@ def test_the_official_sums_are_well_formed():
         assert all(re.fullmatch("[0-9a-f]{64}", s) for s in sums.values())
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)")
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)"
+)
 def test_real_fashion_mnist():
     ds = data.load("fashion-mnist")
     assert ds.x_train.shape == (60000, 784) and ds.x_test.shape == (10000, 784)
@@ -203,8 +207,9 @@ def test_a_label_outside_the_ten_classes_is_refused(tmp_path, name):
     directory = make_idx_dir(tmp_path / "d")
     path = directory / (STEMS["train_labels"] + ".gz")
     _set_byte(path, 8 + 3, 200)  # the 4th label (after the 8-byte header)
-    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: label 200 at index 3 \\(byte 11\\) is outside "
-                       f"{name}'s classes 0-9$"):
+    with pytest.raises(
+        DataError, match=f"^{re.escape(str(path))}: label 200 at index 3 \\(byte 11\\) is outside {name}'s classes 0-9$"
+    ):
         data.load(name, data_dir=directory)
     assert data.load(name, data_dir=make_idx_dir(tmp_path / "ok")).n_classes == 10
 
@@ -212,7 +217,9 @@ def test_a_label_outside_the_ten_classes_is_refused(tmp_path, name):
 def test_images_must_be_28x28_for_mnist(tmp_path):
     directory = make_idx_dir(tmp_path / "d", side=8)
     path = directory / (STEMS["train_images"] + ".gz")
-    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: images of 8x8 \\(header bytes 8-15\\), mnist's are 28x28$"):
+    with pytest.raises(
+        DataError, match=f"^{re.escape(str(path))}: images of 8x8 \\(header bytes 8-15\\), mnist's are 28x28$"
+    ):
         data.load("mnist", data_dir=directory)
     assert data.load("idx", data_dir=directory).n_features == 64  # a folder of one's own may hold any size
 
@@ -220,7 +227,9 @@ def test_images_must_be_28x28_for_mnist(tmp_path):
 def test_test_images_must_match_the_train_images(tmp_path):
     directory = make_idx_dir(tmp_path / "d", side=8)
     write_idx(directory / (STEMS["test_images"] + ".gz"), np.zeros((20, 8, 7), np.uint8))
-    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: images of 8x7 \(header bytes 8-15\), the train images are 8x8$"):
+    with pytest.raises(
+        DataError, match=r"t10k-images-idx3-ubyte.gz: images of 8x7 \(header bytes 8-15\), the train images are 8x8$"
+    ):
         data.load("idx", data_dir=directory)
 
 
@@ -233,8 +242,11 @@ def test_a_custom_folder_takes_its_classes_from_the_train_split(tmp_path):
     labels = np.full(20, 7, np.uint8)
     labels[5] = 3  # no training example has label 3
     path = write_idx(directory / (STEMS["test_labels"] + ".gz"), labels)
-    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: label 3 at index 5 \\(byte 13\\) is outside the train "
-                       "split's classes \\(0, 7, 14\\)$"):
+    with pytest.raises(
+        DataError,
+        match=f"^{re.escape(str(path))}: label 3 at index 5 \\(byte 13\\) is outside the train "
+        "split's classes \\(0, 7, 14\\)$",
+    ):
         data.load("idx", data_dir=directory)
     with pytest.raises(DataError, match="^dataset 'idx' reads a folder of your own IDX files: pass --data-dir DIR$"):
         data.load("idx")

@@ -49,9 +49,11 @@ def test_train_size_splits_validation_from_the_subset(digits):
 
 
 def test_settings_check_the_new_fields():
-    for field, value, message in (("steps", 0, "--steps must be at least 1, got 0"),
-                                  ("train_size", 1, "--train-size must be at least 2, got 1"),
-                                  ("eval_every", 0, "--eval-every must be at least 1, got 0")):
+    for field, value, message in (
+        ("steps", 0, "--steps must be at least 1, got 0"),
+        ("train_size", 1, "--train-size must be at least 2, got 1"),
+        ("eval_every", 0, "--eval-every must be at least 1, got 0"),
+    ):
         with pytest.raises(SettingsError, match=f"^{message}$"):
             Settings(**{field: value})
 
@@ -59,8 +61,12 @@ def test_settings_check_the_new_fields():
 def test_train_size_is_refused_on_resume(tmp_path):
     s = dataclasses.replace(TINY, train_size=300)
     train.run_experiment({"dropout": s}, tmp_path)
-    with pytest.raises(SettingsError, match="^--train-size cannot change on --resume: run 'dropout' has 300, given 400"):
-        train.run_experiment({"dropout": dataclasses.replace(s, train_size=400)}, tmp_path, resume=True, given=["train_size"])
+    with pytest.raises(
+        SettingsError, match="^--train-size cannot change on --resume: run 'dropout' has 300, given 400"
+    ):
+        train.run_experiment(
+            {"dropout": dataclasses.replace(s, train_size=400)}, tmp_path, resume=True, given=["train_size"]
+        )
     assert json.loads((tmp_path / "config.json").read_text())["runs"]["dropout"]["train_size"] == 300
 
 

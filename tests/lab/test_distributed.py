@@ -49,14 +49,19 @@ def two_ranks(tmp_path_factory):
 @pytest.mark.parametrize("n", [0, 1, 5, 64, 65])
 @pytest.mark.parametrize("world,accumulate", [(1, 1), (2, 1), (1, 4), (2, 2), (3, 2)])
 def test_parts_cut_the_global_batch_in_rank_then_micro_batch_order(n, world, accumulate):
-    bounds = [distributed.part_bounds(n, rank=r, world=world, micro=m, accumulate=accumulate)
-              for r in range(world) for m in range(accumulate)]
+    bounds = [
+        distributed.part_bounds(n, rank=r, world=world, micro=m, accumulate=accumulate)
+        for r in range(world)
+        for m in range(accumulate)
+    ]
     assert [lo for lo, _ in bounds][1:] == [hi for _, hi in bounds][:-1]
     assert bounds[0][0] == 0 and bounds[-1][1] == n
 
 
 def test_two_ranks_train_as_one_process_does(two_ranks, tmp_path):
-    s = Settings(dataset="digits", hidden=(16,), dropout=(0.3,), batch_size=64, lr=0.1, epochs=EPOCHS, masks="addressed")
+    s = Settings(
+        dataset="digits", hidden=(16,), dropout=(0.3,), batch_size=64, lr=0.1, epochs=EPOCHS, masks="addressed"
+    )
     train.run_experiment({"dropout": s}, tmp_path / "one")
     one, two = _weights(tmp_path / "one"), _weights(two_ranks)
     # Same masks; only the order of the gradient sums differs (DDP's all-reduce): close, not equal.

@@ -13,7 +13,15 @@ def test_seed_network_layout():
     net = models.build_mlp(784, (256, 128), 10, dropout=(0.5, 0.3))
     kinds = [type(m) for m in net]
     # ReLU + Dropout fused (control.fuse_activation_dropout): the dropout's slot holds the fused module.
-    assert kinds == [nn.Linear, nn.Identity, dropkit.ReLUDropout, nn.Linear, nn.Identity, dropkit.ReLUDropout, nn.Linear]
+    assert kinds == [
+        nn.Linear,
+        nn.Identity,
+        dropkit.ReLUDropout,
+        nn.Linear,
+        nn.Identity,
+        dropkit.ReLUDropout,
+        nn.Linear,
+    ]
     assert [net[2].p, net[5].p] == [0.5, 0.3]
     assert (net[0].in_features, net[-1].out_features) == (784, 10)
 
@@ -90,11 +98,24 @@ def test_concrete_dropout_wraps_the_next_linear_with_regularisers_from_n():
     net = models.build_mlp(12, (32, 16, 8), 3, dropout=(0.5, 0.0, 0.2), input_dropout=0.1, kind="concrete", n_train=400)
     kinds = [type(m) for m in net]
     C = dropkit.nn.ConcreteDropout
-    assert kinds == [dropkit.nn.Dropout, nn.Linear, nn.ReLU, C, nn.ReLU, nn.Linear, nn.ReLU, C]  # rate 0: a plain Linear
+    assert kinds == [
+        dropkit.nn.Dropout,
+        nn.Linear,
+        nn.ReLU,
+        C,
+        nn.ReLU,
+        nn.Linear,
+        nn.ReLU,
+        C,
+    ]  # rate 0: a plain Linear
     assert (net[3].layer.in_features, net[7].layer.out_features) == (32, 3)
     assert [net[3].p, net[7].p] == pytest.approx([0.5, 0.2])
     # Gal et al. 2017: l^2 / N and 2 / N, l = 1e-4
-    assert (net[3].weight_regularizer, net[3].dropout_regularizer) == (1e-8 / 400, 2 / 400) == models.concrete_regularizers(400)
+    assert (
+        (net[3].weight_regularizer, net[3].dropout_regularizer)
+        == (1e-8 / 400, 2 / 400)
+        == models.concrete_regularizers(400)
+    )
     assert len(models.weights(net)) == 4  # max-norm, L1 and L2 still reach the wrapped layers
     assert models.concrete_modules(net) == [net[3], net[7]]
     assert models.dropout_modules(net) == [net[0], net[3], net[7]]

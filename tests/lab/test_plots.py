@@ -46,7 +46,9 @@ def test_plots_are_written_atomically_in_the_format_of_the_suffix(tmp_path, monk
     monkeypatch.setattr(Figure, "savefig", interrupted)
     plots = {
         "rel.png": lambda path: P.plot_reliability({"a": r}, path),
-        "hist.png": lambda path: P.plot_histograms({"entropy": torch.tensor([0.1, 0.5])}, torch.tensor([True, False]), path),
+        "hist.png": lambda path: P.plot_histograms(
+            {"entropy": torch.tensor([0.1, 0.5])}, torch.tensor([True, False]), path
+        ),
     }
     for name, plot in plots.items():
         (tmp_path / name).write_bytes(b"previous")

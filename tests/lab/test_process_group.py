@@ -11,7 +11,9 @@ from dropkit.lab import distributed
 
 def _leave(rank, world, port, folder):
     # What torchrun sets for a worker, so process_group joins the group itself.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world)
+    )
     with distributed.process_group():
         if rank == 1:
             time.sleep(1.0)  # rank 1 finishes last; the sleep only makes the order certain

@@ -16,8 +16,22 @@ LINE = re.compile(r"^dropout epoch (\d+) loss \d+\.\d{4} train acc \d+\.\d\d% te
 
 def test_a_pipe_gets_one_full_line_per_epoch_as_it_ends(tmp_path):
     env = {**os.environ, "COLUMNS": "30"}  # narrower than a line: nothing may be cut or wrapped
-    command = [sys.executable, "-m", "dropkit", "train", "--dataset", "digits", "--hidden", "16", "--epochs", "3",
-               "--batch-size", "200", "--out", str(tmp_path / "run")]
+    command = [
+        sys.executable,
+        "-m",
+        "dropkit",
+        "train",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "200",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as process:
         first = process.stderr.readline().rstrip("\n")
         # the first epoch's line arrives while the run still trains two more epochs and writes its reports
@@ -32,7 +46,15 @@ def test_a_pipe_gets_one_full_line_per_epoch_as_it_ends(tmp_path):
 def test_a_terminal_gets_bars_and_no_plain_lines():
     file = io.StringIO()
     progress = report.RichProgress(Console(file=file, force_terminal=True, width=100))
-    record = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.5, "test_loss": 0.5, "test_acc": 0.5, "epoch_seconds": 1.0, "eval_seconds": 0.1}
+    record = {
+        "epoch": 1,
+        "train_loss": 0.5,
+        "train_acc": 0.5,
+        "test_loss": 0.5,
+        "test_acc": 0.5,
+        "epoch_seconds": 1.0,
+        "eval_seconds": 0.1,
+    }
     with progress:
         progress.run_started("dropout", 10, 0)
         progress.step("dropout", 0.5)
@@ -47,4 +69,7 @@ def test_report_progress_on_a_pipe_is_a_line_per_finished_stage():
     for done in range(1, 5):
         progress("MC T=10", done, 4)
     progress("MC T=20", 8, 8)
-    assert [line.split(" ")[:3] for line in file.getvalue().splitlines()] == [["MC", "T=10:", "4/4"], ["MC", "T=20:", "8/8"]]
+    assert [line.split(" ")[:3] for line in file.getvalue().splitlines()] == [
+        ["MC", "T=10:", "4/4"],
+        ["MC", "T=20:", "8/8"],
+    ]

@@ -81,7 +81,9 @@ def test_a_live_lock_stops_active_learning_too_and_a_stale_one_does_not(tmp_path
     from dropkit.lab import active
 
     out = tmp_path / "run"
-    settings = active.ActiveSettings(dataset="digits", strategies=("random",), initial=2, acquire=5, budget=25, pool=200, steps=5)
+    settings = active.ActiveSettings(
+        dataset="digits", strategies=("random",), initial=2, acquire=5, budget=25, pool=200, steps=5
+    )
     message = f"^run folder {re.escape(str(out))} is being written by process {holder.pid} \\(.*\\); wait for it to end or stop it, or use another --out$"
     with pytest.raises(RunFolderError, match=message):
         active.run(out, settings)
@@ -98,8 +100,10 @@ def test_a_start_refused_for_its_data_leaves_nothing_and_the_next_run_starts(tmp
 
     out = tmp_path / "runs" / "train"
     missing = dataclasses.replace(TINY, dataset="fashion-mnist", data_dir=str(tmp_path / "nonexistent"))
-    for start in (lambda: train.run_experiment({"dropout": missing}, out),
-                  lambda: active.run(out, active.ActiveSettings(dataset="mnist", data_dir=str(tmp_path / "nonexistent")))):
+    for start in (
+        lambda: train.run_experiment({"dropout": missing}, out),
+        lambda: active.run(out, active.ActiveSettings(dataset="mnist", data_dir=str(tmp_path / "nonexistent"))),
+    ):
         with pytest.raises(DataError, match="data directory not found"):
             start()
         assert not out.exists()
@@ -146,24 +150,36 @@ def test_the_lock_is_reentrant_in_one_process(tmp_path):
 def test_resume_refuses_options_that_change_the_model_or_data():
     saved = {"dropout": TINY}
     for option, value, old, new in [
-        ("hidden", (64, 32), "16", "64 32"), ("dropout", (0.2,), "0.5", "0.2"), ("dataset", "mnist", "digits", "mnist"),
-        ("batch_size", 100, "200", "100"), ("seed", 3, "0", "3"), ("optimizer", "adam", "sgd", "adam"),
+        ("hidden", (64, 32), "16", "64 32"),
+        ("dropout", (0.2,), "0.5", "0.2"),
+        ("dataset", "mnist", "digits", "mnist"),
+        ("batch_size", 100, "200", "100"),
+        ("seed", 3, "0", "3"),
+        ("optimizer", "adam", "sgd", "adam"),
     ]:
         asked = {"dropout": dataclasses.replace(TINY, **{option: value})}
         flag = "--" + option.replace("_", "-")
-        with pytest.raises(SettingsError, match=f"^{flag} cannot change on --resume: run 'dropout' has {old}, given {new}; "
-                           "start a new run folder \\(another --out\\) for a different run$"):
+        with pytest.raises(
+            SettingsError,
+            match=f"^{flag} cannot change on --resume: run 'dropout' has {old}, given {new}; "
+            "start a new run folder \\(another --out\\) for a different run$",
+        ):
             resume_runs(saved, asked, [option])
     same = {"dropout": dataclasses.replace(TINY)}
     assert resume_runs(saved, same, ["hidden", "dropout"]) == saved  # given again, unchanged: accepted
-    with pytest.raises(SettingsError, match="^--dropout cannot change on --resume: the run folder has runs dropout, "
-                       "the options given make no_dropout; "):
+    with pytest.raises(
+        SettingsError,
+        match="^--dropout cannot change on --resume: the run folder has runs dropout, "
+        "the options given make no_dropout; ",
+    ):
         resume_runs(saved, {"no_dropout": dataclasses.replace(TINY, dropout=(0.0,))}, ["dropout"])
 
 
 def test_resume_takes_the_schedule_options_and_the_safe_ones():
     saved = {"dropout": TINY, "no_dropout": dataclasses.replace(TINY, dropout=(0.0,))}
-    asked = {"dropout": dataclasses.replace(TINY, epochs=4, lr=0.01, max_norm=3.0, time_budget=60.0, threads=1, hidden=(99,))}
+    asked = {
+        "dropout": dataclasses.replace(TINY, epochs=4, lr=0.01, max_norm=3.0, time_budget=60.0, threads=1, hidden=(99,))
+    }
     out = resume_runs(saved, asked, ["epochs", "lr", "max_norm", "time_budget", "threads"])
     for name, s in out.items():  # every run takes them; what was not given (hidden) stays the run's own
         assert (s.epochs, s.lr, s.max_norm, s.time_budget, s.threads, s.hidden) == (4, 0.01, 3.0, 60.0, 1, (16,)), name
@@ -175,7 +191,9 @@ def test_resume_with_more_epochs_continues_exactly_with_a_constant_schedule(tmp_
     """With a constant LR, training 2 epochs and resuming to 4 is the 4-epoch run, to the bit (same ops, same order)."""
     s = dataclasses.replace(TINY, schedule="constant", epochs=2)
     train.run_experiment({"dropout": s}, tmp_path / "short")
-    longer = train.run_experiment({"dropout": dataclasses.replace(s, epochs=4)}, tmp_path / "short", resume=True, given=["epochs"])
+    longer = train.run_experiment(
+        {"dropout": dataclasses.replace(s, epochs=4)}, tmp_path / "short", resume=True, given=["epochs"]
+    )
     whole = train.run_experiment({"dropout": dataclasses.replace(s, epochs=4)}, tmp_path / "whole")
     assert longer["runs"]["dropout"]["epochs_run"] == 4
     assert longer["runs"]["dropout"]["final_test_acc"] == whole["runs"]["dropout"]["final_test_acc"]
@@ -184,7 +202,9 @@ def test_resume_with_more_epochs_continues_exactly_with_a_constant_schedule(tmp_
     assert all(a[k].equal(b[k]) for k in b)
     assert runs.read_config(tmp_path / "short")["resumed_with"] == [{"epochs": [2, 4]}]
     with pytest.raises(SettingsError, match="^--epochs 3 is fewer than the 4 epochs run 'dropout' has trained$"):
-        train.run_experiment({"dropout": dataclasses.replace(s, epochs=3)}, tmp_path / "short", resume=True, given=["epochs"])
+        train.run_experiment(
+            {"dropout": dataclasses.replace(s, epochs=3)}, tmp_path / "short", resume=True, given=["epochs"]
+        )
 
 
 def test_resume_refuses_another_command(tmp_path):

@@ -20,17 +20,23 @@ def test_dropout_rates():
     assert settings.dropout_rates(0.5, 3) == (0.5, 0.5, 0.5)
     assert settings.dropout_rates((0.2,), 2) == (0.2, 0.2)
     assert settings.dropout_rates(None, 2) == (0.0, 0.0)
-    with pytest.raises(SettingsError, match=r"^--dropout needs one rate or one per hidden layer \(3\), got 2: \(0.5, 0.3\)$"):
+    with pytest.raises(
+        SettingsError, match=r"^--dropout needs one rate or one per hidden layer \(3\), got 2: \(0.5, 0.3\)$"
+    ):
         Settings(hidden=(8, 8, 8), dropout=(0.5, 0.3))
     with pytest.raises(SettingsError, match="^--dropout must be between 0 and 1, got 1.5$"):
         Settings(dropout=1.5)
 
 
 def test_bad_layers():
-    with pytest.raises(SettingsError, match=r"^--hidden must list one or more positive layer widths \(integers\), got \(\)$"):
+    with pytest.raises(
+        SettingsError, match=r"^--hidden must list one or more positive layer widths \(integers\), got \(\)$"
+    ):
         Settings(hidden=())
     for hidden in ([1.5], [8, 2.0], [True]):  # never truncated to a width
-        with pytest.raises(SettingsError, match=r"^--hidden must list one or more positive layer widths \(integers\), got \("):
+        with pytest.raises(
+            SettingsError, match=r"^--hidden must list one or more positive layer widths \(integers\), got \("
+        ):
             Settings(hidden=hidden, dropout=0.5)
     with pytest.raises(SettingsError, match="^--input-dropout must be between 0 and 1, got -0.1$"):
         Settings(input_dropout=-0.1)
@@ -40,12 +46,21 @@ def test_bad_layers():
     "kind, message",
     [
         ("foo", "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'foo'"),
-        ("gaussian_noise", "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
-         "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        ("dropout2d", "--dropout-type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
-         "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian, concrete"),
-        ("drop_path", "--dropout-type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
-         "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian, concrete"),
+        (
+            "gaussian_noise",
+            "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
+            "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete",
+        ),
+        (
+            "dropout2d",
+            "--dropout-type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
+            "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian, concrete",
+        ),
+        (
+            "drop_path",
+            "--dropout-type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
+            "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian, concrete",
+        ),
     ],
 )
 def test_unusable_kinds_say_why(kind, message):
@@ -57,15 +72,24 @@ def test_unusable_kinds_say_why(kind, message):
 def test_concrete_rates_must_be_below_one():
     with pytest.raises(SettingsError) as e:
         Settings(hidden=(3,), dropout=1.0, dropout_type="concrete")
-    assert str(e.value) == "--dropout with --dropout-type concrete must be below 1 (the rate is learned as a logit), got 1.0"
+    assert (
+        str(e.value)
+        == "--dropout with --dropout-type concrete must be below 1 (the rate is learned as a logit), got 1.0"
+    )
 
 
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("cosine", "--dropout-schedule 'cosine': schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'"),
-        ("early:x", "--dropout-schedule 'early:x': schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, "
-         "got 'early:x'"),
+        (
+            "cosine",
+            "--dropout-schedule 'cosine': schedule must be one of 'constant', 'linear', 'early', 'late', got 'cosine'",
+        ),
+        (
+            "early:x",
+            "--dropout-schedule 'early:x': schedule must look like NAME or NAME:STEPS with STEPS a non-negative int, "
+            "got 'early:x'",
+        ),
         ("late", "--dropout-schedule 'late': steps must be >= 1, got 0"),
     ],
 )
@@ -102,7 +126,9 @@ def test_active_settings_share_the_options_and_their_checks():
         assert getattr(ActiveSettings(), name) == getattr(Settings(), name)
     with pytest.raises(SettingsError, match=r"^--dropout needs one rate or one per hidden layer \(1\), got 2"):
         ActiveSettings(hidden=(16,))
-    with pytest.raises(SettingsError, match="^--dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'$"):
+    with pytest.raises(
+        SettingsError, match="^--dataset must be one of auto, fashion-mnist, mnist, digits, idx, got 'cifar'$"
+    ):
         ActiveSettings(dataset="cifar")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers.sigint import InterruptAt
 
 import dropkit
 from dropkit.lab import data, models, report, train
@@ -19,8 +20,6 @@ from dropkit.lab import uncertainty as U
 from dropkit.lab.errors import Diverged, Interrupted, RunFolderError, SettingsError
 from dropkit.lab.runs import LOCK, load_model
 from dropkit.lab.settings import Settings, demo_runs, parse_duration, sweep_runs
-
-from _helpers.sigint import InterruptAt
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +157,9 @@ def test_time_budget_stops_after_the_epoch_that_crosses_it(small, tmp_path):
 
 
 def test_max_norm_and_penalties_train(small, tmp_path):
-    s = dataclasses.replace(TINY, max_norm=0.5, l1=1e-4, l2=1e-3, optimizer="adam", lr=None, schedule="step", val_split=0.2)
+    s = dataclasses.replace(
+        TINY, max_norm=0.5, l1=1e-4, l2=1e-3, optimizer="adam", lr=None, schedule="step", val_split=0.2
+    )
     state = train.fit(s, small, tmp_path / "m.pt")
     for key in ("0.weight", "3.weight", "6.weight"):
         assert (state["model"][key].norm(dim=1) <= 0.5 + 1e-5).all(), key
@@ -168,7 +169,13 @@ def test_max_norm_and_penalties_train(small, tmp_path):
 def test_run_experiment_writes_the_run_folder(tmp_path):
     runs = demo_runs(dataclasses.replace(TINY, epochs=2))
     summary = train.run_experiment(runs, tmp_path / "demo", command="demo")
-    assert set(os.listdir(tmp_path / "demo")) == {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints"}
+    assert set(os.listdir(tmp_path / "demo")) == {
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "curves.png",
+        "checkpoints",
+    }
     assert summary == json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["dataset"] == "digits" and summary["epochs"] == 2
     assert list(summary["runs"]) == ["dropout", "no_dropout", "l2"]
@@ -196,14 +203,24 @@ def test_run_folder_is_never_overwritten_silently(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     s = {"dropout": dataclasses.replace(TINY, epochs=1)}
-    with pytest.raises(RunFolderError, match=f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it"):
+    with pytest.raises(
+        RunFolderError,
+        match=f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it",
+    ):
         train.run_experiment(s, out)
     train.run_experiment(s, out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes only what a run writes
     for name in U.FILES:  # the uncertainty report of the run being replaced would be stale
         (out / name).write_text("stale")
     train.run_experiment(s, out, overwrite=True)
-    assert sorted(os.listdir(out)) == ["checkpoints", "config.json", "curves.png", "metrics.jsonl", "notes.txt", "summary.json"]
+    assert sorted(os.listdir(out)) == [
+        "checkpoints",
+        "config.json",
+        "curves.png",
+        "metrics.jsonl",
+        "notes.txt",
+        "summary.json",
+    ]
     with pytest.raises(RunFolderError, match="nothing to resume in .*: no config.json"):
         train.run_experiment(s, tmp_path / "empty", resume=True)
     with pytest.raises(RunFolderError, match="--resume and --overwrite exclude each other"):
@@ -261,11 +278,16 @@ def test_an_unreadable_checkpoint_is_a_run_folder_error(tmp_path):
     with pytest.raises(RunFolderError, match=unreadable):
         load_model(tmp_path / "r")
     torch.save({"model": {}}, ckpt)
-    with pytest.raises(RunFolderError, match="is not a dropkit run checkpoint: it lacks optimizer, rng, epoch, step, "
-                       "history, elapsed, done, stopped$"):
+    with pytest.raises(
+        RunFolderError,
+        match="is not a dropkit run checkpoint: it lacks optimizer, rng, epoch, step, history, elapsed, done, stopped$",
+    ):
         train.run_experiment(s, tmp_path / "r", resume=True)
-    with pytest.raises(RunFolderError, match=f"^checkpoint {re.escape(str(ckpt))}: its model does not fit the run's "
-                       "settings: Error\\(s\\) in loading state_dict for Sequential: Missing key\\(s\\) in state_dict: "):
+    with pytest.raises(
+        RunFolderError,
+        match=f"^checkpoint {re.escape(str(ckpt))}: its model does not fit the run's "
+        "settings: Error\\(s\\) in loading state_dict for Sequential: Missing key\\(s\\) in state_dict: ",
+    ):
         load_model(tmp_path / "r")
 
 
@@ -276,10 +298,15 @@ def test_settings_validation():
         Settings(val_split=1.0)
     with pytest.raises(SettingsError, match="^--epochs must be at least 1, got 0$"):
         Settings(epochs=0)
-    with pytest.raises(SettingsError, match="^--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"):
+    with pytest.raises(
+        SettingsError, match="^--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"
+    ):
         Settings(dropout_type="drop")
-    with pytest.raises(SettingsError, match="^--dropout-schedule 'late:3' cannot drive --dropout-type concrete: its rates are "
-                       "learned, so they cannot follow a schedule; use --dropout-schedule constant$"):
+    with pytest.raises(
+        SettingsError,
+        match="^--dropout-schedule 'late:3' cannot drive --dropout-type concrete: its rates are "
+        "learned, so they cannot follow a schedule; use --dropout-schedule constant$",
+    ):
         Settings(dropout_type="concrete", dropout_schedule="late:3")
     with pytest.raises(SettingsError, match=r"^--dropout with --dropout-type concrete must be below 1 .*, got 1.0$"):
         Settings(dropout_type="concrete", dropout=(0.5, 1.0))
@@ -312,7 +339,9 @@ def test_sweep_summary_statistics():
 
 # Divergence: a non-finite loss stops the run at once; the last finite checkpoint stays; JSON never holds NaN.
 
-HUGE = dataclasses.replace(TINY, lr=1e6, schedule="constant")  # SGD with momentum at this rate overflows within an epoch
+HUGE = dataclasses.replace(
+    TINY, lr=1e6, schedule="constant"
+)  # SGD with momentum at this rate overflows within an epoch
 
 
 def test_a_diverging_run_stops_at_once_and_keeps_nothing_non_finite(small, tmp_path):
@@ -326,9 +355,12 @@ def test_a_diverging_run_stops_at_once_and_keeps_nothing_non_finite(small, tmp_p
         train.fit(HUGE, small, tmp_path / "d.pt", name="r", progress=Count())
     message = str(e.value)
     assert "\n" not in message and e.value.epoch == 1 and e.value.step == len(steps) + 1 <= 12
-    assert re.fullmatch(rf"run 'r' diverged at epoch 1, step {e.value.step}: (the training loss is (nan|inf)|its weights "
-                        r"are no longer finite); no checkpoint was written yet\. Lower --lr \(it is 1e\+06\) or bound the "
-                        r"weights with --max-norm, and --resume", message), message
+    assert re.fullmatch(
+        rf"run 'r' diverged at epoch 1, step {e.value.step}: (the training loss is (nan|inf)|its weights "
+        r"are no longer finite); no checkpoint was written yet\. Lower --lr \(it is 1e\+06\) or bound the "
+        r"weights with --max-norm, and --resume",
+        message,
+    ), message
     assert all(math.isfinite(loss) for loss in steps)  # the progress never sees the non-finite loss
     assert not (tmp_path / "d.pt").exists()
 
@@ -358,15 +390,29 @@ def test_run_experiment_stops_on_divergence_or_records_it_in_a_sweep(tmp_path):
 
 def test_sweep_summary_leaves_diverged_seeds_out():
     runs = sweep_runs(Settings(), [0.0, 0.5], [0, 1])
-    summary = {"dataset": "x", "epochs": 1, "runs": {"p0_s0": {"final_test_acc": 0.8}, "p0_s1": {"diverged": {"epoch": 1, "step": 2}},
-                                                     "p0.5_s0": {"diverged": {}}, "p0.5_s1": {"diverged": {}}}}
+    summary = {
+        "dataset": "x",
+        "epochs": 1,
+        "runs": {
+            "p0_s0": {"final_test_acc": 0.8},
+            "p0_s1": {"diverged": {"epoch": 1, "step": 2}},
+            "p0.5_s0": {"diverged": {}},
+            "p0.5_s1": {"diverged": {}},
+        },
+    }
     sweep = report.sweep_summary(runs, summary)
     assert sweep["results"][0]["test_errors"] == [pytest.approx(0.2)] and sweep["results"][0]["diverged_seeds"] == [1]
     assert sweep["results"][1]["test_error_mean"] is None and sweep["results"][1]["diverged_seeds"] == [0, 1]
 
 
 def test_json_files_never_hold_nan(tmp_path):
-    record = {"run": "r", "epoch": 1, "train_loss": float("nan"), "test_loss": float("inf"), "rates": [0.5, float("-inf")]}
+    record = {
+        "run": "r",
+        "epoch": 1,
+        "train_loss": float("nan"),
+        "test_loss": float("inf"),
+        "rates": [0.5, float("-inf")],
+    }
     report.write_metrics(tmp_path / "metrics.jsonl", {"r": [record]})
     text = (tmp_path / "metrics.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -397,8 +443,15 @@ train.run_experiment({"dropout": s}, sys.argv[1], progress=KillAt())
 def test_sigkill_mid_epoch_then_resume_gives_exactly_the_uninterrupted_run(tmp_path):
     # digits' 1438 training images in batches of 100: 15 steps an epoch; step 22 is in the middle of epoch 2.
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(Path(dropkit.__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)}
-    done = subprocess.run([sys.executable, "-c", _KILLED, str(out), "22"], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(Path(dropkit.__file__).parents[1]), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED, str(out), "22"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     saved = torch.load(out / "checkpoints" / "dropout.pt", weights_only=False)
     assert (saved["epoch"], saved["step"]) == (1, 0)  # epoch 1's checkpoint; epoch 2 was cut mid-way
@@ -406,6 +459,16 @@ def test_sigkill_mid_epoch_then_resume_gives_exactly_the_uninterrupted_run(tmp_p
     s = Settings(dataset="digits", hidden=(32,), dropout=(0.5,), epochs=3, batch_size=100, lr=0.1, threads=1)
     resumed = train.run_experiment({"dropout": s}, out, resume=True)
     whole = train.run_experiment({"dropout": s}, tmp_path / "whole")
-    assert resumed == {**whole, "runs": {"dropout": {**whole["runs"]["dropout"], **{k: resumed["runs"]["dropout"][k] for k in ("epoch_seconds", "wall_seconds")}}}}
-    a, b = (torch.load(p / "checkpoints" / "dropout.pt", weights_only=False)["model"] for p in (out, tmp_path / "whole"))
+    assert resumed == {
+        **whole,
+        "runs": {
+            "dropout": {
+                **whole["runs"]["dropout"],
+                **{k: resumed["runs"]["dropout"][k] for k in ("epoch_seconds", "wall_seconds")},
+            }
+        },
+    }
+    a, b = (
+        torch.load(p / "checkpoints" / "dropout.pt", weights_only=False)["model"] for p in (out, tmp_path / "whole")
+    )
     assert all(torch.equal(a[k], b[k]) for k in b)  # same ops in the same order: bit for bit

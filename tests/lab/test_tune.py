@@ -16,14 +16,14 @@ import torch
 
 optuna = pytest.importorskip("optuna", reason="dropkit tune needs the [tune] extra (Optuna)")
 
+from _helpers.dist import run_ranks  # noqa: E402
+from _helpers.sigint import InterruptAt  # noqa: E402
+
 from dropkit import cli  # noqa: E402
 from dropkit.lab import analyze, report, train, tune  # noqa: E402
 from dropkit.lab import uncertainty as U  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
 from dropkit.lab.settings import Settings, sweep_runs  # noqa: E402
-
-from _helpers.dist import run_ranks  # noqa: E402
-from _helpers.sigint import InterruptAt  # noqa: E402
 
 # digits: 1294 training images after the 10% validation split, 13 steps of 100 per epoch
 BASE = Settings(dataset="digits", hidden=(16, 16), epochs=2, batch_size=100, lr=0.1, val_split=0.1)
@@ -32,17 +32,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _epoch(epoch, val_acc, val_loss, test_acc):
-    return {"epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "test_acc": test_acc, "train_acc": 0.9, "epoch_seconds": 1.0}
+    return {
+        "epoch": epoch,
+        "val_acc": val_acc,
+        "val_loss": val_loss,
+        "test_acc": test_acc,
+        "train_acc": 0.9,
+        "epoch_seconds": 1.0,
+    }
 
 
 def test_selection_takes_the_best_validation_epoch_not_the_best_test_epoch():
     # epoch 2 has the best validation accuracy, epoch 3 the best test accuracy
-    history = [_epoch(1, 0.80, 0.60, 0.79), _epoch(2, 0.86, 0.40, 0.84), _epoch(3, 0.85, 0.41, 0.87), _epoch(4, 0.86, 0.45, 0.85)]
-    assert report.select_on_validation(history) == {"best_val_epoch": 2, "best_val_acc": 0.86, "test_acc_at_best_val": 0.84}
+    history = [
+        _epoch(1, 0.80, 0.60, 0.79),
+        _epoch(2, 0.86, 0.40, 0.84),
+        _epoch(3, 0.85, 0.41, 0.87),
+        _epoch(4, 0.86, 0.45, 0.85),
+    ]
+    assert report.select_on_validation(history) == {
+        "best_val_epoch": 2,
+        "best_val_acc": 0.86,
+        "test_acc_at_best_val": 0.84,
+    }
     s = dataclasses.replace(BASE, epochs=4)
     r = report.summarize("digits", {"dropout": s}, {"dropout": {"history": history, "elapsed": 4.0}})["runs"]["dropout"]
     # the tie at 0.86 goes to the lower validation loss (epoch 2), never to the higher test accuracy (epoch 4)
-    assert (r["test_acc_at_best_val"], r["best_val_epoch"], r["best_test_acc"], r["final_test_acc"]) == (0.84, 2, 0.87, 0.85)
+    assert (r["test_acc_at_best_val"], r["best_val_epoch"], r["best_test_acc"], r["final_test_acc"]) == (
+        0.84,
+        2,
+        0.87,
+        0.85,
+    )
 
 
 def test_without_validation_nothing_is_selected_and_the_table_says_so():
@@ -59,8 +80,14 @@ def test_sweep_marks_the_rate_validation_selects():
     runs = sweep_runs(BASE, [0.0, 0.5], [0, 1])
     # rate 0.5 has the better validation error; rate 0 the better test error: validation decides
     figures = {"p0_s0": (0.80, 0.90), "p0_s1": (0.82, 0.90), "p0.5_s0": (0.85, 0.88), "p0.5_s1": (0.87, 0.86)}
-    summary = {"dataset": "x", "epochs": 2, "runs": {
-        n: {"final_test_acc": t, "best_val_acc": v, "test_acc_at_best_val": t - 0.01} for n, (v, t) in figures.items()}}
+    summary = {
+        "dataset": "x",
+        "epochs": 2,
+        "runs": {
+            n: {"final_test_acc": t, "best_val_acc": v, "test_acc_at_best_val": t - 0.01}
+            for n, (v, t) in figures.items()
+        },
+    }
     sweep = report.sweep_summary(runs, summary)
     assert sweep["selected"]["rate"] == 0.5
     assert sweep["selected"]["val_error_mean"] == pytest.approx(0.14)
@@ -76,10 +103,15 @@ def test_tune_end_to_end_on_sqlite(tmp_path):
     assert [t["number"] for t in result["trials"]] == [0, 1, 2]
     # the CLI's default hidden rate is 0.5 on every layer, no input dropout: the first anchor
     assert [t["params"] for t in result["trials"][:2]] == [
-        {"dropout_0": 0.5, "dropout_1": 0.5, "input_dropout": 0.0}, {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0}]
+        {"dropout_0": 0.5, "dropout_1": 0.5, "input_dropout": 0.0},
+        {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0},
+    ]
     for t in result["trials"]:
         assert set(t["params"]) == {"dropout_0", "dropout_1", "input_dropout"}
-        assert 0 <= t["params"]["input_dropout"] <= tune.INPUT_RATES[1] and 0 <= t["params"]["dropout_1"] <= tune.HIDDEN_RATES[1]
+        assert (
+            0 <= t["params"]["input_dropout"] <= tune.INPUT_RATES[1]
+            and 0 <= t["params"]["dropout_1"] <= tune.HIDDEN_RATES[1]
+        )
         summary = json.loads((out / "trials" / str(t["number"]) / "summary.json").read_text())["runs"]["dropout"]
         assert t["value"] == summary["best_val_acc"] and t["test_acc_at_best_val"] == summary["test_acc_at_best_val"]
     best = max(result["trials"], key=lambda t: t["value"])
@@ -127,10 +159,16 @@ def test_tune_continues_after_a_real_sigint_with_the_weights_of_an_uninterrupted
 
 def test_a_new_study_starts_from_the_base_rates_then_no_dropout(tmp_path):
     assert tune.anchors(BASE, tune.Search()) == [
-        {"dropout_0": 0.5, "dropout_1": 0.3, "input_dropout": 0.0}, {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0}]
+        {"dropout_0": 0.5, "dropout_1": 0.3, "input_dropout": 0.0},
+        {"dropout_0": 0.0, "dropout_1": 0.0, "input_dropout": 0.0},
+    ]
     wide = dataclasses.replace(BASE, dropout=(0.9,), input_dropout=0.2, max_norm=8.0)
     assert tune.anchors(wide, tune.Search(shared_rate=True, lr=True, max_norm=True))[0] == {
-        "dropout": tune.HIDDEN_RATES[1], "input_dropout": 0.2, "lr": 0.1, "max_norm": tune.MAX_NORMS[1]}
+        "dropout": tune.HIDDEN_RATES[1],
+        "input_dropout": 0.2,
+        "lr": 0.1,
+        "max_norm": tune.MAX_NORMS[1],
+    }
     one = tune.run(BASE, tmp_path / "t", trials=1, retrain=False)
     # the no-dropout anchor waits in the study, unrun and unlisted, until the study is continued
     assert [(t["number"], t["params"]) for t in one["trials"]] == [(0, tune.anchors(BASE, tune.Search())[0])]
@@ -140,10 +178,14 @@ def test_a_new_study_starts_from_the_base_rates_then_no_dropout(tmp_path):
 
 
 def test_tune_refuses_what_cannot_be_tuned(tmp_path):
-    with pytest.raises(SettingsError, match=r"--val-split must be above 0 for tuning \(rates are chosen on validation\), got 0.0"):
+    with pytest.raises(
+        SettingsError, match=r"--val-split must be above 0 for tuning \(rates are chosen on validation\), got 0.0"
+    ):
         tune.run(dataclasses.replace(BASE, val_split=0.0), tmp_path / "t", trials=1)
     tune.run(BASE, tmp_path / "t", trials=1, retrain=False)
-    with pytest.raises(SettingsError, match=r"study 'dropkit-tune' in its storage was made with other settings: epochs=2 \(now 3\)"):
+    with pytest.raises(
+        SettingsError, match=r"study 'dropkit-tune' in its storage was made with other settings: epochs=2 \(now 3\)"
+    ):
         tune.run(dataclasses.replace(BASE, epochs=3), tmp_path / "t", trials=1)
 
 
@@ -166,22 +208,55 @@ def test_the_last_epoch_is_never_pruned():
 
 def test_trials_train_with_the_dropout_type_and_schedule_given(tmp_path):
     out = tmp_path / "t"
-    result = cli_json("tune", *TINY, "--trials", "2", "--dropout-type", "gaussian", "--dropout-schedule", "linear:2",
-                      "--no-retrain", "--out", out)
+    result = cli_json(
+        "tune",
+        *TINY,
+        "--trials",
+        "2",
+        "--dropout-type",
+        "gaussian",
+        "--dropout-schedule",
+        "linear:2",
+        "--no-retrain",
+        "--out",
+        out,
+    )
     for t in result["trials"]:
         folder = Path(t["run_dir"])
         config = json.loads((folder / "config.json").read_text())["runs"]["dropout"]
         assert (config["dropout_type"], config["dropout_schedule"]) == ("gaussian", "linear:2")
         assert config["dropout"] == [t["params"]["dropout_0"], t["params"]["dropout_1"]]
     # the anchors: 0.5 on both hidden layers, then none. linear:2 ramps each rate up from 0 over 2 epochs
-    rates = [[json.loads(line)["dropout_rates"] for line in (out / "trials" / str(n) / "metrics.jsonl").read_text().splitlines()] for n in (0, 1)]
+    rates = [
+        [
+            json.loads(line)["dropout_rates"]
+            for line in (out / "trials" / str(n) / "metrics.jsonl").read_text().splitlines()
+        ]
+        for n in (0, 1)
+    ]
     assert rates == [[[0.0, 0.0], [0.25, 0.25]], [[], []]]
 
 
 def test_tune_nproc_trains_every_trial_on_two_processes(tmp_path):
-    command = [sys.executable, "-m", "dropkit.cli", "tune", *TINY, "--trials", "3", "--nproc", "2", "--no-prune",
-               "--out", str(tmp_path / "two"), "--quiet", "--json"]
-    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "dropkit.cli",
+        "tune",
+        *TINY,
+        "--trials",
+        "3",
+        "--nproc",
+        "2",
+        "--no-prune",
+        "--out",
+        str(tmp_path / "two"),
+        "--quiet",
+        "--json",
+    ]
+    done = subprocess.run(
+        command, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     two = json.loads(done.stdout)
     one = cli_json("tune", *TINY, "--trials", "3", "--no-prune", "--masks", "addressed", "--out", tmp_path / "one")
@@ -204,7 +279,9 @@ def _prune_on_two_ranks(rank, world):
         def should_prune(self):
             return self.epoch == 2
 
-    progress = tune._TrialProgress(PruneAtEpoch2(), train.Progress(), prune=True, epochs=3) if rank == 0 else tune._Follower()
+    progress = (
+        tune._TrialProgress(PruneAtEpoch2(), train.Progress(), prune=True, epochs=3) if rank == 0 else tune._Follower()
+    )
     progress.epoch_done("dropout", _epoch(1, 0.5, 1.0, 0.5))  # rank 0 keeps the trial: no rank stops
     with pytest.raises(optuna.TrialPruned):
         progress.epoch_done("dropout", _epoch(2, 0.5, 1.0, 0.5))
@@ -229,11 +306,35 @@ POSTGRES = os.environ.get("DROPKIT_TEST_POSTGRES")
 def test_two_workers_share_one_postgresql_study(tmp_path):
     study = f"workers-{uuid.uuid4().hex[:8]}"
     # --trials is each worker's own count (Optuna's n_trials), so the study's total is exact: 2 x 4.
-    command = [sys.executable, "-m", "dropkit.cli", "tune", *TINY, "--trials", "4", "--storage", POSTGRES,
-               "--study", study, "--no-retrain", "--threads", "1", "--quiet", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "dropkit.cli",
+        "tune",
+        *TINY,
+        "--trials",
+        "4",
+        "--storage",
+        POSTGRES,
+        "--study",
+        study,
+        "--no-retrain",
+        "--threads",
+        "1",
+        "--quiet",
+        "--json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    workers = [subprocess.Popen([*command, "--out", str(tmp_path / f"w{i}")], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [*command, "--out", str(tmp_path / f"w{i}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     deadline = time.monotonic() + 240
     try:
         outputs = [w.communicate(timeout=max(deadline - time.monotonic(), 1)) for w in workers]
@@ -254,7 +355,9 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     listed = [{t["number"] for t in json.loads(out)["trials"]} for out, _ in outputs]
     assert all(f <= seen for f, seen in zip(folders, listed)) and set(range(8)) in listed, listed
     # the same command again is the same worker (host and --out): its 4 are done, it starts none
-    again = subprocess.run([*command, "--out", str(tmp_path / "w0")], env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [*command, "--out", str(tmp_path / "w0")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
     assert result["counts"]["RUNNING"] == 0 and len(result["trials"]) == 8

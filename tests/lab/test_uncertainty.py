@@ -10,10 +10,10 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from dropkit.lab import LabError, train  # noqa: E402
-from dropkit.lab.runs import load_model  # noqa: E402
-from dropkit.lab.settings import Settings  # noqa: E402
 from dropkit.lab import uncertainty as U  # noqa: E402
 from dropkit.lab.models import SettingsError  # noqa: E402
+from dropkit.lab.runs import load_model  # noqa: E402
+from dropkit.lab.settings import Settings  # noqa: E402
 
 SAMPLES = (1, 3, 8)
 
@@ -179,10 +179,15 @@ def test_auroc_is_null_and_shown_as_n_a_when_every_prediction_is_right(run_dir, 
     monkeypatch.setattr(U, "load_model", lambda *a, **k: (plain, settings))
     monkeypatch.setattr(U.data, "load_test_tensors", lambda *a, **k: (x, y))
     with pytest.warns(UserWarning, match="mc_predict: the first two samples are identical; no dropout is active"):
-        res = U.run(tmp_path, samples=(1, 2), batch_size=1000, calibration=False)  # the run folder is only read through load_model
+        res = U.run(
+            tmp_path, samples=(1, 2), batch_size=1000, calibration=False
+        )  # the run folder is only read through load_model
     assert res["mc"]["2"]["acc"] == res["weight_scaling"]["acc"] == 1.0
     assert res["auroc"] == {"entropy": None, "mutual_information": None}
-    assert json.loads((tmp_path / "uncertainty.json").read_text())["auroc"] == {"entropy": None, "mutual_information": None}
+    assert json.loads((tmp_path / "uncertainty.json").read_text())["auroc"] == {
+        "entropy": None,
+        "mutual_information": None,
+    }
     for name in U.FILES[:-1]:
         assert (tmp_path / name).stat().st_size > 0, name
     caption = U.table(res).caption
@@ -215,8 +220,8 @@ def test_mc_samples_plot_is_written_atomically(result, tmp_path, monkeypatch):
 
 
 def test_temperatures_are_fitted_on_the_validation_split(run_dir, result):
-    from dropkit.mc import calibration
     from dropkit.lab import data
+    from dropkit.mc import calibration
 
     res, _ = result
     temp = res["temperature"]
@@ -228,7 +233,9 @@ def test_temperatures_are_fitted_on_the_validation_split(run_dir, result):
         logits = torch.cat([model(x_val[i : i + 100]) for i in range(0, len(x_val), 100)])
     # the same logits in the same batches, the same LBFGS steps
     assert temp["weight_scaling"]["temperature"] == calibration.fit_temperature(logits, y_val)
-    torch.testing.assert_close(temp["weight_scaling"]["before"]["nll"], res["weight_scaling"]["nll"])  # one batch vs several
+    torch.testing.assert_close(
+        temp["weight_scaling"]["before"]["nll"], res["weight_scaling"]["nll"]
+    )  # one batch vs several
     for key in ("weight_scaling", "mc"):
         assert temp[key]["temperature"] > 0
         assert set(temp[key]["before"]) == set(temp[key]["after"]) == {"nll", "ece"}
@@ -242,14 +249,20 @@ def test_a_run_without_validation_split_is_refused_in_one_line(run_dir, tmp_path
 
     model, settings = load_model(run_dir)
     monkeypatch.setattr(U, "load_model", lambda *a, **k: (model, dataclasses.replace(settings, val_split=0.0)))
-    with pytest.raises(SettingsError, match=r"run 'dropout' of .* has no validation split to fit temperatures on \(it trained on all its training data\); train it with --val-split 0.1, or pass --no-calibration"):
+    with pytest.raises(
+        SettingsError,
+        match=r"run 'dropout' of .* has no validation split to fit temperatures on \(it trained on all its training data\); train it with --val-split 0.1, or pass --no-calibration",
+    ):
         U.run(tmp_path, samples=(1,))
 
 
 def test_ood_digits_needs_28x28_images(run_dir):
     from dropkit.lab.data import DataError
 
-    with pytest.raises(DataError, match="--ood digits needs a run trained on 28x28 images \\(fashion-mnist or mnist\\); this run's data is digits with 64 features"):
+    with pytest.raises(
+        DataError,
+        match="--ood digits needs a run trained on 28x28 images \\(fashion-mnist or mnist\\); this run's data is digits with 64 features",
+    ):
         U.run(run_dir, samples=(1,), ood="digits")
     with pytest.raises(SettingsError, match="--ood must be one of digits, got 'svhn'"):
         U.run(run_dir, samples=(1,), ood="svhn")
@@ -257,19 +270,41 @@ def test_ood_digits_needs_28x28_images(run_dir):
 
 def test_ood_report_on_a_28x28_run(tmp_path):
     from _helpers.idx_files import STEMS, make_idx_dir
-    from dropkit.mc import metrics
+
     from dropkit.lab import data, ood
+    from dropkit.mc import metrics
 
     data_dir = make_idx_dir(tmp_path / "fashion-mnist", n_train=200, n_test=100, side=28)
-    settings = Settings(dataset="fashion-mnist", data_dir=str(data_dir), hidden=(16,), dropout=(0.5,), epochs=1, batch_size=50, threads=1, val_split=0.2)
+    settings = Settings(
+        dataset="fashion-mnist",
+        data_dir=str(data_dir),
+        hidden=(16,),
+        dropout=(0.5,),
+        epochs=1,
+        batch_size=50,
+        threads=1,
+        val_split=0.2,
+    )
     train.run_experiment({"dropout": settings}, tmp_path / "run", command="train")
     res = U.run(tmp_path / "run", samples=(4,), ood="digits", batch_size=500)
     figures = res["ood"]
-    assert {k: figures[k] for k in ("dataset", "points", "samples")} == {"dataset": "digits", "points": 1797, "samples": 4}
-    assert set(figures["scores"]) == {"MC predictive entropy", "MC mutual information", "MC 1 - max probability", "weight scaling 1 - max probability"}
+    assert {k: figures[k] for k in ("dataset", "points", "samples")} == {
+        "dataset": "digits",
+        "points": 1797,
+        "samples": 4,
+    }
+    assert set(figures["scores"]) == {
+        "MC predictive entropy",
+        "MC mutual information",
+        "MC 1 - max probability",
+        "weight scaling 1 - max probability",
+    }
     assert all(0 <= r["auroc"] <= 1 and 0 <= r["fpr95"] <= 1 for r in figures["scores"].values())
     assert (tmp_path / "run" / "ood_hist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "out-of-distribution (digits, 1797 points), AUROC / FPR at 95% TPR: MC predictive entropy" in U.table(res).caption
+    assert (
+        "out-of-distribution (digits, 1797 points), AUROC / FPR at 95% TPR: MC predictive entropy"
+        in U.table(res).caption
+    )
 
     # weight scaling's score recomputed from the model: eval logits of test and digits inputs
     model, _ = load_model(tmp_path / "run")
@@ -279,9 +314,13 @@ def test_ood_report_on_a_28x28_run(tmp_path):
         score = 1 - torch.softmax(model(torch.cat([ds.x_test, x_ood])), 1).amax(1)
     positives = torch.arange(len(score)) >= len(ds.x_test)
     # one forward over both instead of batches of 500: close, not equal
-    assert figures["scores"]["weight scaling 1 - max probability"]["auroc"] == pytest.approx(metrics.auroc(score, positives), abs=1e-3)
+    assert figures["scores"]["weight scaling 1 - max probability"]["auroc"] == pytest.approx(
+        metrics.auroc(score, positives), abs=1e-3
+    )
 
     # the digits' dark background is pixel value 0, standardised with the training images' mean and std
     raw = data.read_idx(data_dir / (STEMS["train_images"] + ".gz")).astype("float64")
-    torch.testing.assert_close(x_ood[:, 0], torch.full((1797,), float(-raw.mean() / raw.std(ddof=1)), dtype=torch.float32))
+    torch.testing.assert_close(
+        x_ood[:, 0], torch.full((1797,), float(-raw.mean() / raw.std(ddof=1)), dtype=torch.float32)
+    )
     assert x_ood.shape == (1797, 784)

@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from dropkit.mc import acquisition
-from dropkit.mc.acquisition import batch_bald, bald, joint_mutual_information, variation_ratio
+from dropkit.mc.acquisition import bald, batch_bald, joint_mutual_information, variation_ratio
 from dropkit.mc.predict import MCResult
 
 
 def mc_probs(t=6, n=7, c=3, seed=0, spread=2.0):
     g = torch.Generator().manual_seed(seed)
-    logits = spread * torch.randn(t, n, c, generator=g, dtype=torch.float64) + 2 * torch.randn(1, n, c, generator=g, dtype=torch.float64)
+    logits = spread * torch.randn(t, n, c, generator=g, dtype=torch.float64) + 2 * torch.randn(
+        1, n, c, generator=g, dtype=torch.float64
+    )
     return torch.softmax(logits, 2)
 
 
@@ -71,7 +73,9 @@ def load_baal_heuristics():
     from _helpers import torchvision_shim
 
     torchvision_shim.install()
-    return pytest.importorskip("baal.active.heuristics", reason="baal is not installed (pip install --no-deps baal structlog)")
+    return pytest.importorskip(
+        "baal.active.heuristics", reason="baal is not installed (pip install --no-deps baal structlog)"
+    )
 
 
 def test_bald_and_entropy_match_baal():
@@ -80,7 +84,9 @@ def test_bald_and_entropy_match_baal():
     layout = probs.permute(1, 2, 0).numpy()  # baal's (B, C, T)
     # float64 sums of the same terms in another order
     torch.testing.assert_close(bald(probs), torch.from_numpy(heuristics.BALD().compute_score(layout)))
-    torch.testing.assert_close(MCResult(probs.log()).predictive_entropy, torch.from_numpy(heuristics.Entropy().compute_score(layout)))
+    torch.testing.assert_close(
+        MCResult(probs.log()).predictive_entropy, torch.from_numpy(heuristics.Entropy().compute_score(layout))
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -124,7 +130,10 @@ def test_sampled_joint_mutual_information_is_unbiased():
     probs = mc_probs(t=6, n=7, c=2, seed=6)
     exact = brute_joint_mi(probs, list(range(7)))
     estimates = torch.tensor(
-        [joint_mutual_information(probs, range(7), joint_samples=32, generator=torch.Generator().manual_seed(s)) for s in range(40)],
+        [
+            joint_mutual_information(probs, range(7), joint_samples=32, generator=torch.Generator().manual_seed(s))
+            for s in range(40)
+        ],
         dtype=torch.float64,
     )
     se = float(estimates.std() / math.sqrt(len(estimates)))
@@ -145,9 +154,15 @@ def test_sampled_batch_bald_is_reproducible_and_close_to_exact():
 
 def test_errors_name_the_argument():
     probs = mc_probs()
-    with pytest.raises(ValueError, match=r"probs must be a floating tensor of shape \(T, N, C\), got dtype torch.float64 and shape \(6, 7, 3, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"probs must be a floating tensor of shape \(T, N, C\), got dtype torch.float64 and shape \(6, 7, 3, 1\)",
+    ):
         batch_bald(probs[..., None], 2)
-    with pytest.raises(ValueError, match=r"probs must be a floating tensor of shape \(T, N, C, \.\.\.\), got dtype torch.int64 and shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"probs must be a floating tensor of shape \(T, N, C, \.\.\.\), got dtype torch.int64 and shape \(2, 3\)",
+    ):
         bald(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"k must be at most the number of candidates N = 7, got 8"):
         batch_bald(probs, 8)

@@ -86,7 +86,10 @@ def test_log_probs_clamps_zero():
 
 def test_errors_name_the_argument():
     z, y = torch.zeros(3, 2), torch.tensor([0, 1, 1])
-    with pytest.raises(ValueError, match=r"logits must be a floating tensor of shape \(N, C, \.\.\.\), got dtype torch.int64 and shape \(3, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"logits must be a floating tensor of shape \(N, C, \.\.\.\), got dtype torch.int64 and shape \(3, 2\)",
+    ):
         fit_temperature(torch.zeros(3, 2, dtype=torch.long), y)
     with pytest.raises(ValueError, match=r"labels must be integers of shape \(3,\) to match logits of shape \(3, 2\)"):
         fit_temperature(z, torch.tensor([0, 1]))
@@ -98,7 +101,10 @@ def test_errors_name_the_argument():
         fit_temperature(z, y, max_iter=0)
     with pytest.raises(ValueError, match=r"temperature must be a finite float > 0, got 0.0"):
         apply_temperature(z, 0.0)
-    with pytest.raises(ValueError, match=r"logits must be a floating tensor of shape \(N, C, \.\.\.\), got dtype torch.float32 and shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"logits must be a floating tensor of shape \(N, C, \.\.\.\), got dtype torch.float32 and shape \(3,\)",
+    ):
         apply_temperature(torch.zeros(3), 1.0)
 
 

@@ -1,31 +1,42 @@
 """Consistent MC dropout: a replica is one thinned network for every input, on the mask spec."""
 
 import doctest
-import math
 
 import pytest
 import torch
+from _helpers.stats import four_sigma
 from torch import nn
 
 import dropkit
 from dropkit import rng
-from dropkit.ops import consistent
-from dropkit.mc.acquisition import batch_bald
 from dropkit.mc.predict import mc_predict
-
-from _helpers.stats import four_sigma
+from dropkit.ops import consistent
 
 
 def mlp():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 32), nn.ReLU(), dropkit.Dropout(0.5), nn.Linear(32, 16), nn.ReLU(), dropkit.Dropout(0.3), nn.Linear(16, 4)).eval()
+    return nn.Sequential(
+        nn.Linear(6, 32),
+        nn.ReLU(),
+        dropkit.Dropout(0.5),
+        nn.Linear(32, 16),
+        nn.ReLU(),
+        dropkit.Dropout(0.3),
+        nn.Linear(16, 4),
+    ).eval()
 
 
 def cnn():
     torch.manual_seed(1)
     return nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), dropkit.Dropout2d(0.4), nn.Flatten(),
-        dropkit.DropPath(0.2), dropkit.Dropout(0.3), nn.Linear(4 * 5 * 5, 3),
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        dropkit.Dropout2d(0.4),
+        nn.Flatten(),
+        dropkit.DropPath(0.2),
+        dropkit.Dropout(0.3),
+        nn.Linear(4 * 5 * 5, 3),
     ).eval()
 
 
@@ -63,7 +74,9 @@ def test_dropout_only_model_gives_bit_identical_rows_across_batches():
     x = torch.randn(9, 7, generator=torch.Generator().manual_seed(5))
     full = mc_predict(model, x, samples=6, seed=8, consistent=True, chunk=6).samples
     for rows, chunk in (([4], 1), ([8, 0, 3], 4), (list(range(9)), 2)):
-        assert torch.equal(mc_predict(model, x[rows], samples=6, seed=8, consistent=True, chunk=chunk).samples, full[:, rows])
+        assert torch.equal(
+            mc_predict(model, x[rows], samples=6, seed=8, consistent=True, chunk=chunk).samples, full[:, rows]
+        )
 
 
 def test_replicas_differ_and_keep_at_the_rate():
@@ -94,7 +107,9 @@ def test_consistent_samples_feed_batch_bald():
 
 
 def test_locked_dropout_batch_first_and_inplace():
-    model = nn.Sequential(dropkit.LockedDropout(0.5, batch_first=True), nn.Flatten(), dropkit.Dropout(0.2, inplace=True))
+    model = nn.Sequential(
+        dropkit.LockedDropout(0.5, batch_first=True), nn.Flatten(), dropkit.Dropout(0.2, inplace=True)
+    )
     x = torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(8))
     full = mc_predict(model, x, samples=5, seed=4, consistent=True).samples
     one = mc_predict(model, x[2:3], samples=5, seed=4, consistent=True, chunk=2).samples
@@ -102,12 +117,18 @@ def test_locked_dropout_batch_first_and_inplace():
 
 
 def test_unsupported_layers_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"mc_predict\(consistent=True\) supports dropkit's Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout; the model's '1' is torch.nn.modules.dropout.Dropout \(dropkit.replace_dropout\(model\) converts torch's dropout layers\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"mc_predict\(consistent=True\) supports dropkit's Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout; the model's '1' is torch.nn.modules.dropout.Dropout \(dropkit.replace_dropout\(model\) converts torch's dropout layers\)",
+    ):
         mc_predict(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)), torch.randn(2, 3), samples=2, consistent=True)
     with pytest.raises(ValueError, match=r"the model's '0' is dropkit\..*GaussianDropout$"):
         mc_predict(nn.Sequential(dropkit.GaussianDropout(0.5)), torch.randn(2, 3), samples=2, consistent=True)
     sequence_first = nn.Sequential(dropkit.LockedDropout(0.5))
-    with pytest.raises(ValueError, match=r"consistent MC dropout needs every dropout input batch-first: a dropout call got shape \(1, 2, 4\), whose first dimension is not the replicated batch of 6 rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"consistent MC dropout needs every dropout input batch-first: a dropout call got shape \(1, 2, 4\), whose first dimension is not the replicated batch of 6 rows",
+    ):
         mc_predict(sequence_first, torch.randn(3, 2, 4), samples=2, consistent=True)
 
 

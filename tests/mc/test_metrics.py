@@ -125,7 +125,9 @@ def test_auroc_matches_sklearn_with_ties():
     g = torch.Generator().manual_seed(1)
     scores = torch.randint(0, 6, (500,), generator=g).double()
     positives = torch.rand(500, generator=g) < 0.3
-    assert M.auroc(scores, positives) == pytest.approx(sklearn_metrics.roc_auc_score(positives.numpy(), scores.numpy()), abs=1e-12)
+    assert M.auroc(scores, positives) == pytest.approx(
+        sklearn_metrics.roc_auc_score(positives.numpy(), scores.numpy()), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("tpr", [0.95, 0.8, 0.5])
@@ -141,7 +143,9 @@ def test_fpr_at_tpr_matches_sklearn_roc_curve(tpr):
 
 
 def test_fpr_at_tpr_errors():
-    with pytest.raises(ValueError, match="fpr_at_tpr needs positives, negatives and tpr > 0, got 0 positives, 2 negatives, tpr 0.95"):
+    with pytest.raises(
+        ValueError, match="fpr_at_tpr needs positives, negatives and tpr > 0, got 0 positives, 2 negatives, tpr 0.95"
+    ):
         M.fpr_at_tpr(torch.tensor([0.1, 0.2]), torch.tensor([False, False]))
     with pytest.raises(ValueError, match="tpr must be between 0 and 1, got 1.5"):
         M.fpr_at_tpr(torch.tensor([0.1, 0.2]), torch.tensor([True, False]), 1.5)
@@ -156,14 +160,26 @@ def test_misclassification_auroc():
 @pytest.mark.parametrize(
     "call,msg",
     [
-        (lambda: M.nll(torch.ones(3), torch.zeros(3, dtype=torch.long)), r"probs must be a floating tensor of shape \(N, C, ...\)"),
+        (
+            lambda: M.nll(torch.ones(3), torch.zeros(3, dtype=torch.long)),
+            r"probs must be a floating tensor of shape \(N, C, ...\)",
+        ),
         (lambda: M.nll(torch.ones(3, 2), torch.zeros(4, dtype=torch.long)), r"labels must be integers of shape \(3,\)"),
-        (lambda: M.brier(torch.ones(3, 2), torch.tensor([0, 1, 2])), r"labels must lie in \[0, 2\), got values from 0 to 2"),
+        (
+            lambda: M.brier(torch.ones(3, 2), torch.tensor([0, 1, 2])),
+            r"labels must lie in \[0, 2\), got values from 0 to 2",
+        ),
         (lambda: M.ece(torch.ones(2, 2), torch.ones(2)), "labels must be integers"),
         (lambda: M.ece(torch.ones(2, 2), torch.zeros(2, dtype=torch.long), bins=0), "bins must be >= 1, got 0"),
-        (lambda: M.auroc(torch.ones(3), torch.ones(3, dtype=torch.bool)), "auroc needs positives and negatives, got 3 positives and 0 negatives"),
+        (
+            lambda: M.auroc(torch.ones(3), torch.ones(3, dtype=torch.bool)),
+            "auroc needs positives and negatives, got 3 positives and 0 negatives",
+        ),
         (lambda: M.auroc(torch.tensor([0.0, math.nan]), torch.tensor([True, False])), "scores must not contain NaN"),
-        (lambda: M.auroc(torch.ones(3), torch.ones(2, dtype=torch.bool)), r"scores must be real numbers with the shape of the labels \(2,\)"),
+        (
+            lambda: M.auroc(torch.ones(3), torch.ones(2, dtype=torch.bool)),
+            r"scores must be real numbers with the shape of the labels \(2,\)",
+        ),
         (lambda: M.auroc(torch.ones(2), torch.ones(2)), "positives must be a bool tensor"),
     ],
 )

@@ -6,14 +6,13 @@ import warnings
 
 import pytest
 import torch
+from _helpers.stats import four_sigma
 from torch import nn
 
 import dropkit
 import dropkit.functional as DF
 from dropkit.mc import predict as uncertainty
 from dropkit.mc.predict import MCResult, is_dropout, mc_dropout, mc_predict
-
-from _helpers.stats import four_sigma
 
 TORCH_DROPOUTS = [
     (nn.Dropout, (4, 32)),
@@ -54,7 +53,12 @@ def test_mc_dropout_switches_only_dropout_and_restores_mixed_modes():
     with mc_dropout(model) as m:
         assert m is model
         assert {name: mod.training for name, mod in model.named_modules()} == {
-            "": False, "0": False, "0.0": False, "0.1": True, "1": False, "2": True
+            "": False,
+            "0": False,
+            "0.0": False,
+            "0.1": True,
+            "1": False,
+            "2": True,
         }
     assert modes(model) == before
 
@@ -191,7 +195,9 @@ def test_samples_shape_and_batch_layout_2d():
 
 def test_4d_input_and_dense_output():
     torch.manual_seed(0)
-    seg = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout2d(0.3), nn.Conv2d(4, 5, 1)).eval()
+    seg = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout2d(0.3), nn.Conv2d(4, 5, 1)
+    ).eval()
     x = torch.randn(3, 1, 8, 8)
     r = mc_predict(seg, x, samples=6, seed=0)
     assert r.samples.shape == (6, 3, 5, 8, 8)
@@ -435,10 +441,15 @@ def test_every_dropkit_variant_gives_distinct_samples(index):
 
 
 def test_batch_shared_variants_are_detected():
-    shared = [DN.DropConnectLinear(4, 4), DN.WeightDropout(0.5), DN.EmbeddingDropout(nn.Embedding(3, 2), 0.5), DN.DropBlock2d(0.1, 3, batchwise=True)]
+    shared = [
+        DN.DropConnectLinear(4, 4),
+        DN.WeightDropout(0.5),
+        DN.EmbeddingDropout(nn.Embedding(3, 2), 0.5),
+        DN.DropBlock2d(0.1, 3, batchwise=True),
+    ]
     assert all(uncertainty.shares_mask_across_batch(m) for m in shared)
-    assert not any(uncertainty.shares_mask_across_batch(m) for m in (DN.DropBlock2d(0.1, 3), DN.DropPath(0.1), nn.Dropout()))
+    assert not any(
+        uncertainty.shares_mask_across_batch(m) for m in (DN.DropBlock2d(0.1, 3), DN.DropPath(0.1), nn.Dropout())
+    )
     with pytest.warns(UserWarning, match="samples are correlated"), pytest.warns(UserWarning, match="identical"):
         mc_predict(DN.DropConnectLinear(8, 3), torch.randn(2, 8), samples=4, chunk=4, seed=0)
-
-

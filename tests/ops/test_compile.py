@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torch.nn as nn
+from _helpers.models import output_and_grads as _run
+from _helpers.models import seed_network
 from torch.utils.checkpoint import checkpoint
 
 import dropkit
 import dropkit.functional as DF
-from _helpers.models import output_and_grads as _run
-from _helpers.models import seed_network
 
 
 @pytest.mark.parametrize("backward", ["recompute", "bitpacked"])

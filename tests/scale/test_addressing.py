@@ -47,15 +47,27 @@ CASES = {
     "locked_batch_first": (lambda: dropkit.LockedDropout(0.5, batch_first=True), lambda n: (torch.ones(n, 4, 3),), 0),
     "drop_path": (lambda: dropkit.DropPath(0.5), lambda n: (torch.ones(n, 3, 2),), 0),
     "drop_block_batchwise": (
-        lambda: dropkit.DropBlock2d(0.3, 2, batchwise=True), lambda n: (torch.ones(n, 2, 6, 6),), 0),
+        lambda: dropkit.DropBlock2d(0.3, 2, batchwise=True),
+        lambda n: (torch.ones(n, 2, 6, 6),),
+        0,
+    ),
     "embedding": (_embedding, lambda n: (torch.arange(n * 2).reshape(n, 2) % 10,), 0),
     "concrete": (lambda: dropkit.ConcreteDropout(nn.Identity(), 0.3), lambda n: (torch.ones(n, 5),), 0),
     "bias_dropout_add": (
-        lambda: dropkit.BiasDropoutAdd(5, 0.5, "relu"), lambda n: (torch.ones(n, 5), torch.zeros(n, 5)), 0),
-    "attention": (lambda: dropkit.nn.ScaledDotProductAttention(0.5),
-                  lambda n: (torch.ones(n, 2, 3, 4), torch.ones(n, 2, 5, 4), torch.arange(n * 40.0).view(n, 2, 5, 4)), 0),
-    "drop_connect": (lambda: Apply(lambda x: x * DF.drop_connect(torch.ones(x.shape[1:]), 0.5)),
-                     lambda n: (torch.ones(n, 4),), 0),
+        lambda: dropkit.BiasDropoutAdd(5, 0.5, "relu"),
+        lambda n: (torch.ones(n, 5), torch.zeros(n, 5)),
+        0,
+    ),
+    "attention": (
+        lambda: dropkit.nn.ScaledDotProductAttention(0.5),
+        lambda n: (torch.ones(n, 2, 3, 4), torch.ones(n, 2, 5, 4), torch.arange(n * 40.0).view(n, 2, 5, 4)),
+        0,
+    ),
+    "drop_connect": (
+        lambda: Apply(lambda x: x * DF.drop_connect(torch.ones(x.shape[1:]), 0.5)),
+        lambda n: (torch.ones(n, 4),),
+        0,
+    ),
 }
 
 
@@ -166,7 +178,8 @@ class Blocks(nn.Module):
         if self.checkpointed is None:
             return self.second(h)
         return torch.utils.checkpoint.checkpoint(
-            self.second, h, use_reentrant=self.checkpointed, preserve_rng_state=False)
+            self.second, h, use_reentrant=self.checkpointed, preserve_rng_state=False
+        )
 
 
 def _grads(model, x, addressed=True):
@@ -203,16 +216,19 @@ def test_compiled_addressing_equals_eager_and_never_recompiles():
         for step in range(3):
             for micro in range(2):  # new step and new sample offset each call
                 addr.set_step(step, sample_offset=micro * 32)
-                rows = x[micro * 32:(micro + 1) * 32]
+                rows = x[micro * 32 : (micro + 1) * 32]
                 # aot_eager runs the same aten ops as eager on the same shapes: exact.
                 assert torch.equal(compiled(rows), model(rows)), (step, micro)
     assert counter.frame_count == 1
 
 
-@pytest.mark.parametrize("ctr,key", [
-    ((0, 0, 0, 0), (0, 0)),
-    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF, 0xFFFFFFFF)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0)),
-])
+@pytest.mark.parametrize(
+    "ctr,key",
+    [
+        ((0, 0, 0, 0), (0, 0)),
+        ((0xFFFFFFFF,) * 4, (0xFFFFFFFF, 0xFFFFFFFF)),
+        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0)),
+    ],
+)
 def test_int_philox_that_derives_seeds_is_the_reference(ctr, key):
     assert dropkit.rng.philox4x32_int(ctr, key) == tuple(int(w) for w in dropkit.rng.philox4x32(ctr, key))

@@ -6,11 +6,11 @@ assert_close: the masks are equal, only the order of the gradient sums differs.
 
 import torch
 import torch.nn.functional as F
+from _helpers.dist import run_ranks
+from _helpers.models import seed_network
 from torch.nn.parallel import DistributedDataParallel
 
 import dropkit
-from _helpers.dist import run_ranks
-from _helpers.models import seed_network
 
 STEPS, BATCH = 20, 64
 
@@ -29,8 +29,10 @@ def _train(net, model, first: int, size: int, micro: int):
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     masks = {}
     drops = [m for m in model.modules() if isinstance(m, dropkit.Dropout)]
-    hooks = [d.register_forward_hook(lambda m, a, out, i=i: masks.setdefault(i, []).append(out != 0))
-             for i, d in enumerate(drops)]
+    hooks = [
+        d.register_forward_hook(lambda m, a, out, i=i: masks.setdefault(i, []).append(out != 0))
+        for i, d in enumerate(drops)
+    ]
     with dropkit.sample_addressed(model, seed=7) as addr:
         for step in range(STEPS):
             for m in range(micro):

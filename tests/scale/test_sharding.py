@@ -6,20 +6,23 @@ All comparisons are torch.equal: the same mask bits and the same elementwise op.
 import pytest
 import torch
 import torch.distributed as dist
+from _helpers.dist import run_ranks
 
 import dropkit.functional as DF
 from dropkit.scale import sharding
-from _helpers.dist import run_ranks
 
 SEED, P = 2**63 + 5, 0.4
 
 
-@pytest.mark.parametrize("local,full,start,expected", [
-    ((4, 2), (4, 6), (0, 2), (2, [2, 8, 14, 20])),
-    ((2, 6), (4, 6), (2, 0), (12, [12])),
-    ((2, 1, 3), (2, 3, 3), (0, 1, 0), (3, [3, 12])),
-    ((), (), (), (1, [0])),
-])
+@pytest.mark.parametrize(
+    "local,full,start,expected",
+    [
+        ((4, 2), (4, 6), (0, 2), (2, [2, 8, 14, 20])),
+        ((2, 6), (4, 6), (2, 0), (12, [12])),
+        ((2, 1, 3), (2, 3, 3), (0, 1, 0), (3, [3, 12])),
+        ((), (), (), (1, [0])),
+    ],
+)
 def test_run_offsets_walk_the_row_major_stream(local, full, start, expected):
     assert sharding.run_offsets(local, full, start) == expected
 
@@ -38,8 +41,9 @@ def test_shard_blocks_concatenate_to_the_unsharded_dropout(dim):
     for a, b in zip(cuts, cuts[1:]):
         start = [0, 0, 0]
         start[dim] = a
-        blocks.append(sharding.shard_dropout(x.narrow(dim, a, b - a), P, seed=SEED, full_shape=x.shape,
-                                             start=start, offset=9))
+        blocks.append(
+            sharding.shard_dropout(x.narrow(dim, a, b - a), P, seed=SEED, full_shape=x.shape, start=start, offset=9)
+        )
     assert torch.equal(torch.cat(blocks, dim), whole)
     g = torch.randn_like(x)
     (grad_whole,) = torch.autograd.grad(whole, x, g)

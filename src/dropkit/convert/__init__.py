@@ -25,7 +25,15 @@ from .schedule import DropoutSchedule as DropoutSchedule
 from .weight import weight_dropout as weight_dropout
 
 __all__ = [
-    "integrations", "schedule",
-    "fuse_activation_dropout", "fuse_dropout_linear", "INSERT_AFTER", "insert_dropout", "set_dropout", "Replaced", "replace_dropout",
-    "DropoutSchedule", "weight_dropout",
+    "integrations",
+    "schedule",
+    "fuse_activation_dropout",
+    "fuse_dropout_linear",
+    "INSERT_AFTER",
+    "insert_dropout",
+    "set_dropout",
+    "Replaced",
+    "replace_dropout",
+    "DropoutSchedule",
+    "weight_dropout",
 ]

@@ -62,7 +62,10 @@ def fuse_activation_dropout(model: nn.Module) -> list[str]:
 
 
 # Modules whose forward runs linear2(dropout(...)) and uses that dropout nowhere else (torch's own source).
-_FEEDFORWARD_PAIRS = {nn.TransformerEncoderLayer: ("dropout", "linear2"), nn.TransformerDecoderLayer: ("dropout", "linear2")}
+_FEEDFORWARD_PAIRS = {
+    nn.TransformerEncoderLayer: ("dropout", "linear2"),
+    nn.TransformerDecoderLayer: ("dropout", "linear2"),
+}
 
 
 def _dropout_linear_pairs(model: nn.Module):

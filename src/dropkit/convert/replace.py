@@ -153,7 +153,9 @@ def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced
     except Exception as error:  # an input built from the config may not suit the model: convert untraced
         if not built:
             raise
-        warnings.warn(f"replace_dropout: no forward traced ({error!r}); pass example= to list the call sites", stacklevel=2)
+        warnings.warn(
+            f"replace_dropout: no forward traced ({error!r}); pass example= to list the call sites", stacklevel=2
+        )
     for name, old, new in converted:
         if ran is None or name in ran:  # a module that only holds a rate others read never runs
             report[type(old).__name__] += 1

@@ -33,7 +33,9 @@ DROPOUT_SCHEDULES = ("constant", "linear", "early", "late")
 
 def _steps(schedule: str, steps) -> int:
     """steps for `schedule`: "constant" ignores it (>= 0); the others divide by it or cut at it (>= 1)."""
-    return _validate.non_negative_int(steps, "steps") if schedule == "constant" else _validate.positive_int(steps, "steps")
+    return (
+        _validate.non_negative_int(steps, "steps") if schedule == "constant" else _validate.positive_int(steps, "steps")
+    )
 
 
 class DropoutSchedule:

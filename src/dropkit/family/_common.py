@@ -44,7 +44,13 @@ class DropoutBase(torch.nn.Module):
     generator: torch.Generator | None  # set by init_rate or the module's own __init__; declared for type checkers
 
 
-def init_rate(module: torch.nn.modules.dropout._DropoutNd, torch_class: type[torch.nn.modules.dropout._DropoutNd], p: float, inplace: bool, generator) -> None:
+def init_rate(
+    module: torch.nn.modules.dropout._DropoutNd,
+    torch_class: type[torch.nn.modules.dropout._DropoutNd],
+    p: float,
+    inplace: bool,
+    generator,
+) -> None:
     """torch_class.__init__ (torch's _DropoutNd) after dropkit's own check of p, so the messages are dropkit's."""
     torch_class.__init__(module, _validate.p(p), inplace)
     module.generator = generator

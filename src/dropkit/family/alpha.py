@@ -124,7 +124,6 @@ class AlphaDropout(torch.nn.AlphaDropout, DropoutBase):
         return alpha_dropout(input, self.p, self.training, self.inplace, generator=self.generator)
 
 
-
 class FeatureAlphaDropout(torch.nn.FeatureAlphaDropout, DropoutBase):
     """Alpha dropout of whole channels; a drop-in for torch.nn.FeatureAlphaDropout.
 

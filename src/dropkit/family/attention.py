@@ -31,7 +31,9 @@ def _shapes(query: Tensor, key: Tensor, value: Tensor, enable_gqa: bool) -> tupl
     for name, t in (("query", query), ("key", key), ("value", value)):
         _validate.float_tensor(t, name)
         if t.dim() < 2:
-            raise ValueError(f"scaled_dot_product_attention expects {name} of at least 2 dimensions (..., L, E), got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"scaled_dot_product_attention expects {name} of at least 2 dimensions (..., L, E), got shape {tuple(t.shape)}"
+            )
     if key.shape[-1] != query.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(
             "scaled_dot_product_attention expects query (..., L, E), key (..., S, E) and value (..., S, Ev), "
@@ -40,7 +42,9 @@ def _shapes(query: Tensor, key: Tensor, value: Tensor, enable_gqa: bool) -> tupl
     if enable_gqa and query.dim() >= 3 and key.shape[-3] != query.shape[-3]:
         hq, hk = query.shape[-3], key.shape[-3]
         if hk == 0 or hq % hk or value.shape[-3] != hk:
-            raise ValueError(f"enable_gqa needs query heads ({hq}) to be a multiple of key and value heads ({hk}, {value.shape[-3]})")
+            raise ValueError(
+                f"enable_gqa needs query heads ({hq}) to be a multiple of key and value heads ({hk}, {value.shape[-3]})"
+            )
         key, value = key.repeat_interleave(hq // hk, -3), value.repeat_interleave(hq // hk, -3)
     return key, value
 
@@ -135,7 +139,13 @@ def attention_keep_mask(query: Tensor, key: Tensor, dropout_p: float, *, seed: i
     """
     key, value = _shapes(query, key, key, enable_gqa=True)
     batch = _batch(query, key, value)
-    return ops.keep_mask(torch.Size((*batch, query.shape[-2], key.shape[-2])), _validate.p(dropout_p, "dropout_p"), _validate.offset(seed, "seed"), _validate.offset(offset), query.device)
+    return ops.keep_mask(
+        torch.Size((*batch, query.shape[-2], key.shape[-2])),
+        _validate.p(dropout_p, "dropout_p"),
+        _validate.offset(seed, "seed"),
+        _validate.offset(offset),
+        query.device,
+    )
 
 
 class ScaledDotProductAttention(DropoutBase):
@@ -163,11 +173,26 @@ class ScaledDotProductAttention(DropoutBase):
         self.generator = generator
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-        is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
+        scale: float | None = None,
+        enable_gqa: bool = False,
     ) -> Tensor:
         return scaled_dot_product_attention(
-            query, key, value, attn_mask, self.p, is_causal, scale, enable_gqa, training=self.training, generator=self.generator
+            query,
+            key,
+            value,
+            attn_mask,
+            self.p,
+            is_causal,
+            scale,
+            enable_gqa,
+            training=self.training,
+            generator=self.generator,
         )
 
     def extra_repr(self) -> str:

@@ -72,8 +72,9 @@ def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[
     return tuple(input.shape[:channels]) + (1,) * (rank - channels), channels == 2
 
 
-def _channel_dropout(input, p, training, inplace, seed, offset, generator, spatial: int, fn: str,
-                     unbatched: bool = False) -> Tensor:
+def _channel_dropout(
+    input, p, training, inplace, seed, offset, generator, spatial: int, fn: str, unbatched: bool = False
+) -> Tensor:
     p, seed, offset = check(input, p, seed, offset)
     shape, batched = _mask_shape(input, spatial, fn, unbatched)
     if not active(training) or p == 0.0:
@@ -189,7 +190,6 @@ class Dropout1d(torch.nn.Dropout1d, DropoutBase):
         return dropout1d(input, self.p, self.training, self.inplace, generator=self.generator)
 
 
-
 class Dropout2d(torch.nn.Dropout2d, DropoutBase):
     """Zero whole channels of (N, C, H, W) input; a drop-in for torch.nn.Dropout2d.
 
@@ -215,7 +215,12 @@ class Dropout2d(torch.nn.Dropout2d, DropoutBase):
     mask_unit = "channel"
 
     def __init__(
-        self, p: float = 0.5, inplace: bool = False, *, unbatched: bool = False, generator: torch.Generator | None = None
+        self,
+        p: float = 0.5,
+        inplace: bool = False,
+        *,
+        unbatched: bool = False,
+        generator: torch.Generator | None = None,
     ) -> None:
         init_rate(self, torch.nn.Dropout2d, p, inplace, generator)
         self.unbatched = unbatched
@@ -225,7 +230,6 @@ class Dropout2d(torch.nn.Dropout2d, DropoutBase):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", unbatched=True" if self.unbatched else "")
-
 
 
 class Dropout3d(torch.nn.Dropout3d, DropoutBase):

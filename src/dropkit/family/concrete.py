@@ -134,7 +134,9 @@ class ConcreteDropout(DropoutBase):
     def regularization(self) -> Tensor:
         """The paper's regulariser for this layer, a differentiable scalar to add to the loss."""
         if self.input_features is None:
-            raise RuntimeError("ConcreteDropout.regularization() needs the input size: call the module on a batch first")
+            raise RuntimeError(
+                "ConcreteDropout.regularization() needs the input size: call the module on a batch first"
+            )
         p = torch.sigmoid(self.p_logit)
         squares = sum((w.pow(2).sum() for w in self.layer.parameters()), torch.zeros((), device=p.device))
         entropy = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)

@@ -115,7 +115,6 @@ class DropConnectLinear(torch.nn.Linear, DropoutBase):
         return f"{super().extra_repr()}, p={self.p}"
 
 
-
 class WeightDropout(DropoutBase):
     """Dropout of a parameter, as a parametrization: dropkit.weight_dropout registers it (AWD-LSTM's WeightDrop).
 

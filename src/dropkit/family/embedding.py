@@ -83,7 +83,9 @@ class EmbeddingDropout(DropoutBase):
     mask_unit = "row"
     shares_mask_across_batch = True
 
-    def __init__(self, embedding: torch.nn.Embedding, p: float = 0.1, *, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, embedding: torch.nn.Embedding, p: float = 0.1, *, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         self.embedding = _validate.module_type(embedding, torch.nn.Embedding, "embedding")
         self.p = _validate.p(p)
@@ -92,8 +94,16 @@ class EmbeddingDropout(DropoutBase):
     def forward(self, input: Tensor) -> Tensor:
         e = self.embedding
         return embedding_dropout(
-            input, e.weight, self.p, self.training, e.padding_idx, e.max_norm, e.norm_type,
-            e.scale_grad_by_freq, e.sparse, generator=self.generator,
+            input,
+            e.weight,
+            self.p,
+            self.training,
+            e.padding_idx,
+            e.max_norm,
+            e.norm_type,
+            e.scale_grad_by_freq,
+            e.sparse,
+            generator=self.generator,
         )
 
     def extra_repr(self) -> str:

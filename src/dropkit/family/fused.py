@@ -41,7 +41,12 @@ from ..ops.fused import apply_activation_dropout, apply_bias_dropout_add
 from ._common import DropoutBase, active, check, resolve_seed
 
 __all__ = [
-    "activation_dropout", "ActivationDropout", "ReLUDropout", "GELUDropout", "bias_dropout_add", "BiasDropoutAdd",
+    "activation_dropout",
+    "ActivationDropout",
+    "ReLUDropout",
+    "GELUDropout",
+    "bias_dropout_add",
+    "BiasDropoutAdd",
 ]
 
 

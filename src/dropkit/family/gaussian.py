@@ -118,7 +118,6 @@ class GaussianDropout(DropoutBase):
         return f"p={self.p}"
 
 
-
 class GaussianNoise(DropoutBase):
     """Additive Gaussian noise of standard deviation `stddev` in training (Keras GaussianNoise).
 

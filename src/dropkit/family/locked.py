@@ -76,7 +76,12 @@ class LockedDropout(DropoutBase):
     mask_unit = "sequence"
 
     def __init__(
-        self, p: float = 0.5, batch_first: bool = False, inplace: bool = False, *, generator: torch.Generator | None = None
+        self,
+        p: float = 0.5,
+        batch_first: bool = False,
+        inplace: bool = False,
+        *,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.p = _validate.p(p)

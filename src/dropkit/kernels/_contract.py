@@ -73,13 +73,25 @@ class FusedBackend(Protocol):
     """Fused bias + activation + dropout + residual add, forward and backward."""
 
     def bias_dropout_add_fwd(
-        self, x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float,
+        self,
+        x: Tensor,
+        bias: Tensor | None,
+        residual: Tensor,
+        seed: int,
+        offset: int,
+        p: float,
         activation: str | None = None,
     ) -> Tensor:
         """residual + dropout(activation(x + bias))."""
 
     def bias_dropout_add_bwd(
-        self, grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float,
+        self,
+        grad: Tensor,
+        x: Tensor | None,
+        bias: Tensor | None,
+        seed: int,
+        offset: int,
+        p: float,
         activation: str | None = None,
     ) -> Tensor:
         """Gradient of bias_dropout_add_fwd with respect to x + bias."""
@@ -97,13 +109,33 @@ class AttentionBackend(Protocol):
         """Whether these kernels take the call; the switch hands the others to the torch backend's."""
 
     def attention_fwd(
-        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, seed: int, offset: int, p: float, is_causal: bool,
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        seed: int,
+        offset: int,
+        p: float,
+        is_causal: bool,
         scale: float,
     ) -> tuple[Tensor, Tensor]:
         """(softmax(q k^T * scale + mask) with spec dropout, times v; the rows' log-sum-exp)."""
 
     def attention_bwd(
-        self, grad: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, mask: Tensor | None, seed: int, offset: int, p: float, is_causal: bool, scale: float,
+        self,
+        grad: Tensor,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        out: Tensor,
+        lse: Tensor,
+        mask: Tensor | None,
+        seed: int,
+        offset: int,
+        p: float,
+        is_causal: bool,
+        scale: float,
         mask_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """(dq, dk, dv, dmask) of attention_fwd; dmask only when mask_grad, else None."""

@@ -52,7 +52,9 @@ def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
 def _drop_runs_parallel(y, seed, offset, run_stride, start, t, scale, nthreads):
     runs = y.shape[0]
     for tid in nb.prange(nthreads):
-        _drop_runs_range(y, seed, offset, run_stride, start, t, scale, tid * runs // nthreads, (tid + 1) * runs // nthreads)
+        _drop_runs_range(
+            y, seed, offset, run_stride, start, t, scale, tid * runs // nthreads, (tid + 1) * runs // nthreads
+        )
 
 
 def _drop_runs_torch(y: Tensor, seed: int, offset: int, run_stride: int, start: int, p: float) -> None:
@@ -68,7 +70,15 @@ def drop_runs(y: Tensor, seed: int, offset: int, run_stride: int, start: int, p:
     if not y.is_cpu or backend_name(y) != "cpu":
         return _drop_runs_torch(y, seed, offset, run_stride, start, p)
     yn = y.detach().numpy()
-    args = (yn, np.uint64(seed), np.uint64(offset), np.uint64(run_stride % 2**64), np.uint64(start), np.uint64(rng.threshold(p)), yn.dtype.type(rng.scale(p)))
+    args = (
+        yn,
+        np.uint64(seed),
+        np.uint64(offset),
+        np.uint64(run_stride % 2**64),
+        np.uint64(start),
+        np.uint64(rng.threshold(p)),
+        yn.dtype.type(rng.scale(p)),
+    )
     threads = pool_threads(y.numel(), y.shape[0])
     if threads <= 1:
         _drop_runs_range(*args, 0, y.shape[0])
@@ -117,7 +127,9 @@ def supports(q: Tensor, mask: Tensor | None, mask_grad: bool) -> bool:
     return True
 
 
-def attention_fwd(q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float) -> tuple[Tensor, Tensor]:
+def attention_fwd(
+    q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float
+) -> tuple[Tensor, Tensor]:
     """softmax(q k^T * scale + mask) with spec dropout, times v; returns (out in q's dtype, row log-sum-exp).
 
     q (*B, L_q, E), k (*B, L_k, E), v (*B, L_k, E_v) share the batch dims *B; mask is None

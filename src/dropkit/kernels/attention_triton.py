@@ -61,8 +61,27 @@ def _keep(seed, offset, bh, m, n, Lq, Lk, t):
 
 
 @triton.jit
-def _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale,
-            CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, BLOCK_E: tl.constexpr):
+def _scores(
+    q,
+    k_ptrs,
+    mask_ptr,
+    bh,
+    m,
+    n,
+    Lq,
+    Lk,
+    E,
+    H1,
+    smb,
+    smh,
+    smm,
+    smn,
+    scale,
+    CAUSAL: tl.constexpr,
+    HAS_MASK: tl.constexpr,
+    MASK_BOOL: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+):
     """Scaled, masked scores of the tile (float32); positions outside L_k are -inf."""
     e = tl.arange(0, BLOCK_E)
     k = tl.load(k_ptrs, mask=(n < Lk)[:, None] & (e < E)[None, :], other=0.0).to(q.dtype)
@@ -82,11 +101,37 @@ def _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, sc
 
 
 @triton.jit
-def _attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, Lq, Lk, E, Ev, H1, smb, smh, smm, smn,
-                          seed, offset, t, keep_scale, scale,
-                          CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, DROP: tl.constexpr,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr,
-                          UPCAST: tl.constexpr):
+def _attention_fwd_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    o_ptr,
+    lse_ptr,
+    mask_ptr,
+    Lq,
+    Lk,
+    E,
+    Ev,
+    H1,
+    smb,
+    smh,
+    smm,
+    smn,
+    seed,
+    offset,
+    t,
+    keep_scale,
+    scale,
+    CAUSAL: tl.constexpr,
+    HAS_MASK: tl.constexpr,
+    MASK_BOOL: tl.constexpr,
+    DROP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_EV: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
     bh = tl.program_id(1)
     m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
@@ -98,7 +143,27 @@ def _attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr, mask_ptr, Lq, Lk,
     for start in range(0, Lk, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         k_ptrs = k_ptr + base * Lk * E + n[:, None] * E + e[None, :]
-        s = _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E)
+        s = _scores(
+            q,
+            k_ptrs,
+            mask_ptr,
+            bh,
+            m,
+            n,
+            Lq,
+            Lk,
+            E,
+            H1,
+            smb,
+            smh,
+            smm,
+            smn,
+            scale,
+            CAUSAL,
+            HAS_MASK,
+            MASK_BOOL,
+            BLOCK_E,
+        )
         new_max = tl.maximum(row_max, tl.max(s, 1))
         safe = tl.where(new_max == float("-inf"), 0.0, new_max)  # rows with no key yet: nothing to rescale
         pr = tl.exp(s - safe[:, None])
@@ -129,13 +194,43 @@ def _store(ptr, value, base, idx, L, cols, D):
 
 
 @triton.jit
-def _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm, smn,
-               seed, offset, t, keep_scale, scale, CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr,
-               MASK_BOOL: tl.constexpr, DROP: tl.constexpr, BLOCK_E: tl.constexpr):
+def _grad_tile(
+    q,
+    g,
+    lse_ptr,
+    delta_ptr,
+    v,
+    k_ptrs,
+    mask_ptr,
+    bh,
+    base,
+    m,
+    n,
+    Lq,
+    Lk,
+    E,
+    H1,
+    smb,
+    smh,
+    smm,
+    smn,
+    seed,
+    offset,
+    t,
+    keep_scale,
+    scale,
+    CAUSAL: tl.constexpr,
+    HAS_MASK: tl.constexpr,
+    MASK_BOOL: tl.constexpr,
+    DROP: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+):
     """(dropped probabilities, dS) of one tile, everything regenerated: FlashAttention-2's backward step."""
     lse = tl.load(lse_ptr + base * Lq + m, mask=m < Lq, other=float("-inf"))
     delta = tl.load(delta_ptr + base * Lq + m, mask=m < Lq, other=0.0)
-    s = _scores(q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E)
+    s = _scores(
+        q, k_ptrs, mask_ptr, bh, m, n, Lq, Lk, E, H1, smb, smh, smm, smn, scale, CAUSAL, HAS_MASK, MASK_BOOL, BLOCK_E
+    )
     pr = tl.exp(s - tl.where(lse == float("-inf"), 0.0, lse)[:, None])
     dp = tl.dot(g, tl.trans(v), input_precision="ieee")
     pd = pr
@@ -147,11 +242,40 @@ def _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq
 
 
 @triton.jit
-def _attention_bwd_kv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, mask_ptr,
-                             Lq, Lk, E, Ev, H1, smb, smh, smm, smn, seed, offset, t, keep_scale, scale,
-                             CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, DROP: tl.constexpr,
-                             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr,
-                             UPCAST: tl.constexpr):
+def _attention_bwd_kv_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    g_ptr,
+    lse_ptr,
+    delta_ptr,
+    dk_ptr,
+    dv_ptr,
+    mask_ptr,
+    Lq,
+    Lk,
+    E,
+    Ev,
+    H1,
+    smb,
+    smh,
+    smm,
+    smn,
+    seed,
+    offset,
+    t,
+    keep_scale,
+    scale,
+    CAUSAL: tl.constexpr,
+    HAS_MASK: tl.constexpr,
+    MASK_BOOL: tl.constexpr,
+    DROP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_EV: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
     bh = tl.program_id(1)
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
@@ -164,8 +288,37 @@ def _attention_bwd_kv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dk_
         m = start + tl.arange(0, BLOCK_M)
         q = _tile(q_ptr, base, m, Lq, e, E, UPCAST)
         g = _tile(g_ptr, base, m, Lq, ev, Ev, UPCAST)
-        pd, ds = _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm,
-                            smn, seed, offset, t, keep_scale, scale, CAUSAL, HAS_MASK, MASK_BOOL, DROP, BLOCK_E)
+        pd, ds = _grad_tile(
+            q,
+            g,
+            lse_ptr,
+            delta_ptr,
+            v,
+            k_ptrs,
+            mask_ptr,
+            bh,
+            base,
+            m,
+            n,
+            Lq,
+            Lk,
+            E,
+            H1,
+            smb,
+            smh,
+            smm,
+            smn,
+            seed,
+            offset,
+            t,
+            keep_scale,
+            scale,
+            CAUSAL,
+            HAS_MASK,
+            MASK_BOOL,
+            DROP,
+            BLOCK_E,
+        )
         dv += tl.dot(tl.trans(pd).to(g.dtype), g, input_precision="ieee")
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision="ieee")
     _store(dk_ptr, dk * scale, base, n, Lk, e, E)
@@ -173,11 +326,39 @@ def _attention_bwd_kv_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dk_
 
 
 @triton.jit
-def _attention_bwd_q_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dq_ptr, mask_ptr,
-                            Lq, Lk, E, Ev, H1, smb, smh, smm, smn, seed, offset, t, keep_scale, scale,
-                            CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, MASK_BOOL: tl.constexpr, DROP: tl.constexpr,
-                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_EV: tl.constexpr,
-                            UPCAST: tl.constexpr):
+def _attention_bwd_q_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    g_ptr,
+    lse_ptr,
+    delta_ptr,
+    dq_ptr,
+    mask_ptr,
+    Lq,
+    Lk,
+    E,
+    Ev,
+    H1,
+    smb,
+    smh,
+    smm,
+    smn,
+    seed,
+    offset,
+    t,
+    keep_scale,
+    scale,
+    CAUSAL: tl.constexpr,
+    HAS_MASK: tl.constexpr,
+    MASK_BOOL: tl.constexpr,
+    DROP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_EV: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
     bh = tl.program_id(1)
     m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     e, ev = tl.arange(0, BLOCK_E), tl.arange(0, BLOCK_EV)
@@ -189,8 +370,37 @@ def _attention_bwd_q_kernel(q_ptr, k_ptr, v_ptr, g_ptr, lse_ptr, delta_ptr, dq_p
         n = start + tl.arange(0, BLOCK_N)
         k_ptrs = k_ptr + base * Lk * E + n[:, None] * E + e[None, :]
         v = _tile(v_ptr, base, n, Lk, ev, Ev, UPCAST)
-        _, ds = _grad_tile(q, g, lse_ptr, delta_ptr, v, k_ptrs, mask_ptr, bh, base, m, n, Lq, Lk, E, H1, smb, smh, smm,
-                           smn, seed, offset, t, keep_scale, scale, CAUSAL, HAS_MASK, MASK_BOOL, DROP, BLOCK_E)
+        _, ds = _grad_tile(
+            q,
+            g,
+            lse_ptr,
+            delta_ptr,
+            v,
+            k_ptrs,
+            mask_ptr,
+            bh,
+            base,
+            m,
+            n,
+            Lq,
+            Lk,
+            E,
+            H1,
+            smb,
+            smh,
+            smm,
+            smn,
+            seed,
+            offset,
+            t,
+            keep_scale,
+            scale,
+            CAUSAL,
+            HAS_MASK,
+            MASK_BOOL,
+            DROP,
+            BLOCK_E,
+        )
         k = _tile(k_ptr, base, n, Lk, e, E, UPCAST)
         dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
     _store(dq_ptr, dq * scale, base, m, Lq, e, E)
@@ -224,17 +434,23 @@ def _common(q, k, v, mask, seed, offset, p, is_causal, scale):
     return batch, lq, lk, e, ev, _mask_args(mask, q), rand, consts
 
 
-def attention_fwd(q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float) -> tuple[Tensor, Tensor]:
+def attention_fwd(
+    q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float
+) -> tuple[Tensor, Tensor]:
     """As kernels.attention_cpu.attention_fwd; the log-sum-exp in float32."""
     batch, lq, lk, e, ev, margs, rand, consts = _common(q, k, v, mask, seed, offset, p, is_causal, scale)
     out = torch.empty(*q.shape[:-1], ev, dtype=q.dtype, device=q.device)
     lse = torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device)
     grid = (triton.cdiv(lq, _BLOCK), batch)
-    _attention_fwd_kernel[grid](_flat(q), _flat(k), _flat(v), out, lse, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts)
+    _attention_fwd_kernel[grid](
+        _flat(q), _flat(k), _flat(v), out, lse, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts
+    )
     return out, lse
 
 
-def attention_bwd(grad, q, k, v, out, lse, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float, mask_grad: bool):
+def attention_bwd(
+    grad, q, k, v, out, lse, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float, mask_grad: bool
+):
     """As kernels.attention_cpu.attention_bwd (without the additive mask's gradient: see `supports`)."""
     batch, lq, lk, e, ev, margs, rand, consts = _common(q, k, v, mask, seed, offset, p, is_causal, scale)
     qf, kf, vf, gf = _flat(q), _flat(k), _flat(v), _flat(grad)
@@ -242,7 +458,9 @@ def attention_bwd(grad, q, k, v, out, lse, mask, seed: int, offset: int, p: floa
     dq, dk, dv = torch.empty_like(qf), torch.empty_like(kf), torch.empty_like(vf)
     lse = lse.reshape(batch, lq).contiguous()
     _attention_bwd_kv_kernel[(triton.cdiv(lk, _BLOCK), batch)](
-        qf, kf, vf, gf, lse, delta, dk, dv, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts)
+        qf, kf, vf, gf, lse, delta, dk, dv, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts
+    )
     _attention_bwd_q_kernel[(triton.cdiv(lq, _BLOCK), batch)](
-        qf, kf, vf, gf, lse, delta, dq, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts)
+        qf, kf, vf, gf, lse, delta, dq, margs[0], lq, lk, e, ev, *margs[1:], *rand, **consts
+    )
     return dq.view(q.shape), dk.view(k.shape), dv.view(v.shape), None

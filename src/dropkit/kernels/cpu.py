@@ -64,7 +64,9 @@ def _dropout_chunks(x, y, bits, seed, offset, t, act, scale, c0, c1):
 def _dropout_parallel(x, y, bits, seed, offset, t, act, scale, nthreads):
     nchunks = (x.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
-        _dropout_chunks(x, y, bits, seed, offset, t, act, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
+        _dropout_chunks(
+            x, y, bits, seed, offset, t, act, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads
+        )
 
 
 @nb.njit(**JIT)
@@ -207,7 +209,15 @@ def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, act
     if n < PARALLEL_MIN and f64 is not None:
         y = torch.empty_like(x) if out is None else out
         _dropout_direct(
-            x.data_ptr(), y.data_ptr(), n, f64, rng.to_int64(seed), rng.to_int64(offset), rng.threshold(p), act, rng.scale(p)
+            x.data_ptr(),
+            y.data_ptr(),
+            n,
+            f64,
+            rng.to_int64(seed),
+            rng.to_int64(offset),
+            rng.threshold(p),
+            act,
+            rng.scale(p),
         )
         return y
     t = np.uint64(rng.threshold(p))
@@ -217,7 +227,17 @@ def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, act
 def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
     """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8)
-    y = _apply(_DROPOUT, x, None, as_numpy(bits), np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), 0, rng.scale(p))
+    y = _apply(
+        _DROPOUT,
+        x,
+        None,
+        as_numpy(bits),
+        np.uint64(seed),
+        np.uint64(offset),
+        np.uint64(rng.threshold(p)),
+        0,
+        rng.scale(p),
+    )
     return y, bits
 
 

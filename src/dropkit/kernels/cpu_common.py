@@ -22,8 +22,19 @@ import torch
 from .. import rng
 
 __all__ = [
-    "CHUNK", "U32", "S32", "JIT", "HALF", "PARALLEL_MIN",
-    "fill_bits", "chunk_bits", "apply_activation", "keep_apply", "pool_threads", "launch", "as_numpy",
+    "CHUNK",
+    "U32",
+    "S32",
+    "JIT",
+    "HALF",
+    "PARALLEL_MIN",
+    "fill_bits",
+    "chunk_bits",
+    "apply_activation",
+    "keep_apply",
+    "pool_threads",
+    "launch",
+    "as_numpy",
 ]
 
 CHUNK = 4096  # elements per chunk; a multiple of 8 so packed bytes never straddle chunks
@@ -32,7 +43,9 @@ _M0, _M1 = np.uint64(rng.M0), np.uint64(rng.M1)
 _W0, _W1 = np.uint64(rng.W0), np.uint64(rng.W1)
 S32 = np.uint64(32)
 _B62 = np.uint64(2**62 - 1)
-JIT: dict[str, Any] = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")  # Any: numba's njit overloads type each option apart
+JIT: dict[str, Any] = dict(
+    nogil=True, cache=True, fastmath=False, error_model="numpy"
+)  # Any: numba's njit overloads type each option apart
 
 
 @nb.njit(**JIT)

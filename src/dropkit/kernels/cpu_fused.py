@@ -74,8 +74,21 @@ def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0,
 def _fused_parallel(a, bias, b, y, forward, act, seed, offset, t, drop, scale, nthreads):
     nchunks = (a.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
-        _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale,
-                      tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
+        _fused_chunks(
+            a,
+            bias,
+            b,
+            y,
+            forward,
+            act,
+            seed,
+            offset,
+            t,
+            drop,
+            scale,
+            tid * nchunks // nthreads,
+            (tid + 1) * nchunks // nthreads,
+        )
 
 
 def _compute(t: torch.Tensor | None) -> np.ndarray:
@@ -88,9 +101,22 @@ def _compute(t: torch.Tensor | None) -> np.ndarray:
 def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, p: float, activation) -> torch.Tensor:
     an = _compute(a)
     y = np.empty(like.shape, an.dtype)  # numpy's allocation: see cpu._apply
-    launch(_fused_chunks, _fused_parallel, an.size, an, _compute(bias).astype(an.dtype, copy=False),
-            an if b is None else _compute(b), y.reshape(-1), forward, ACTIVATION_CODES[activation],
-            np.uint64(seed), np.uint64(offset), np.uint64(rng.threshold(p)), p > 0.0, an.dtype.type(rng.scale(p)))
+    launch(
+        _fused_chunks,
+        _fused_parallel,
+        an.size,
+        an,
+        _compute(bias).astype(an.dtype, copy=False),
+        an if b is None else _compute(b),
+        y.reshape(-1),
+        forward,
+        ACTIVATION_CODES[activation],
+        np.uint64(seed),
+        np.uint64(offset),
+        np.uint64(rng.threshold(p)),
+        p > 0.0,
+        an.dtype.type(rng.scale(p)),
+    )
     return torch.from_numpy(y).to(like.dtype)
 
 

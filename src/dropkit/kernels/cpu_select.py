@@ -92,7 +92,9 @@ def select_fwd(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Ten
     """x * scale where keep (broadcast) holds, else 0, into `out` (may be x) or a new tensor; supports(x, keep) must hold."""
     layout = _layout(x, keep)
     if layout is None:
-        raise ValueError(f"select_fwd: keep of shape {tuple(keep.shape)} does not broadcast as (A, 1, C) to x of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"select_fwd: keep of shape {tuple(keep.shape)} does not broadcast as (A, 1, C) to x of shape {tuple(x.shape)}"
+        )
     A, B, C = layout
     xn = x.detach().numpy().reshape(-1)
     # numpy's allocation, as kernels.cpu._apply's: large arrays get transparent huge pages, torch's fault per 4 KiB

@@ -134,8 +134,19 @@ def _compute_type(v, F64: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
-def _dropout_fwd_kernel(x_ptr, y_ptr, n, seed, offset, t, scale_bits,
-                        BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr, ACT: tl.constexpr):
+def _dropout_fwd_kernel(
+    x_ptr,
+    y_ptr,
+    n,
+    seed,
+    offset,
+    t,
+    scale_bits,
+    BLOCK: tl.constexpr,
+    SHIFT: tl.constexpr,
+    F64: tl.constexpr,
+    ACT: tl.constexpr,
+):
     rows, cols, idx = _tile(BLOCK)
     inside = idx < n
     keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT)
@@ -145,8 +156,9 @@ def _dropout_fwd_kernel(x_ptr, y_ptr, n, seed, offset, t, scale_bits,
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
-def _dropout_fwd_packed_kernel(x_ptr, y_ptr, bits_ptr, n, seed, offset, t, scale_bits,
-                               BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr):
+def _dropout_fwd_packed_kernel(
+    x_ptr, y_ptr, bits_ptr, n, seed, offset, t, scale_bits, BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr
+):
     rows, cols, idx = _tile(BLOCK)
     inside = idx < n
     keep = _keep(seed, offset, t, rows, cols, BLOCK, SHIFT) & inside  # padding bits are 0
@@ -192,8 +204,19 @@ def _columns(rows, cols, H, BLOCK: tl.constexpr, H_DIV8: tl.constexpr):
 
 
 @triton.jit
-def _pre_activation(x_ptr, bias_ptr, idx, inside, rows, cols, H,
-                    BLOCK: tl.constexpr, H_DIV8: tl.constexpr, HAS_BIAS: tl.constexpr, F64: tl.constexpr):
+def _pre_activation(
+    x_ptr,
+    bias_ptr,
+    idx,
+    inside,
+    rows,
+    cols,
+    H,
+    BLOCK: tl.constexpr,
+    H_DIV8: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    F64: tl.constexpr,
+):
     """h = x + bias in the compute type."""
     h = _compute_type(tl.load(x_ptr + idx, mask=inside), F64)
     if HAS_BIAS:
@@ -235,9 +258,25 @@ def _activation_grad(d, h, ACT: tl.constexpr, F64: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
-def _bias_dropout_add_fwd_kernel(x_ptr, bias_ptr, res_ptr, y_ptr, n, H, seed, offset, t, scale_bits,
-                                 BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr, ACT: tl.constexpr,
-                                 HAS_BIAS: tl.constexpr, H_DIV8: tl.constexpr, DROP: tl.constexpr):
+def _bias_dropout_add_fwd_kernel(
+    x_ptr,
+    bias_ptr,
+    res_ptr,
+    y_ptr,
+    n,
+    H,
+    seed,
+    offset,
+    t,
+    scale_bits,
+    BLOCK: tl.constexpr,
+    SHIFT: tl.constexpr,
+    F64: tl.constexpr,
+    ACT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    H_DIV8: tl.constexpr,
+    DROP: tl.constexpr,
+):
     rows, cols, idx = _tile(BLOCK)
     inside = idx < n
     h = _pre_activation(x_ptr, bias_ptr, idx, inside, rows, cols, H, BLOCK, H_DIV8, HAS_BIAS, F64)
@@ -249,9 +288,25 @@ def _bias_dropout_add_fwd_kernel(x_ptr, bias_ptr, res_ptr, y_ptr, n, H, seed, of
 
 
 @triton.jit(do_not_specialize=_UNSPECIALIZED)
-def _bias_dropout_add_bwd_kernel(g_ptr, x_ptr, bias_ptr, out_ptr, n, H, seed, offset, t, scale_bits,
-                                 BLOCK: tl.constexpr, SHIFT: tl.constexpr, F64: tl.constexpr, ACT: tl.constexpr,
-                                 HAS_BIAS: tl.constexpr, H_DIV8: tl.constexpr, DROP: tl.constexpr):
+def _bias_dropout_add_bwd_kernel(
+    g_ptr,
+    x_ptr,
+    bias_ptr,
+    out_ptr,
+    n,
+    H,
+    seed,
+    offset,
+    t,
+    scale_bits,
+    BLOCK: tl.constexpr,
+    SHIFT: tl.constexpr,
+    F64: tl.constexpr,
+    ACT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    H_DIV8: tl.constexpr,
+    DROP: tl.constexpr,
+):
     rows, cols, idx = _tile(BLOCK)
     inside = idx < n
     d = _compute_type(tl.load(g_ptr + idx, mask=inside), F64)
@@ -282,8 +337,14 @@ def _scale_bits(p: float, dtype: torch.dtype) -> int:
 
 def _rule(seed: int, offset: int, p: float, dtype: torch.dtype) -> dict:
     """The runtime arguments every masking kernel takes, int64-typed where they hold uint64 bits."""
-    return dict(seed=rng.to_int64(seed), offset=rng.to_int64(offset), t=rng.threshold(p),
-                scale_bits=_scale_bits(p, dtype), SHIFT=offset & 3, F64=dtype == torch.float64)
+    return dict(
+        seed=rng.to_int64(seed),
+        offset=rng.to_int64(offset),
+        t=rng.threshold(p),
+        scale_bits=_scale_bits(p, dtype),
+        SHIFT=offset & 3,
+        F64=dtype == torch.float64,
+    )
 
 
 def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, activation=None) -> torch.Tensor:
@@ -293,8 +354,9 @@ def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, act
     """
     y = torch.empty_like(x) if out is None else out
     if x.numel():
-        _dropout_fwd_kernel[_grid(x.numel())](x, y, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK,
-                                              ACT=ACTIVATION_CODES[activation], **_LAUNCH)
+        _dropout_fwd_kernel[_grid(x.numel())](
+            x, y, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, ACT=ACTIVATION_CODES[activation], **_LAUNCH
+        )
     return y
 
 
@@ -304,7 +366,8 @@ def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8, device=x.device)
     if x.numel():
         _dropout_fwd_packed_kernel[_grid(x.numel())](
-            x, y, bits, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, **_LAUNCH)
+            x, y, bits, x.numel(), **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, **_LAUNCH
+        )
     return y, bits
 
 
@@ -313,8 +376,15 @@ def dropout_bwd_packed(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torc
     y = torch.empty_like(grad)
     if grad.numel():
         _dropout_bwd_packed_kernel[_grid(grad.numel())](
-            grad, bits, y, grad.numel(), _scale_bits(p, grad.dtype),
-            BLOCK=BLOCK, F64=grad.dtype == torch.float64, **_LAUNCH)
+            grad,
+            bits,
+            y,
+            grad.numel(),
+            _scale_bits(p, grad.dtype),
+            BLOCK=BLOCK,
+            F64=grad.dtype == torch.float64,
+            **_LAUNCH,
+        )
     return y
 
 
@@ -322,15 +392,25 @@ def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
     """The spec's random words for stream indices offset .. offset+n-1, as int64."""
     out = torch.empty(n, dtype=torch.int64, device=device)
     if n:
-        _random_bits_kernel[_grid(n)](out, n, rng.to_int64(seed), rng.to_int64(offset),
-                                      BLOCK=BLOCK, SHIFT=offset & 3, **_LAUNCH)
+        _random_bits_kernel[_grid(n)](
+            out, n, rng.to_int64(seed), rng.to_int64(offset), BLOCK=BLOCK, SHIFT=offset & 3, **_LAUNCH
+        )
     return out
 
 
 def _fused_args(x: torch.Tensor, bias, seed: int, offset: int, p: float, activation) -> dict:
     H = x.shape[-1] if x.dim() else 1
-    return dict(n=x.numel(), H=H, **_rule(seed, offset, p, x.dtype), BLOCK=BLOCK, ACT=ACTIVATION_CODES[activation],
-                HAS_BIAS=bias is not None, H_DIV8=H % 8 == 0, DROP=p > 0.0, **_LAUNCH)
+    return dict(
+        n=x.numel(),
+        H=H,
+        **_rule(seed, offset, p, x.dtype),
+        BLOCK=BLOCK,
+        ACT=ACTIVATION_CODES[activation],
+        HAS_BIAS=bias is not None,
+        H_DIV8=H % 8 == 0,
+        DROP=p > 0.0,
+        **_LAUNCH,
+    )
 
 
 def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
@@ -341,7 +421,8 @@ def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, ac
     y = torch.empty_like(x)
     if x.numel():
         _bias_dropout_add_fwd_kernel[_grid(x.numel())](
-            x, x if bias is None else bias, residual, y, **_fused_args(x, bias, seed, offset, p, activation))
+            x, x if bias is None else bias, residual, y, **_fused_args(x, bias, seed, offset, p, activation)
+        )
     return y
 
 
@@ -353,6 +434,10 @@ def bias_dropout_add_bwd(grad, x, bias, seed: int, offset: int, p: float, activa
     out = torch.empty_like(grad)
     if grad.numel():
         _bias_dropout_add_bwd_kernel[_grid(grad.numel())](
-            grad, grad if x is None else x, grad if bias is None else bias, out,
-            **_fused_args(grad, bias, seed, offset, p, activation))
+            grad,
+            grad if x is None else x,
+            grad if bias is None else bias,
+            out,
+            **_fused_args(grad, bias, seed, offset, p, activation),
+        )
     return out

@@ -43,13 +43,13 @@ from pathlib import Path
 import torch
 
 from ..mc import acquisition
-from ..nn import Dropout, ReLUDropout
 from ..mc.predict import mc_predict
+from ..nn import Dropout, ReLUDropout
 from . import data, report
 from .errors import SettingsError
 from .models import build_mlp
-from .settings import STRATEGIES, ActiveSettings
 from .runs import lock
+from .settings import STRATEGIES, ActiveSettings
 from .train import Interrupted
 
 __all__ = ["STRATEGIES", "ActiveSettings", "FILES", "Interrupted", "run", "table", "acquire", "curves", "plot"]
@@ -67,7 +67,9 @@ def _initial(y_pool: torch.Tensor, per_class: int, n_classes: int) -> list[int]:
     for c in range(n_classes):
         where = (y_pool == c).nonzero().squeeze(1)[:per_class]
         if len(where) < per_class:
-            raise SettingsError(f"the pool has {len(where)} points of class {c}, fewer than --initial {per_class}; raise --pool or lower --initial")
+            raise SettingsError(
+                f"the pool has {len(where)} points of class {c}, fewer than --initial {per_class}; raise --pool or lower --initial"
+            )
         picked += where.tolist()
     return sorted(picked)
 
@@ -100,11 +102,16 @@ def _train(s: ActiveSettings, x: torch.Tensor, y: torch.Tensor, n_classes: int, 
 
 def _mc_probs(model: torch.nn.Module, x: torch.Tensor, s: ActiveSettings, seed: int) -> torch.Tensor:
     """(T, N, C) consistent MC dropout probabilities of x."""
-    parts = [mc_predict(model, x[i : i + _SCORE_BATCH], s.samples, seed=seed, consistent=True).probs for i in range(0, len(x), _SCORE_BATCH)]
+    parts = [
+        mc_predict(model, x[i : i + _SCORE_BATCH], s.samples, seed=seed, consistent=True).probs
+        for i in range(0, len(x), _SCORE_BATCH)
+    ]
     return torch.cat(parts, 1)
 
 
-def acquire(strategy: str, model: torch.nn.Module, x_unlabelled: torch.Tensor, b: int, s: ActiveSettings, seed: int) -> list[int]:
+def acquire(
+    strategy: str, model: torch.nn.Module, x_unlabelled: torch.Tensor, b: int, s: ActiveSettings, seed: int
+) -> list[int]:
     """Positions in x_unlabelled of the b points `strategy` labels next."""
     g = torch.Generator().manual_seed(seed)
     if strategy == "random":
@@ -133,14 +140,18 @@ def _load_state(path: Path, s: ActiveSettings, resume: bool, overwrite: bool) ->
     if path.exists() and resume:
         state = json.loads(path.read_text())
         if state.get("settings") != _settings_dict(s):
-            raise SettingsError(f"{path} was written with other settings; run again with the same options, or with --overwrite")
+            raise SettingsError(
+                f"{path} was written with other settings; run again with the same options, or with --overwrite"
+            )
         return state
     if path.exists() and not overwrite:
         raise SettingsError(f"{path} exists; pass --resume to continue it or --overwrite to start again")
     return {"settings": _settings_dict(s), "runs": {}}
 
 
-def _round(s: ActiveSettings, strategy: str, seed: int, record: dict, x_pool, y_pool, ds: data.Dataset, n_classes: int) -> None:
+def _round(
+    s: ActiveSettings, strategy: str, seed: int, record: dict, x_pool, y_pool, ds: data.Dataset, n_classes: int
+) -> None:
     """Train on the labelled points, record the test accuracy, label the next points (unless the budget is met)."""
     r = len(record["curve"])
     began = time.perf_counter()
@@ -159,7 +170,14 @@ def _round(s: ActiveSettings, strategy: str, seed: int, record: dict, x_pool, y_
     record["done"] = b == 0
 
 
-def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, overwrite: bool = False, progress: ProgressCallback | None = None) -> dict:
+def run(
+    out,
+    s: ActiveSettings = ActiveSettings(),
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> dict:
     """Run (or continue) the experiment in folder `out`; returns active.json's dict.
 
     Raises:
@@ -173,7 +191,9 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
     # Settings and data are checked before the folder is touched: a refused start leaves nothing behind.
     ds = data.load(s.dataset, s.data_dir)
     if s.pool > len(ds.x_train):
-        raise SettingsError(f"--pool ({s.pool}) must not exceed the training split of {ds.name} ({len(ds.x_train)} points)")
+        raise SettingsError(
+            f"--pool ({s.pool}) must not exceed the training split of {ds.name} ({len(ds.x_train)} points)"
+        )
     n_classes = ds.n_classes
     if s.initial * n_classes > s.budget:
         raise SettingsError(f"--initial x classes ({s.initial} x {n_classes}) must not exceed --budget ({s.budget})")
@@ -184,12 +204,18 @@ def run(out, s: ActiveSettings = ActiveSettings(), *, resume: bool = False, over
         done = sum(len(r["curve"]) for r in state["runs"].values())
         try:
             for seed in s.seeds:
-                source = torch.arange(len(ds.x_train)) if s.train_size is None else data.train_subset(ds.y_train, s.train_size, seed)
+                source = (
+                    torch.arange(len(ds.x_train))
+                    if s.train_size is None
+                    else data.train_subset(ds.y_train, s.train_size, seed)
+                )
                 pool = source[torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[: s.pool]]
                 x_pool, y_pool = ds.x_train[pool], ds.y_train[pool]
                 start = _initial(y_pool, s.initial, n_classes)
                 for strategy in s.strategies:
-                    record = state["runs"].setdefault(f"{strategy}/{seed}", {"labelled": start, "curve": [], "done": False})
+                    record = state["runs"].setdefault(
+                        f"{strategy}/{seed}", {"labelled": start, "curve": [], "done": False}
+                    )
                     while not record["done"]:
                         _round(s, strategy, seed, record, x_pool, y_pool, ds, n_classes)
                         report.write_json(path, state)  # after every round: Ctrl-C loses only the round under way

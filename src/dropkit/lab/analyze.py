@@ -39,7 +39,7 @@ from torch import nn
 from .. import _validate, rng
 from ..functional import keep_mask
 from ..nn import ReLUDropout
-from . import data, report, train
+from . import data, report
 from .errors import RunFolderError, SettingsError
 from .runs import ANALYZE_FILES as FILES
 from .runs import load_model, lock
@@ -117,7 +117,9 @@ def knockout_masks(width: int, fraction: float, repeats: int, *, layer: int, see
     _check(repeats, seed)
     if not 1 <= width < _MAX_WIDTH:
         raise SettingsError(f"width must be in [1, 2**32), got {width}")
-    keep = torch.stack([keep_mask((width,), fraction, seed=seed, offset=layer * 2**48 + r * 2**32) for r in range(repeats)])
+    keep = torch.stack(
+        [keep_mask((width,), fraction, seed=seed, offset=layer * 2**48 + r * 2**32) for r in range(repeats)]
+    )
     return keep.to(torch.float32) * rng.scale(fraction)
 
 
@@ -142,7 +144,9 @@ def worst_case_multipliers(mean_activation: torch.Tensor, fraction: float) -> to
 
 
 @torch.no_grad()
-def knockout_accuracies(suffix: nn.Module, hidden: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], multipliers: torch.Tensor) -> list[float]:
+def knockout_accuracies(
+    suffix: nn.Module, hidden: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], multipliers: torch.Tensor
+) -> list[float]:
     """Test accuracy of the network after a hidden layer, fed that layer's activations times each row of `multipliers`.
 
     Args:
@@ -201,7 +205,10 @@ def activation_stats(h: torch.Tensor) -> dict:
         "mean_abs_corr": mean_abs_corr,
         "never_firing": int((h == 0).all(0).sum()),
         "correlated_units": k,
-        "histogram": {"edges": torch.linspace(0.0, top, _HISTOGRAM_BINS + 1).tolist(), "counts": [int(c) for c in counts]},
+        "histogram": {
+            "edges": torch.linspace(0.0, top, _HISTOGRAM_BINS + 1).tolist(),
+            "counts": [int(c) for c in counts],
+        },
     }
 
 
@@ -229,7 +236,15 @@ def _stats(values: list[float]) -> dict:
 
 
 @torch.no_grad()
-def analyze_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, repeats: int = REPEATS, seed: int = 0, batch_size: int = 10000) -> dict:
+def analyze_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    repeats: int = REPEATS,
+    seed: int = 0,
+    batch_size: int = 10000,
+) -> dict:
     """Knock-out curves and activation statistics of every hidden layer of a trained lab MLP on (x, y).
 
     The activations are computed once per layer in batches of `batch_size` (as train.evaluate does,
@@ -388,7 +403,9 @@ def table(result: dict):
     t = Table(
         title="co-adaptation: hidden layer 1's units removed at test time",
         caption=f"test accuracy, mean of {result['repeats']} random knock-outs; zeros and mean |corr| of the layer's activations",
-        box=box.SIMPLE, pad_edge=False, collapse_padding=True,
+        box=box.SIMPLE,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for column in ("run", "intact", "50% out", "drop", "75% out", "drop", "zeros", "|corr|"):
         t.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
@@ -396,8 +413,14 @@ def table(result: dict):
         stats = r["layers"][0]["activations"]
         corr = stats["mean_abs_corr"]
         t.add_row(
-            name, _pct(r["test_acc"]), _pct(_at(r, 0.5)), _pp(r["drop_50"]), _pct(_at(r, 0.75)), _pp(r["drop_75"]),
-            _pct(stats["zeros"]), "-" if corr is None else f"{corr:.3f}",
+            name,
+            _pct(r["test_acc"]),
+            _pct(_at(r, 0.5)),
+            _pp(r["drop_50"]),
+            _pct(_at(r, 0.75)),
+            _pp(r["drop_75"]),
+            _pct(stats["zeros"]),
+            "-" if corr is None else f"{corr:.3f}",
         )
     return t
 
@@ -431,9 +454,21 @@ def plot_knockout(result: dict, path) -> None:
     for (name, r), colour in zip(result["runs"].items(), _colours(len(result["runs"]))):
         for ax, layer in zip(axes, r["layers"]):
             random = layer["random"]
-            ax.fill_between(fractions, [100 * a for a in random["acc_min"]], [100 * a for a in random["acc_max"]], color=colour, alpha=0.2)
+            ax.fill_between(
+                fractions,
+                [100 * a for a in random["acc_min"]],
+                [100 * a for a in random["acc_max"]],
+                color=colour,
+                alpha=0.2,
+            )
             ax.plot(fractions, [100 * a for a in random["acc_mean"]], color=colour, marker=".", label=f"{name} random")
-            ax.plot(fractions, [100 * a for a in layer["worst"]["acc"]], color=colour, linestyle="--", label=f"{name} largest first")
+            ax.plot(
+                fractions,
+                [100 * a for a in layer["worst"]["acc"]],
+                color=colour,
+                linestyle="--",
+                label=f"{name} largest first",
+            )
     for i, ax in enumerate(axes):
         ax.set(xlabel="units removed at test time (%)", ylabel="test accuracy (%)", title=f"hidden layer {i + 1}")
         ax.grid(alpha=0.3)
@@ -489,7 +524,11 @@ def plot_activations(result: dict, path) -> None:
             stats = layer["activations"]
             hist = stats["histogram"]
             total = result["n_test"] * layer["width"]
-            ax.stairs([c / total for c in hist["counts"]], hist["edges"], label=f"layer {i + 1}: {100 * stats['zeros']:.1f}% zeros, mean {stats['mean']:.2f}")
+            ax.stairs(
+                [c / total for c in hist["counts"]],
+                hist["edges"],
+                label=f"layer {i + 1}: {100 * stats['zeros']:.1f}% zeros, mean {stats['mean']:.2f}",
+            )
         ax.set(yscale="log", xlabel="activation (non-zero)", ylabel="fraction of activations", title=name)
         ax.legend(fontsize=7)
     fig.suptitle(f"{result['dataset']}: hidden activations on the test set")

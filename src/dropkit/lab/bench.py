@@ -16,8 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -80,7 +80,9 @@ def _elementwise(sizes, min_seconds, progress) -> list[dict]:
             fwd = _median_ms(lambda: fn(x), min_seconds)
             fwd_bwd = _median_ms(lambda: fn(xg).backward(g), min_seconds)
             saved = _saved_bytes_per_element(fn, min(n, 2**16))
-            rows.append(dict(n=n, impl=name, forward_ms=fwd, forward_backward_ms=fwd_bwd, saved_bytes_per_element=saved))
+            rows.append(
+                dict(n=n, impl=name, forward_ms=fwd, forward_backward_ms=fwd_bwd, saved_bytes_per_element=saved)
+            )
     return rows
 
 
@@ -95,7 +97,11 @@ def seed_network(dropout: Callable[[float], nn.Module]) -> nn.Sequential:
 
 def _training_steps(batches, min_seconds, progress) -> list[dict]:
     rows = []
-    kinds = {"torch.nn.Dropout": nn.Dropout, "dropkit.nn.Dropout": dropkit.nn.Dropout, "no dropout": lambda p: nn.Identity()}
+    kinds = {
+        "torch.nn.Dropout": nn.Dropout,
+        "dropkit.nn.Dropout": dropkit.nn.Dropout,
+        "no dropout": lambda p: nn.Identity(),
+    }
     for batch in batches:
         x, y = torch.randn(batch, 784), torch.randint(0, 10, (batch,))
         for name, cls in kinds.items():

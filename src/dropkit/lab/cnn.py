@@ -55,7 +55,9 @@ def check_kind(model: str, kind: str) -> str:
         'drop_path'
     """
     if kind not in CNN_DROPOUT_TYPES:
-        raise SettingsError(f"--dropout-type for --model {model} must be one of {', '.join(CNN_DROPOUT_TYPES)}, got {kind!r}")
+        raise SettingsError(
+            f"--dropout-type for --model {model} must be one of {', '.join(CNN_DROPOUT_TYPES)}, got {kind!r}"
+        )
     if kind == "drop_path" and model != "rescnn":
         raise SettingsError("--dropout-type drop_path (stochastic depth) drops residual branches: use --model rescnn")
     return kind
@@ -66,14 +68,18 @@ class _Residual(nn.Module):
 
     def __init__(self, channels: int, p: float):
         super().__init__()
-        self.branch = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.branch = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1)
+        )
         self.drop = DropPath(p) if p > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x + self.drop(self.branch(x)))
 
 
-def build_cnn(side: int, n_classes: int, dense: int = 128, kind: str = "dropout", p: float = 0.0, residual: bool = False) -> nn.Sequential:
+def build_cnn(
+    side: int, n_classes: int, dense: int = 128, kind: str = "dropout", p: float = 0.0, residual: bool = False
+) -> nn.Sequential:
     """The conv net for flattened side x side one-channel images: dropout of `kind` at rate p (0: none).
 
     Examples:

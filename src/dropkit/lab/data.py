@@ -80,8 +80,7 @@ SHA256 = {
 
 SYSTEM_ROOT = Path("/usr/share/datasets")
 FASHION_HINT = (
-    "to use Fashion-MNIST: apt-get install dataset-fashion-mnist, "
-    "or dropkit demo --dataset fashion-mnist --download"
+    "to use Fashion-MNIST: apt-get install dataset-fashion-mnist, or dropkit demo --dataset fashion-mnist --download"
 )
 
 
@@ -276,14 +275,19 @@ def _load_idx(name: str, directory: Path) -> Dataset:
         raise DataError(f"{paths['train_images']}: images of {size} (header bytes 8-15), {name}'s are {want}")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         test_size = "x".join(map(str, arrays["test_images"].shape[1:]))
-        raise DataError(f"{paths['test_images']}: images of {test_size} (header bytes 8-15), the train images are {size}")
+        raise DataError(
+            f"{paths['test_images']}: images of {test_size} (header bytes 8-15), the train images are {size}"
+        )
     train_classes = np.bincount(arrays["train_labels"], minlength=256) > 0
     if name in N_CLASSES:
         allowed, classes = np.arange(256) < N_CLASSES[name], f"{name}'s classes 0-{N_CLASSES[name] - 1}"
         _check_labels(paths["train_labels"], arrays["train_labels"], allowed, classes)
     else:  # a custom folder: its train split defines the classes, and the test split may use only those
         shown = ", ".join(map(str, np.flatnonzero(train_classes)))
-        allowed, classes = train_classes, f"the train split's classes ({shown if len(shown) <= 60 else shown[:57] + '...'})"
+        allowed, classes = (
+            train_classes,
+            f"the train split's classes ({shown if len(shown) <= 60 else shown[:57] + '...'})",
+        )
     _check_labels(paths["test_labels"], arrays["test_labels"], allowed, classes)
     x_train, x_test = _standardise(arrays["train_images"], arrays["test_images"])
     y_train = torch.from_numpy(arrays["train_labels"].astype(np.int64))
@@ -302,7 +306,16 @@ def _load_digits(notice: str | None = None) -> Dataset:
     test, train = order[:n_test], order[n_test:]
     x_train, x_test = _standardise(bunch.data[train], bunch.data[test])
     y = torch.from_numpy(bunch.target.astype(np.int64))
-    return Dataset("digits", x_train, y[train], x_test, y[test], source="sklearn.datasets.load_digits", notice=notice, classes=N_CLASSES["digits"])
+    return Dataset(
+        "digits",
+        x_train,
+        y[train],
+        x_test,
+        y[test],
+        source="sklearn.datasets.load_digits",
+        notice=notice,
+        classes=N_CLASSES["digits"],
+    )
 
 
 def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> Dataset:
@@ -338,9 +351,7 @@ def load(name: str = "auto", data_dir=None, download_missing: bool = False) -> D
     if name == "auto":
         return _load_digits(notice=f"Fashion-MNIST not found, using scikit-learn's digits (8x8); {FASHION_HINT}")
     searched = ", ".join(str(r / wanted) for r in search_roots(data_dir))
-    raise DataError(
-        f"{wanted} IDX files not found (searched {searched}); pass --data-dir DIR or --download"
-    )
+    raise DataError(f"{wanted} IDX files not found (searched {searched}); pass --data-dir DIR or --download")
 
 
 def load_test_tensors(name: str, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,7 +50,9 @@ def twins(base: Settings, size: int, seed: int) -> dict[str, Settings]:
         ((0.0, 0.0), 400, 2)
     """
     if not base.uses_dropout:
-        raise SettingsError("the data-size curve compares dropout with its twin without: give a nonzero --dropout or --input-dropout")
+        raise SettingsError(
+            "the data-size curve compares dropout with its twin without: give a nonzero --dropout or --input-dropout"
+        )
     s = on_subset(dataclasses.replace(base, seed=seed), size, EVALUATIONS)
     return {"dropout": s, "no_dropout": dataclasses.replace(s, dropout=(0.0,), input_dropout=0.0)}
 
@@ -71,14 +73,22 @@ def _at_validation(history: list[dict]) -> dict:
 def _cell(pair: dict[str, Settings], folder: Path, progress: train.Progress) -> dict:
     """Train (or continue) one cell's two runs in `folder`; their figures at validation's epoch and the gain."""
     resume = (folder / runs.CONFIG).is_file()
-    summary = train.run_experiment(pair, folder, command="datasize", resume=resume, overwrite=not resume, progress=progress)
+    summary = train.run_experiment(
+        pair, folder, command="datasize", resume=resume, overwrite=not resume, progress=progress
+    )
     histories: dict[str, list[dict]] = {}
     for line in (folder / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
         histories.setdefault(record["run"], []).append(record)
     s = pair["dropout"]
     n_train, n_val = split_sizes(s, s.train_size)
-    cell = {"size": s.train_size, "seed": s.seed, "n_train": n_train, "n_val": n_val, "steps": histories["dropout"][-1]["step"]}
+    cell = {
+        "size": s.train_size,
+        "seed": s.seed,
+        "n_train": n_train,
+        "n_val": n_val,
+        "steps": histories["dropout"][-1]["step"],
+    }
     cell.update({name: _at_validation(histories[name]) for name in pair})
     cell["gain_pp"] = 100 * (cell["no_dropout"]["test_error"] - cell["dropout"]["test_error"])
     cell["nll_gain"] = cell["no_dropout"]["test_nll"] - cell["dropout"]["test_nll"]
@@ -87,8 +97,12 @@ def _cell(pair: dict[str, Settings], folder: Path, progress: train.Progress) -> 
 
 
 def _spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
 
 
 def curve(cells: list[dict]) -> list[dict]:
@@ -121,17 +135,30 @@ def _fresh(path: Path, out: Path, asked: dict, resume: bool, overwrite: bool) ->
         state = json.loads(path.read_text())
         for key, value in asked.items():
             if state[key] != value:
-                raise SettingsError(f"{out} holds a curve with other {key}; run it with the same options, or use another --out")
+                raise SettingsError(
+                    f"{out} holds a curve with other {key}; run it with the same options, or use another --out"
+                )
         return state
     if path.exists() or (out / "cells").exists():
         if not overwrite:
-            raise RunFolderError(f"{out} holds a data-size curve; pass --resume to continue it or --overwrite to replace it")
+            raise RunFolderError(
+                f"{out} holds a data-size curve; pass --resume to continue it or --overwrite to replace it"
+            )
         shutil.rmtree(out / "cells", ignore_errors=True)
     return {**asked, "cells": {}}
 
 
-def run(base: Settings, out, *, sizes=DEFAULT_SIZES, seeds=(0, 1, 2), full: bool = True, resume: bool = False,
-        overwrite: bool = False, progress: train.Progress | None = None) -> dict:
+def run(
+    base: Settings,
+    out,
+    *,
+    sizes=DEFAULT_SIZES,
+    seeds=(0, 1, 2),
+    full: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: train.Progress | None = None,
+) -> dict:
     """Train the curve's cells (or continue them), write datasize.json and datasize.png; return the result.
 
     Args:
@@ -146,7 +173,9 @@ def run(base: Settings, out, *, sizes=DEFAULT_SIZES, seeds=(0, 1, 2), full: bool
     """
     out, progress = Path(out), progress or train.Progress()
     if base.val_split <= 0:
-        raise SettingsError(f"--val-split must be above 0 for the data-size curve (each run is read at validation's epoch), got {base.val_split}")
+        raise SettingsError(
+            f"--val-split must be above 0 for the data-size curve (each run is read at validation's epoch), got {base.val_split}"
+        )
     if not seeds or len(set(seeds)) != len(seeds):
         raise SettingsError(f"--seeds must be distinct ints, got {', '.join(map(str, seeds)) or 'none'}")
     ds = data.load(base.dataset, base.data_dir, base.download)
@@ -155,7 +184,9 @@ def run(base: Settings, out, *, sizes=DEFAULT_SIZES, seeds=(0, 1, 2), full: bool
     points = sorted(set(sizes)) + ([n_full] if full and n_full not in sizes else [])
     bad = [n for n in points if not 2 <= n <= n_full]
     if not points or bad:
-        raise SettingsError(f"--sizes must be between 2 and the {n_full} training examples of {ds.name}, got {', '.join(map(str, bad)) or 'none'}")
+        raise SettingsError(
+            f"--sizes must be between 2 and the {n_full} training examples of {ds.name}, got {', '.join(map(str, bad)) or 'none'}"
+        )
     # as the file gives it back (tuples as lists), so a resume compares like with like
     asked = json.loads(json.dumps({"settings": base.to_dict(), "sizes": points, "seeds": list(seeds)}))
     path = out / FILES[0]
@@ -169,11 +200,14 @@ def run(base: Settings, out, *, sizes=DEFAULT_SIZES, seeds=(0, 1, 2), full: bool
             try:
                 state["cells"][name] = _cell(twins(base, n, seed), out / "cells" / name, progress)
             except Interrupted:
-                raise Interrupted(f"interrupted: {len(state['cells'])} of {len(todo)} cells of the curve done, "
-                                  f"cell {name} saved") from None
+                raise Interrupted(
+                    f"interrupted: {len(state['cells'])} of {len(todo)} cells of the curve done, cell {name} saved"
+                ) from None
             cell = state["cells"][name]
-            progress.log(f"N={n} seed {seed}: test error {100 * cell['dropout']['test_error']:.2f}% with dropout, "
-                         f"{100 * cell['no_dropout']['test_error']:.2f}% without: gain {cell['gain_pp']:+.2f} pp")
+            progress.log(
+                f"N={n} seed {seed}: test error {100 * cell['dropout']['test_error']:.2f}% with dropout, "
+                f"{100 * cell['no_dropout']['test_error']:.2f}% without: gain {cell['gain_pp']:+.2f} pp"
+            )
             state["curve"] = curve(list(state["cells"].values()))
             state["load_average"] = os.getloadavg()[0]
             report.write_json(path, state)
@@ -194,19 +228,31 @@ def table(state: dict):
 
     s = Settings.from_dict(state["settings"])
     net = "-".join(map(str, s.hidden))
-    rates = f"input {s.input_dropout:g}, hidden {' '.join(f'{p:g}' for p in s.dropout)}" + (f", max-norm {s.max_norm:g}" if s.max_norm else "")
-    table = Table(title=f"{s.dataset}, hidden {net}, dropout {rates}: test error at validation's epoch", box=box.SIMPLE,
-                  pad_edge=False, collapse_padding=True)
-    table.caption = "gain: the twin's test error minus dropout's, pp, mean (min..max) over seeds; NLL: test cross-entropy"
+    rates = f"input {s.input_dropout:g}, hidden {' '.join(f'{p:g}' for p in s.dropout)}" + (
+        f", max-norm {s.max_norm:g}" if s.max_norm else ""
+    )
+    table = Table(
+        title=f"{s.dataset}, hidden {net}, dropout {rates}: test error at validation's epoch",
+        box=box.SIMPLE,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.caption = (
+        "gain: the twin's test error minus dropout's, pp, mean (min..max) over seeds; NLL: test cross-entropy"
+    )
     for column in ("N", "seeds", "twin", "dropout", "gain pp", "all>0", "NLL twin", "NLL drop"):
         table.add_column(column, justify="right", no_wrap=True)
     for row in state["curve"]:
         gain = row["gain_pp"]
         table.add_row(
-            str(row["size"]), str(row["seeds"]),
-            f"{100 * row['no_dropout']['test_error']['mean']:.2f}%", f"{100 * row['dropout']['test_error']['mean']:.2f}%",
-            f"{gain['mean']:+.2f} ({gain['min']:+.2f}..{gain['max']:+.2f})", "yes" if row["every_seed_gains"] else "no",
-            f"{row['no_dropout']['test_nll']['mean']:.3f}", f"{row['dropout']['test_nll']['mean']:.3f}",
+            str(row["size"]),
+            str(row["seeds"]),
+            f"{100 * row['no_dropout']['test_error']['mean']:.2f}%",
+            f"{100 * row['dropout']['test_error']['mean']:.2f}%",
+            f"{gain['mean']:+.2f} ({gain['min']:+.2f}..{gain['max']:+.2f})",
+            "yes" if row["every_seed_gains"] else "no",
+            f"{row['no_dropout']['test_nll']['mean']:.3f}",
+            f"{row['dropout']['test_nll']['mean']:.3f}",
         )
     return table
 
@@ -222,7 +268,9 @@ def plot(state: dict, path) -> None:
     for name, colour in (("no_dropout", "C0"), ("dropout", "C1")):
         spread = [r[name]["test_error"] for r in rows]
         error.plot(sizes, [100 * v["mean"] for v in spread], "o-", color=colour, label=name.replace("_", " "))
-        error.fill_between(sizes, [100 * v["min"] for v in spread], [100 * v["max"] for v in spread], color=colour, alpha=0.2)
+        error.fill_between(
+            sizes, [100 * v["min"] for v in spread], [100 * v["max"] for v in spread], color=colour, alpha=0.2
+        )
     for ax, key, label in ((gain, "gain_pp", "test error gain (pp)"), (nll, "nll_gain", "test NLL gain (nats)")):
         cells = list(state["cells"].values())
         ax.scatter([c["size"] for c in cells], [c[key] for c in cells], color="C2", alpha=0.5, s=14, label="seeds")

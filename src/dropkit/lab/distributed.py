@@ -28,8 +28,17 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    "lead", "rank", "world_size", "is_worker", "process_group", "barrier", "from_rank0", "part_bounds", "all_sum",
-    "record_crash", "launch",
+    "lead",
+    "rank",
+    "world_size",
+    "is_worker",
+    "process_group",
+    "barrier",
+    "from_rank0",
+    "part_bounds",
+    "all_sum",
+    "record_crash",
+    "launch",
 ]
 
 

@@ -62,7 +62,14 @@ def run(
         try:
             with progress:
                 summary = train.run_experiment(
-                    asked, out, command=command, resume=resume, overwrite=overwrite, given=given, keep_going=keep_going, progress=progress
+                    asked,
+                    out,
+                    command=command,
+                    resume=resume,
+                    overwrite=overwrite,
+                    given=given,
+                    keep_going=keep_going,
+                    progress=progress,
                 )
         except Interrupted as e:
             raise Interrupted(f"{e}; resume with: dropkit {command} --out {out} --resume") from None

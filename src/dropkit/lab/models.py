@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from ..convert.fuse import fuse_activation_dropout
+from ..convert.schedule import DropoutSchedule
 from ..family.registry import kinds
 from ..nn import ConcreteDropout, Dropout, is_dropout, make_dropout
-from ..convert.schedule import DropoutSchedule
 from .errors import SettingsError
 
 __all__ = [
@@ -47,7 +47,9 @@ __all__ = [
 
 # Why the MLP refuses a kind, by what its class declares: each would fail on 2-D input mid-training,
 # silently reinterpret it, or take a number that is not a rate.
-_CHANNELS = "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
+_CHANNELS = (
+    "drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's (batch, features) activations have none"
+)
 _WHY_NOT = {
     "channel": _CHANNELS,
     "block": _CHANNELS,
@@ -139,7 +141,9 @@ def build_mlp(
     for i, (h, p) in enumerate(zip(hidden, rates)):
         linear = nn.Linear(width, h)
         if kind == "concrete" and i > 0 and rates[i - 1] > 0:
-            linear = ConcreteDropout(linear, rates[i - 1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
+            linear = ConcreteDropout(
+                linear, rates[i - 1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg
+            )
         layers += [linear, nn.ReLU()]
         if p > 0 and kind != "concrete":
             layers.append(make_dropout(kind, p))

@@ -165,7 +165,12 @@ def in_range(low: float, high: float, *, closed: bool = False) -> Callable[[Any,
     """A check: a number in [low, high) ([low, high] if closed), or >= low for high = inf."""
 
     def check(value: Any, name: str) -> float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value and (value <= high if closed else value < high)
+        ok = (
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and low <= value
+            and (value <= high if closed else value < high)
+        )
         if not ok:
             what = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}{']' if closed else ')'}"
             raise SettingsError(f"{name} must be {what}, got {value}")
@@ -236,7 +241,13 @@ def markdown_table(columns: dict[str, dict[str, tuple[Option, Any]]]) -> str:
     rows: dict[int, tuple[str, Option, dict[str, str]]] = {}
     for command, opts in columns.items():
         for name, (option, default) in opts.items():
-            cell = ("on" if default else "off") if option.cli is bool else option.shown if default is option.default and option.shown else shown(default)
+            cell = (
+                ("on" if default else "off")
+                if option.cli is bool
+                else option.shown
+                if default is option.default and option.shown
+                else shown(default)
+            )
             rows.setdefault(id(option), (flag(name), option, {}))[2][command] = cell
     lines = ["| option | " + " | ".join(columns) + " | what it sets |", "|---" * (len(columns) + 2) + "|"]
     for name, option, cells in rows.values():

@@ -38,14 +38,32 @@ def plot_reliability(curves: Mapping[str, Reliability], path) -> None:
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
     for name, r in curves.items():
         filled = r.counts > 0
-        ax.plot(r.confidence[filled].cpu().numpy(), r.accuracy[filled].cpu().numpy(), marker="o", markersize=4, label=f"{name} (ECE {r.ece:.4f})")
-    ax.set(xlabel="confidence (top-class probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability diagram")
+        ax.plot(
+            r.confidence[filled].cpu().numpy(),
+            r.accuracy[filled].cpu().numpy(),
+            marker="o",
+            markersize=4,
+            label=f"{name} (ECE {r.ece:.4f})",
+        )
+    ax.set(
+        xlabel="confidence (top-class probability)",
+        ylabel="accuracy",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Reliability diagram",
+    )
     ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, path, dpi=120)
 
 
 def plot_histograms(
-    scores: Mapping[str, Tensor], correct, path, bins: int = 40, *, groups: tuple[str, str] = ("correct", "wrong"), unit: str = "nats"
+    scores: Mapping[str, Tensor],
+    correct,
+    path,
+    bins: int = 40,
+    *,
+    groups: tuple[str, str] = ("correct", "wrong"),
+    unit: str = "nats",
 ) -> None:
     """One panel per named uncertainty score: its histogram for correct and for wrong predictions.
 
@@ -68,8 +86,19 @@ def plot_histograms(
         edges = torch.linspace(0, max(hi, 1e-12), bins + 1).numpy()
         for mask, label, colour in ((correct, groups[0], "tab:blue"), (~correct, groups[1], "tab:red")):
             # no density for an empty group (all right or all wrong): it would divide by 0
-            ax.hist(s[mask].numpy(), bins=edges, density=bool(mask.any()), alpha=0.55, color=colour, label=f"{label} ({int(mask.sum())})")
-        ax.set(xlabel=f"{name} ({unit})" if unit else name, ylabel="density", title=f"{name}: AUROC {_safe_auroc(s, correct)}")
+            ax.hist(
+                s[mask].numpy(),
+                bins=edges,
+                density=bool(mask.any()),
+                alpha=0.55,
+                color=colour,
+                label=f"{label} ({int(mask.sum())})",
+            )
+        ax.set(
+            xlabel=f"{name} ({unit})" if unit else name,
+            ylabel="density",
+            title=f"{name}: AUROC {_safe_auroc(s, correct)}",
+        )
         ax.legend(fontsize=8)
     save_figure(fig, path, dpi=120)
 

@@ -119,8 +119,12 @@ def summarize(dataset: str, runs: dict, results: dict) -> dict:
     for name, s in runs.items():
         history = results[name]["history"]
         if "diverged" in results[name]:  # stopped at a non-finite loss: no final figures to give
-            out["runs"][name] = {"dropout": list(s.dropout) if any(s.dropout) else None, "input_dropout": s.input_dropout,
-                                 "diverged": results[name]["diverged"], "epochs_run": len(history)}
+            out["runs"][name] = {
+                "dropout": list(s.dropout) if any(s.dropout) else None,
+                "input_dropout": s.input_dropout,
+                "diverged": results[name]["diverged"],
+                "epochs_run": len(history),
+            }
             continue
         last = history[-1]
         out["runs"][name] = {
@@ -154,7 +158,12 @@ def summary_table(summary: dict):
 
     budget = f"{summary['steps']} steps" if summary.get("steps") else f"{summary['epochs']} epochs"
     examples = f", {summary['train_size']} training examples" if summary.get("train_size") else ""
-    table = Table(title=f"{summary['dataset']}{examples}, {budget}: accuracy", box=box.SIMPLE, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"{summary['dataset']}{examples}, {budget}: accuracy",
+        box=box.SIMPLE,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.caption = (
         "test: last epoch. test@val: at the epoch of best validation accuracy (- without --val-split). "
         "oracle: best test accuracy over epochs, chosen on the test set: not a result."
@@ -195,8 +204,10 @@ def regime_sentence(summary: dict, label: str) -> str:
     mine, twin = runs["dropout"]["test_acc_at_best_val"], runs["no_dropout"]["test_acc_at_best_val"]
     verdict = "wins" if mine > twin else "ties" if mine == twin else "loses"
     l2 = f", {_pct(runs['l2']['test_acc_at_best_val'])} with L2" if "l2" in runs else ""
-    return (f"{label}: dropout {verdict} on test at validation's epoch ({_pct(mine)} against {_pct(twin)} without it{l2}); "
-            f"train-test gap {_pct(runs['dropout']['gap'])} with dropout, {_pct(runs['no_dropout']['gap'])} without.")
+    return (
+        f"{label}: dropout {verdict} on test at validation's epoch ({_pct(mine)} against {_pct(twin)} without it{l2}); "
+        f"train-test gap {_pct(runs['dropout']['gap'])} with dropout, {_pct(runs['no_dropout']['gap'])} without."
+    )
 
 
 def sweep_summary(runs: dict, summary: dict) -> dict:
@@ -246,7 +257,13 @@ def sweep_summary(runs: dict, summary: dict) -> dict:
         best = min(trained, key=lambda r: (r["val_error_mean"], r["rate"]))
         selected = {k: best[k] for k in ("rate", "val_error_mean", "test_error_at_best_val_mean", "test_error_mean")}
     seeds = sorted({s.seed for s in runs.values()})
-    return {"dataset": summary["dataset"], "epochs": summary["epochs"], "seeds": seeds, "results": results, "selected": selected}
+    return {
+        "dataset": summary["dataset"],
+        "epochs": summary["epochs"],
+        "seeds": seeds,
+        "results": results,
+        "selected": selected,
+    }
 
 
 def _knockout_by_rate(runs: dict, summary: dict) -> dict[float, dict]:
@@ -277,7 +294,10 @@ def sweep_table(sweep: dict):
     for r in sweep["results"]:
         table.add_row(
             f"{r['rate']:g}" + (" *" if r["rate"] == selected else ""),
-            *("-" if r.get(k) is None else _pct(r[k]) for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")),
+            *(
+                "-" if r.get(k) is None else _pct(r[k])
+                for k in ("test_error_mean", "test_error_std", "test_error_min", "test_error_max")
+            ),
             *("-" if r.get(k) is None else _pct(r[k]) for k in ("val_error_mean", "test_error_at_best_val_mean")),
             *((", ".join(f"seed {seed}" for seed in r.get("diverged_seeds", [])) or "-",) if any_diverged else ()),
         )
@@ -330,26 +350,45 @@ def plot_sweep(sweep: dict, path) -> None:
     """
     from matplotlib.figure import Figure
 
-    trained = [r for r in sweep["results"] if r["test_error_mean"] is not None]  # not the rates where every seed diverged
+    trained = [
+        r for r in sweep["results"] if r["test_error_mean"] is not None
+    ]  # not the rates where every seed diverged
     robustness = all(f"{key}_mean" in r for r in trained for key in KNOCKOUT_FIELDS)
     fig = Figure(figsize=(11, 4) if robustness else (5.5, 4))
     ax, *second = fig.subplots(1, 2 if robustness else 1, squeeze=False)[0]
     rates = [r["rate"] for r in trained]
     mean = [100 * r["test_error_mean"] for r in trained]
     ax.fill_between(
-        rates, [100 * r["test_error_min"] for r in trained], [100 * r["test_error_max"] for r in trained],
-        alpha=0.2, label="min-max over seeds",
+        rates,
+        [100 * r["test_error_min"] for r in trained],
+        [100 * r["test_error_max"] for r in trained],
+        alpha=0.2,
+        label="min-max over seeds",
     )
-    ax.errorbar(rates, mean, yerr=[100 * r["test_error_std"] for r in trained], marker="o", capsize=3, label="mean ± std")
-    ax.set(xlabel="dropout rate p (hidden layers)", ylabel="test error (%)", title=f"{sweep['dataset']}, {sweep['epochs']} epochs")
+    ax.errorbar(
+        rates, mean, yerr=[100 * r["test_error_std"] for r in trained], marker="o", capsize=3, label="mean ± std"
+    )
+    ax.set(
+        xlabel="dropout rate p (hidden layers)",
+        ylabel="test error (%)",
+        title=f"{sweep['dataset']}, {sweep['epochs']} epochs",
+    )
     if robustness:
         drops = second[0]
         for key, marker in zip(KNOCKOUT_FIELDS, "os"):
             drops.errorbar(
-                rates, [100 * r[f"{key}_mean"] for r in trained], yerr=[100 * r[f"{key}_std"] for r in trained],
-                marker=marker, capsize=3, label=f"{key.rsplit('_', 1)[1]}% of hidden layer 1 removed",
+                rates,
+                [100 * r[f"{key}_mean"] for r in trained],
+                yerr=[100 * r[f"{key}_std"] for r in trained],
+                marker=marker,
+                capsize=3,
+                label=f"{key.rsplit('_', 1)[1]}% of hidden layer 1 removed",
             )
-        drops.set(xlabel="dropout rate p (hidden layers)", ylabel="test accuracy drop (pp)", title="knock-out robustness (mean ± std over seeds)")
+        drops.set(
+            xlabel="dropout rate p (hidden layers)",
+            ylabel="test accuracy drop (pp)",
+            title="knock-out robustness (mean ± std over seeds)",
+        )
     for a in (ax, *second):
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
@@ -369,7 +408,14 @@ class RichProgress:
 
     def __init__(self, console=None):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = console or Console(stderr=True)
         self._progress = Progress(
@@ -409,7 +455,9 @@ class RichProgress:
     def run_started(self, name: str, total_steps: int, done_steps: int) -> None:
         if self.live:
             self._start()
-            self._tasks[name] = self._progress.add_task(name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-")
+            self._tasks[name] = self._progress.add_task(
+                name, total=total_steps, completed=done_steps, epoch="-", loss=float("nan"), acc="-"
+            )
 
     def step(self, name: str, loss: float) -> None:
         if self.live:

@@ -101,7 +101,9 @@ def prepare(out: Path, resume: bool, overwrite: bool) -> None:
     check(out, resume, overwrite)
     if not resume and out.is_dir() and not _only_leftovers(out):
         if not overwrite:
-            raise RunFolderError(f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it")
+            raise RunFolderError(
+                f"run folder {out} is not empty; pass --resume to continue it or --overwrite to replace it"
+            )
         # Remove only what the lab writes: --overwrite on the wrong folder must not wipe a user's files,
         # and a report made from the replaced run (uncertainty.json ...) would describe a model that is gone.
         for entry in RUN_FILES:
@@ -211,7 +213,9 @@ def read_checkpoint(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> dict
     """The checkpoint dict at `path`; RunFolderError naming the file and the reason if it cannot be read."""
     try:
         saved = torch.load(path, weights_only=False)
-    except Exception as e:  # truncated or corrupt files raise RuntimeError, EOFError, UnpicklingError ... by where they break
+    except (
+        Exception
+    ) as e:  # truncated or corrupt files raise RuntimeError, EOFError, UnpicklingError ... by where they break
         raise RunFolderError(f"checkpoint {path} cannot be read (truncated or corrupt?): {_reason(e)}") from None
     missing = [k for k in keys if k not in saved] if isinstance(saved, dict) else list(keys)
     if missing:

@@ -28,7 +28,20 @@ from .. import _validate
 from ..convert.schedule import DropoutSchedule
 from . import cnn, data, models
 from .errors import SettingsError
-from .options import NumberList, Option, at_least, check_fields, flag, from_text, in_range, name_list, one_of, optional, positive_or_none, shown
+from .options import (
+    NumberList,
+    Option,
+    at_least,
+    check_fields,
+    flag,
+    from_text,
+    in_range,
+    name_list,
+    one_of,
+    optional,
+    positive_or_none,
+    shown,
+)
 
 __all__ = [
     "Settings",
@@ -63,7 +76,11 @@ __all__ = [
 
 OPTIMIZERS = ("sgd", "adam")
 LEARNING_RATES = {"sgd": 0.05, "adam": 1e-3}  # the default --lr of each optimizer
-LR_SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules (dropout rates: dropkit.convert.schedule.DROPOUT_SCHEDULES)
+LR_SCHEDULES = (
+    "constant",
+    "cosine",
+    "step",
+)  # learning-rate schedules (dropout rates: dropkit.convert.schedule.DROPOUT_SCHEDULES)
 MASKS = ("drawn", "addressed")
 STRATEGIES = ("random", "entropy", "bald", "batchbald")  # dropkit active's acquisition strategies
 # --val-split of the commands that choose something (demo's epoch, sweep's rate, tune's rates): choose
@@ -136,7 +153,9 @@ def dropout_kind(kind: str, name: str = "--dropout-type") -> str:
         'gaussian'
     """
     if kind in models.NOT_FOR_MLP:
-        raise SettingsError(f"{name} {kind!r} {models.NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(models.DROPOUT_TYPES)}")
+        raise SettingsError(
+            f"{name} {kind!r} {models.NOT_FOR_MLP[kind]}; the lab's MLP takes {', '.join(models.DROPOUT_TYPES)}"
+        )
     try:
         return _validate.choice(kind, models.DROPOUT_TYPES, name)
     except ValueError as e:
@@ -163,7 +182,9 @@ def concrete_rates(rates, name: str = "--dropout") -> tuple[float, ...]:
     """Initial ConcreteDropout rates: each 0 (no layer) or strictly between 0 and 1 (a rate stored as a logit)."""
     for r in rates:
         if r >= 1:
-            raise SettingsError(f"{name} with --dropout-type concrete must be below 1 (the rate is learned as a logit), got {r}")
+            raise SettingsError(
+                f"{name} with --dropout-type concrete must be below 1 (the rate is learned as a logit), got {r}"
+            )
     return tuple(rates)
 
 
@@ -176,7 +197,9 @@ def _seed(value, name: str) -> int:
 def _strategies(value, name: str) -> tuple[str, ...]:
     value = tuple(value)
     if not value or any(s not in STRATEGIES for s in value):
-        raise SettingsError(f"{name} must be one or more of {', '.join(STRATEGIES)}, got {', '.join(map(str, value)) or 'none'}")
+        raise SettingsError(
+            f"{name} must be one or more of {', '.join(STRATEGIES)}, got {', '.join(map(str, value)) or 'none'}"
+        )
     return value
 
 
@@ -193,8 +216,12 @@ DATASET = Option(
     f"{' | '.join(data.DATASETS)} (auto: Fashion-MNIST if found, else digits; idx: your own IDX files in --data-dir).",
     check=one_of(data.DATASETS),
 )
-DATA_DIR = Option(None, "Directory with the IDX files (searched before $DROPKIT_DATA, /usr/share/datasets).", shown="none")
-HIDDEN = Option((256, 128), "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024).", parse=NumberList(int), check=hidden_widths)
+DATA_DIR = Option(
+    None, "Directory with the IDX files (searched before $DROPKIT_DATA, /usr/share/datasets).", shown="none"
+)
+HIDDEN = Option(
+    (256, 128), "Hidden widths, e.g. --hidden 1024 1024 (or 1024,1024).", parse=NumberList(int), check=hidden_widths
+)
 # With --hidden and no --dropout the first rate goes on every layer (from_command_line): (0.5, 0.3)
 # fits two layers only.
 DROPOUT = Option(
@@ -241,34 +268,60 @@ class Settings:
         "Rates over epochs: constant | linear:N | early:N | late:N (N epochs; Liu et al. 2023); concrete takes constant only.",
         check=dropout_schedule,
     ).field()
-    input_dropout: float = Option(0.0, "Dropout rate on the inputs (Srivastava et al.: 0.2).", float, check=rate).field()
+    input_dropout: float = Option(
+        0.0, "Dropout rate on the inputs (Srivastava et al.: 0.2).", float, check=rate
+    ).field()
     max_norm: float | None = Option(
-        None, "Max L2 norm of each unit's incoming weights (Srivastava et al.: 3-4).", float, check=positive_or_none, shown="none"
+        None,
+        "Max L2 norm of each unit's incoming weights (Srivastava et al.: 3-4).",
+        float,
+        check=positive_or_none,
+        shown="none",
     ).field()
     l1: float = Option(0.0, "L1 penalty on weights, added to the loss.", float, check=in_range(0, float("inf"))).field()
-    l2: float = Option(0.0, "L2 penalty (weight decay) on weights, not biases; in demo, the l2 run's.", float, check=in_range(0, float("inf"))).field()
+    l2: float = Option(
+        0.0,
+        "L2 penalty (weight decay) on weights, not biases; in demo, the l2 run's.",
+        float,
+        check=in_range(0, float("inf")),
+    ).field()
     optimizer: str = Option("sgd", f"{' | '.join(OPTIMIZERS)} (sgd with --momentum).", check=one_of(OPTIMIZERS)).field()
     lr: float | None = Option(
-        None, "Learning rate.", float, check=positive_or_none, shown=", ".join(f"{v:g} for {k}" for k, v in LEARNING_RATES.items())
+        None,
+        "Learning rate.",
+        float,
+        check=positive_or_none,
+        shown=", ".join(f"{v:g} for {k}" for k, v in LEARNING_RATES.items()),
     ).field()
     momentum: float = Option(0.9, "SGD momentum.", float, check=in_range(0, float("inf"))).field()
     schedule: str = Option(
-        "cosine", "Learning-rate schedule: constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%).", check=one_of(LR_SCHEDULES)
+        "cosine",
+        "Learning-rate schedule: constant | cosine (to 0, per step) | step (x0.1 at 50% and 75%).",
+        check=one_of(LR_SCHEDULES),
     ).field()
-    epochs: int = Option(20, "Epochs per run.", int, check=at_least(1)).field()  # the demo's 3 runs take about 1 minute on 2 idle cores
+    epochs: int = Option(
+        20, "Epochs per run.", int, check=at_least(1)
+    ).field()  # the demo's 3 runs take about 1 minute on 2 idle cores
     # the lr schedule spans the steps, so a small --train-size gets as many updates as the full set
     steps: int | None = Option(
-        None, "Optimizer steps per run, instead of --epochs (the last epoch may be partial; the lr schedule spans them).", int,
-        check=optional(at_least(1)), shown="--epochs",
+        None,
+        "Optimizer steps per run, instead of --epochs (the last epoch may be partial; the lr schedule spans them).",
+        int,
+        check=optional(at_least(1)),
+        shown="--epochs",
     ).field()
     train_size: int | None = Option(
         None,
         "Train on N examples of the training split, class-stratified, drawn by --seed; validation is --val-split of these N "
         "(the first of the same stratified draw), the rest trains.",
-        int, check=optional(at_least(2)), shown="all",
+        int,
+        check=optional(at_least(2)),
+        shown="all",
     ).field()
     eval_every: int = Option(
-        1, "Evaluate, record and checkpoint every K epochs and after the last (many short epochs of a small --train-size want more).", int,
+        1,
+        "Evaluate, record and checkpoint every K epochs and after the last (many short epochs of a small --train-size want more).",
+        int,
         check=at_least(1),
     ).field()
     batch_size: int = Option(128, "Mini-batch size.", int, check=at_least(1)).field()
@@ -277,7 +330,11 @@ class Settings:
     ).field()
     seed: int = Option(0, "Seed of initialisation, batch order and dropout masks.", int, check=_seed).field()
     time_budget: float | None = Option(
-        None, "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h.", parse=parse_duration, check=positive_or_none, shown="no limit"
+        None,
+        "Stop each run after the epoch that crosses this, e.g. 90s, 45m, 1.5h.",
+        parse=parse_duration,
+        check=positive_or_none,
+        shown="no limit",
     ).field()  # in seconds
     threads: int = THREADS.field()
     # addressed masks come from (seed, layer, step, sample) (dropkit.sample_addressed), so they do not depend on the split
@@ -301,7 +358,9 @@ class Settings:
         else:
             self.dropout_type = cnn.check_kind(self.model, self.dropout_type)
             if self.input_dropout > 0:
-                raise SettingsError(f"--input-dropout {self.input_dropout} is for the MLP; --model {self.model} drops inside (--dropout-type)")
+                raise SettingsError(
+                    f"--input-dropout {self.input_dropout} is for the MLP; --model {self.model} drops inside (--dropout-type)"
+                )
         if self.dropout_type == "concrete":
             concrete_rates(self.dropout)
             if self.dropout_schedule.split(":")[0] != "constant":
@@ -335,7 +394,7 @@ class Settings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Settings":
+    def from_dict(cls, d: dict) -> Settings:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
@@ -369,10 +428,14 @@ class ActiveSettings:
         None,
         "Draw the pool from N examples of the training split, class-stratified, drawn by each seed "
         "(N >= --pool; no validation: active learning selects nothing on it).",
-        int, check=optional(at_least(1)), shown="all",
+        int,
+        check=optional(at_least(1)),
+        shown="all",
     ).field()
     samples: int = _count("MC dropout passes T of the scores.", 20).field()
-    prefilter: int = _count("batchbald considers the prefilter x acquire candidates with the highest BALD.", 10, None).field()
+    prefilter: int = _count(
+        "batchbald considers the prefilter x acquire candidates with the highest BALD.", 10, None
+    ).field()
     joint_samples: int = _count("batchbald's configurations (dropkit.acquisition.batch_bald).", 1024, None).field()
     hidden: tuple[int, ...] = HIDDEN.field()
     dropout: tuple[float, ...] = DROPOUT.field()
@@ -463,7 +526,9 @@ SCARCE_SIZE = 5000
 SCARCE_STEPS = 3000
 
 
-def scarce_runs(base: Settings, l2: float = DEMO_L2, size: int = SCARCE_SIZE, steps: int = SCARCE_STEPS) -> dict[str, Settings]:
+def scarce_runs(
+    base: Settings, l2: float = DEMO_L2, size: int = SCARCE_SIZE, steps: int = SCARCE_STEPS
+) -> dict[str, Settings]:
     """demo_runs on a class-stratified `size` examples for `steps` updates, evaluated about 20 times a run.
 
     Examples:

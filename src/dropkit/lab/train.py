@@ -183,12 +183,25 @@ class _Run:
 def _new_run(s: Settings, ds: data.Dataset) -> _Run:
     x, y, x_val, y_val = _split(ds, s)
     torch.manual_seed(s.seed)  # same seed, same initial weights for dropout and no-dropout twins
-    model = build_model(s, ds.n_features, ds.n_classes, len(x))  # N of concrete dropout's regularisers: the training part
+    model = build_model(
+        s, ds.n_features, ds.n_classes, len(x)
+    )  # N of concrete dropout's regularisers: the training part
     # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
     schedules = models.schedule_dropout(model, s.dropout_schedule)
     steps = math.ceil(len(x) / s.batch_size)
-    run = _Run(s, model, _optimizer(model, s), schedules, models.concrete_modules(model), x, y, x_val, y_val,
-               steps, s.total_steps(steps))
+    run = _Run(
+        s,
+        model,
+        _optimizer(model, s),
+        schedules,
+        models.concrete_modules(model),
+        x,
+        y,
+        x_val,
+        y_val,
+        steps,
+        s.total_steps(steps),
+    )
     run.net = torch.nn.parallel.DistributedDataParallel(model) if distributed.world_size() > 1 else model
     return run
 
@@ -243,7 +256,9 @@ def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int, stop: boo
         with contextlib.nullcontext() if last or world == 1 else run.net.no_sync():  # all-reduce once per step
             out = run.net(run.x[idx[lo:hi]])
             # DDP averages over the processes, so each part weighs its share of the batch times their number
-            loss = F.cross_entropy(out, run.y[idx[lo:hi]]) * ((hi - lo) / len(idx) * world) if hi > lo else out.sum() * 0.0
+            loss = (
+                F.cross_entropy(out, run.y[idx[lo:hi]]) * ((hi - lo) / len(idx) * world) if hi > lo else out.sum() * 0.0
+            )
             if micro == 0 and s.l1:
                 loss = loss + s.l1 * sum(w.abs().sum() for w in models.weights(run.model))
             if micro == 0 and run.concrete:
@@ -266,13 +281,18 @@ def _finite(model: torch.nn.Module) -> bool:
 def _diverged(run: _Run, name: str, epoch: int, step: int, what: str) -> Diverged:
     """The one line for a run that diverged at (epoch, step), both from 0, saying which checkpoint is kept."""
     done = run.state["epoch"], run.state["step"]
-    kept = ("no checkpoint was written yet" if done == (0, 0) else
-            f"its checkpoint after epoch {done[0]} is kept" if done[1] == 0 else
-            f"its checkpoint at epoch {done[0] + 1}, step {done[1]} is kept")
+    kept = (
+        "no checkpoint was written yet"
+        if done == (0, 0)
+        else f"its checkpoint after epoch {done[0]} is kept"
+        if done[1] == 0
+        else f"its checkpoint at epoch {done[0] + 1}, step {done[1]} is kept"
+    )
     return Diverged(
         f"run {name!r} diverged at epoch {epoch + 1}, step {step + 1}: {what}; {kept}. "
         f"Lower --lr (it is {run.s.learning_rate:g}) or bound the weights with --max-norm, and --resume",
-        epoch=epoch + 1, step=step + 1,
+        epoch=epoch + 1,
+        step=step + 1,
     )
 
 
@@ -281,7 +301,12 @@ def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seco
     s, t0 = run.s, time.perf_counter()
     # the rates this epoch trained with, input layer first; a schedule changes them between epochs,
     # and concrete dropout's are learned during it (recorded as the epoch left them)
-    record = {"run": name, "epoch": epoch + 1, "step": min((epoch + 1) * run.steps, run.total), "lr": run.opt.param_groups[0]["lr"]}
+    record = {
+        "run": name,
+        "epoch": epoch + 1,
+        "step": min((epoch + 1) * run.steps, run.total),
+        "lr": run.opt.param_groups[0]["lr"],
+    }
     record["dropout_rates"] = [m.p for m in models.dropout_modules(run.model)]
     record["train_loss"], record["train_acc"] = evaluate(run.model, run.x, run.y, s.eval_batch_size)
     if run.x_val is not None:
@@ -328,8 +353,10 @@ def fit(
     """
     progress = progress or Progress()
     if distributed.world_size() > 1 and s.masks != "addressed":
-        raise SettingsError(f"run {name!r} has masks {s.masks!r}, which depend on how the batch is split: "
-                            "train it in one process, or start a new run folder with --masks addressed")
+        raise SettingsError(
+            f"run {name!r} has masks {s.masks!r}, which depend on how the batch is split: "
+            "train it in one process, or start a new run folder with --masks addressed"
+        )
     if s.threads:
         torch.set_num_threads(s.threads)
     run = _new_run(s, ds)
@@ -337,8 +364,11 @@ def fit(
         saved = _resume(run, checkpoint)
         trained = run.state["epoch"] * run.steps + run.state["step"]
         if trained > run.total:
-            budget = (f"--epochs {s.epochs} is fewer than the {run.state['epoch']} epochs" if s.steps is None
-                      else f"--steps {s.steps} are fewer than the {trained} steps")
+            budget = (
+                f"--epochs {s.epochs} is fewer than the {run.state['epoch']} epochs"
+                if s.steps is None
+                else f"--steps {s.steps} are fewer than the {trained} steps"
+            )
             raise SettingsError(f"{budget} run {name!r} has trained")
         stopped = _stop_reason(run, run.state)
         if stopped is not None:  # finished; or finished now, with fewer --epochs or a shorter --time-budget
@@ -455,7 +485,9 @@ def _runs_to_train(out: Path, command: str, runs: dict[str, Settings], resume: b
         return runs, None, None
     config = read_config(out)
     if config["command"] != command:
-        raise RunFolderError(f"{out} holds a dropkit {config['command']} run; resume it with dropkit {config['command']} --resume")
+        raise RunFolderError(
+            f"{out} holds a dropkit {config['command']} run; resume it with dropkit {config['command']} --resume"
+        )
     saved = {name: Settings.from_dict(d) for name, d in config["runs"].items()}
     return (saved if given is None else resume_runs(saved, runs, given)), config, saved
 

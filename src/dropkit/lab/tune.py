@@ -105,7 +105,9 @@ def anchors(base: Settings, search: Search) -> list[dict]:
 
     def point(rates, input_rate):
         names = ["dropout"] if search.shared_rate else [f"dropout_{i}" for i in range(len(rates))]
-        params = {n: _clip(r, HIDDEN_RATES) for n, r in zip(names, rates)} | {"input_dropout": _clip(input_rate, INPUT_RATES)}
+        params = {n: _clip(r, HIDDEN_RATES) for n, r in zip(names, rates)} | {
+            "input_dropout": _clip(input_rate, INPUT_RATES)
+        }
         if search.lr:
             params["lr"] = base.learning_rate
         if search.max_norm and base.max_norm is not None:
@@ -168,7 +170,9 @@ def _train(s: Settings, folder: Path, command: str, resume: bool, progress: trai
 
 
 def _fit(s: Settings, folder: Path, command: str, resume: bool, progress: train.Progress) -> dict:
-    return train.run_experiment({"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress)
+    return train.run_experiment(
+        {"dropout": s}, folder, command=command, resume=resume, overwrite=not resume, progress=progress
+    )
 
 
 def _follow() -> None:
@@ -192,8 +196,10 @@ def _driver_url(url: str) -> str:
     if url.startswith("postgresql://"):
         for module, dialect in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
             if importlib.util.find_spec(module) is not None:
-                return f"postgresql+{dialect}://{url[len('postgresql://'):]}"
-        raise LabError("--storage postgresql://... needs a PostgreSQL driver: pip install 'dropkit[tune]' (psycopg2-binary)")
+                return f"postgresql+{dialect}://{url[len('postgresql://') :]}"
+        raise LabError(
+            "--storage postgresql://... needs a PostgreSQL driver: pip install 'dropkit[tune]' (psycopg2-binary)"
+        )
     return url
 
 
@@ -242,7 +248,11 @@ def _study(storage, name: str, base: Settings, search: Search, shared: bool, pru
     import optuna
 
     # Warm-up: high rates learn slower at first, so comparing before half the epochs would prune them unfairly.
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=base.epochs // 2) if prune else optuna.pruners.NopPruner()
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=base.epochs // 2)
+        if prune
+        else optuna.pruners.NopPruner()
+    )
     # The storage holds one study per name, so of workers starting together exactly one makes it and queues
     # the anchors (looking for queued trials first would race).
     try:
@@ -254,7 +264,10 @@ def _study(storage, name: str, base: Settings, search: Search, shared: bool, pru
             study.enqueue_trial(params)
     seed = _sampler_seed(base.seed, shared, len(study.get_trials(deepcopy=False)))
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    defined = {"base": {k: v for k, v in base.to_dict().items() if k not in _CHECKED}, "search": dataclasses.asdict(search)}
+    defined = {
+        "base": {k: v for k, v in base.to_dict().items() if k not in _CHECKED},
+        "search": dataclasses.asdict(search),
+    }
     defined["base"]["hidden"], defined["base"]["dropout"] = list(base.hidden), list(base.dropout)
     known = study.user_attrs.get("definition")
     if known is None:
@@ -292,7 +305,11 @@ def _resume_interrupted(study, worker: str | None) -> None:
     continued = {t.user_attrs.get("continues") for t in trials}
     for t in _own(trials, worker):
         if t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in continued:
-            attrs = {"continues": t.number, "run_dir": t.user_attrs["run_dir"], "earlier_values": dict(t.intermediate_values)}
+            attrs = {
+                "continues": t.number,
+                "run_dir": t.user_attrs["run_dir"],
+                "earlier_values": dict(t.intermediate_values),
+            }
             study.enqueue_trial(t.params, user_attrs=attrs)
 
 
@@ -315,7 +332,14 @@ def _objective(base: Settings, search: Search, out: Path, progress: train.Progre
             trial.set_user_attr("interrupted", True)
             raise
         r = summary["runs"]["dropout"]
-        for key in ("best_val_epoch", "best_val_acc", "test_acc_at_best_val", "final_test_acc", "epochs_run", "wall_seconds"):
+        for key in (
+            "best_val_epoch",
+            "best_val_acc",
+            "test_acc_at_best_val",
+            "final_test_acc",
+            "epochs_run",
+            "wall_seconds",
+        ):
             trial.set_user_attr(key, r[key])
         progress.log(
             f"trial {trial.number}: val {100 * r['best_val_acc']:.2f}% at epoch {r['best_val_epoch']} "
@@ -332,11 +356,20 @@ def _params_text(params: dict) -> str:
 
 def _trial_record(t) -> dict:
     record = {"number": t.number, "state": t.state.name, "params": t.params, "value": t.value}
-    record.update({k: t.user_attrs.get(k) for k in ("best_val_epoch", "test_acc_at_best_val", "final_test_acc", "epochs_run", "run_dir", "host")})
+    record.update(
+        {
+            k: t.user_attrs.get(k)
+            for k in ("best_val_epoch", "test_acc_at_best_val", "final_test_acc", "epochs_run", "run_dir", "host")
+        }
+    )
     record["continues"] = t.user_attrs.get("continues")
-    record["pruned_at_epoch"] = max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None
+    record["pruned_at_epoch"] = (
+        max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None
+    )
     record["validation_curve"] = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
-    record["seconds"] = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+    record["seconds"] = (
+        (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+    )
     return record
 
 
@@ -386,7 +419,9 @@ def run(
     if importlib.util.find_spec("optuna") is None:
         raise LabError("dropkit tune needs Optuna: pip install 'dropkit[tune]'")
     if base.val_split <= 0:
-        raise SettingsError(f"--val-split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}")
+        raise SettingsError(
+            f"--val-split must be above 0 for tuning (rates are chosen on validation), got {base.val_split}"
+        )
     if trials < 1:
         raise SettingsError(f"--trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
@@ -396,14 +431,35 @@ def run(
         return {}
     try:
         with runs.lock(out):  # one writer per tune folder (workers of a shared study each have their own --out)
-            return _search(base, Path(out), trials, timeout, storage, study_name, search, prune, retrain, progress or train.Progress())
+            return _search(
+                base,
+                Path(out),
+                trials,
+                timeout,
+                storage,
+                study_name,
+                search,
+                prune,
+                retrain,
+                progress or train.Progress(),
+            )
     finally:
         with contextlib.suppress(RuntimeError):  # a rank that is gone already (a crash) needs no word
             distributed.from_rank0(None)  # --nproc: the other ranks stop waiting for runs to train
 
 
-def _search(base: Settings, out: Path, trials: int, timeout, storage, study_name: str, search: Search, prune: bool,
-            retrain: bool, progress: train.Progress) -> dict:
+def _search(
+    base: Settings,
+    out: Path,
+    trials: int,
+    timeout,
+    storage,
+    study_name: str,
+    search: Search,
+    prune: bool,
+    retrain: bool,
+    progress: train.Progress,
+) -> dict:
     """run() on rank 0 (or the only process): the study, its trials, the retrain, tune.json and the plots."""
     import optuna
 
@@ -440,7 +496,12 @@ def _result(study, base: Settings, search: Search, url: str, trials: int) -> dic
     best = None
     if complete:
         b = study.best_trial
-        best = {"number": b.number, "params": b.params, "val_acc": b.value, **{k: b.user_attrs.get(k) for k in ("best_val_epoch", "test_acc_at_best_val", "run_dir")}}
+        best = {
+            "number": b.number,
+            "params": b.params,
+            "val_acc": b.value,
+            **{k: b.user_attrs.get(k) for k in ("best_val_epoch", "test_acc_at_best_val", "run_dir")},
+        }
     return {
         "study": study.study_name,
         "storage": _shown_url(url),
@@ -448,7 +509,9 @@ def _result(study, base: Settings, search: Search, url: str, trials: int) -> dic
         "trials_wanted": trials,
         "settings": {**base.to_dict(), "dropout": None, "input_dropout": None},
         "search": dataclasses.asdict(search),
-        "counts": {state: sum(r["state"] == state for r in records) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
+        "counts": {
+            state: sum(r["state"] == state for r in records) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+        },
         "trials": records,
         "best": best,
     }
@@ -462,21 +525,34 @@ def _final(study, base: Settings, search: Search, out: Path, retrain: bool, prog
     if not complete:
         return {"retrained": False, "reason": "no trial has completed yet", "test_acc": None}
     best = study.best_trial
-    fallback = {"retrained": False, "test_acc": best.user_attrs["test_acc_at_best_val"], "trial": best.number,
-                "test_acc_is": "the best trial's test accuracy at its best validation epoch (trained without the validation part)"}
+    fallback = {
+        "retrained": False,
+        "test_acc": best.user_attrs["test_acc_at_best_val"],
+        "trial": best.number,
+        "test_acc_is": "the best trial's test accuracy at its best validation epoch (trained without the validation part)",
+    }
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     if not retrain:
         return {**fallback, "reason": "--no-retrain"}
     if running:
-        return {**fallback, "reason": f"{len(running)} trial(s) of the study still run on other workers; the same command retrains once they end"}
+        return {
+            **fallback,
+            "reason": f"{len(running)} trial(s) of the study still run on other workers; the same command retrains once they end",
+        }
     s = dataclasses.replace(_settings_of(best, base, search), val_split=0.0)
     folder = out / f"final-{best.number}"
     resume = (folder / "config.json").is_file()  # a retrain Ctrl-C stopped (or one already done) continues
     progress.log(f"retraining trial {best.number} on train+validation ({s.epochs} epochs): {_params_text(best.params)}")
     summary = _train(s, folder, "tune-final", resume, progress)
     r = summary["runs"]["dropout"]
-    return {"retrained": True, "trial": best.number, "run_dir": str(folder), "epochs": r["epochs_run"], "test_acc": r["final_test_acc"],
-            "test_acc_is": "the last epoch's test accuracy of the retrain on train+validation: measured once, chose nothing"}
+    return {
+        "retrained": True,
+        "trial": best.number,
+        "run_dir": str(folder),
+        "epochs": r["epochs_run"],
+        "test_acc": r["final_test_acc"],
+        "test_acc_is": "the last epoch's test accuracy of the retrain on train+validation: measured once, chose nothing",
+    }
 
 
 def table(result: dict, top: int = 10):
@@ -496,8 +572,13 @@ def table(result: dict, top: int = 10):
         t.add_column(column, justify="right", no_wrap=True)
     complete = sorted((r for r in result["trials"] if r["state"] == "COMPLETE"), key=lambda r: -r["value"])
     for r in complete[:top]:
-        t.add_row(str(r["number"]), *(f"{r['params'][n]:.3g}" if n in r["params"] else "-" for n in names),
-                  f"{100 * r['value']:.2f}%", str(r["best_val_epoch"]), f"{100 * r['test_acc_at_best_val']:.2f}%")
+        t.add_row(
+            str(r["number"]),
+            *(f"{r['params'][n]:.3g}" if n in r["params"] else "-" for n in names),
+            f"{100 * r['value']:.2f}%",
+            str(r["best_val_epoch"]),
+            f"{100 * r['test_acc_at_best_val']:.2f}%",
+        )
     final = result["final"]
     if final["test_acc"] is not None:
         how = "retrained on train+validation" if final["retrained"] else f"not retrained: {final['reason']}"
@@ -514,7 +595,11 @@ def plot_history(result: dict, path) -> None:
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
-        points = [(r["number"], 100 * r["validation_curve"][-1]) for r in result["trials"] if r["state"] == state and r["validation_curve"]]
+        points = [
+            (r["number"], 100 * r["validation_curve"][-1])
+            for r in result["trials"]
+            if r["state"] == state and r["validation_curve"]
+        ]
         if points:
             ax.scatter(*zip(*points), marker=marker, label=state.lower())
     complete = sorted((r["number"], 100 * r["value"]) for r in result["trials"] if r["state"] == "COMPLETE")
@@ -541,8 +626,12 @@ def plot_rates(result: dict, path) -> None:
     last = max((r["number"] for r in result["trials"]), default=0)
     for ax, name in zip(axes, names):
         points = ax.scatter(
-            [r["params"][name] for r in complete], [100 * (1 - r["test_acc_at_best_val"]) for r in complete],
-            c=[r["number"] for r in complete], cmap="viridis", vmin=0, vmax=max(last, 1),
+            [r["params"][name] for r in complete],
+            [100 * (1 - r["test_acc_at_best_val"]) for r in complete],
+            c=[r["number"] for r in complete],
+            cmap="viridis",
+            vmin=0,
+            vmax=max(last, 1),
         )
         ax.set(xlabel=name)
         ax.grid(alpha=0.3)

@@ -74,12 +74,19 @@ def reference_samples(samples: Sequence[int]) -> int:
 def _check_samples(samples: Sequence[int]) -> tuple[int, ...]:
     samples = tuple(samples)
     if not samples or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in samples):
-        raise SettingsError(f"--samples must be a non-empty list of ints >= 1, got {', '.join(map(str, samples)) or 'nothing'}")
+        raise SettingsError(
+            f"--samples must be a non-empty list of ints >= 1, got {', '.join(map(str, samples)) or 'nothing'}"
+        )
     return tuple(sorted(set(samples)))
 
 
 def _scores(probs: torch.Tensor, y: torch.Tensor) -> dict:
-    return {"acc": float((probs.argmax(1) == y).double().mean()), "nll": metrics.nll(probs, y), "ece": metrics.ece(probs, y), "brier": metrics.brier(probs, y)}
+    return {
+        "acc": float((probs.argmax(1) == y).double().mean()),
+        "nll": metrics.nll(probs, y),
+        "ece": metrics.ece(probs, y),
+        "brier": metrics.brier(probs, y),
+    }
 
 
 def run(
@@ -117,7 +124,9 @@ def run(
         raise SettingsError(f"--ood must be one of {', '.join(OOD_SETS)}, got {ood!r}")
     run_dir = Path(run_dir)
     model, settings = load_model(run_dir, run_name)
-    with lock(run_dir, hint=""):  # one writer at a time; a run still training would change its checkpoint under the report
+    with lock(
+        run_dir, hint=""
+    ):  # one writer at a time; a run still training would change its checkpoint under the report
         if calibration and settings.val_split == 0:
             raise SettingsError(
                 f"run {run_name!r} of {run_dir} has no validation split to fit temperatures on (it trained on all its "
@@ -176,22 +185,45 @@ def run(
             result["temperature"] = _temperatures(val, y_val, eval_logits, ref_probs, y, ref)
             curves.update(_scaled_curves(result["temperature"], eval_logits, ref_probs, y, ref))
         if ood is not None:
-            out = _predict(model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units))
-            test = {"logits": eval_logits, "mean_probs": ref_probs, "entropy": scores["predictive entropy"], "mi": scores["mutual information"]}
+            out = _predict(
+                model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units)
+            )
+            test = {
+                "logits": eval_logits,
+                "mean_probs": ref_probs,
+                "entropy": scores["predictive entropy"],
+                "mi": scores["mutual information"],
+            }
             ood_scores, in_distribution = _ood_scores(test, out)
-            result["ood"] = {"dataset": ood, "points": len(x_ood), "samples": ref, "scores": _ood_figures(ood_scores, in_distribution)}
-        result["plain_forward_seconds"] = _time_plain(model, batches, lambda units: advance("plain eval forwards", units))
+            result["ood"] = {
+                "dataset": ood,
+                "points": len(x_ood),
+                "samples": ref,
+                "scores": _ood_figures(ood_scores, in_distribution),
+            }
+        result["plain_forward_seconds"] = _time_plain(
+            model, batches, lambda units: advance("plain eval forwards", units)
+        )
 
         report.write_json(run_dir / "uncertainty.json", result)
         plots.plot_reliability(curves, run_dir / "reliability.png")
         plots.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
         _plot_against_samples(result, run_dir / "mc_samples.png")
         if ood is not None:
-            plots.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit="")
+            plots.plot_histograms(
+                ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit=""
+            )
         return result
 
 
-def _predict(model: torch.nn.Module, x: torch.Tensor, t: int, seeds: torch.Generator, batch_size: int, advance: Callable[[int], None]) -> dict:
+def _predict(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    t: int,
+    seeds: torch.Generator,
+    batch_size: int,
+    advance: Callable[[int], None],
+) -> dict:
     """Eval logits and MC dropout (T = t) mean probabilities, entropy and mutual information of x, in batches."""
     logits, mean_probs, entropy, mi = [], [], [], []
     for i in range(0, len(x), batch_size):
@@ -203,41 +235,62 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, t: int, seeds: torch.Gener
         entropy.append(r.predictive_entropy)
         mi.append(r.mutual_information)
         advance(len(xb) * (1 + t))
-    return {"logits": torch.cat(logits), "mean_probs": torch.cat(mean_probs), "entropy": torch.cat(entropy), "mi": torch.cat(mi)}
+    return {
+        "logits": torch.cat(logits),
+        "mean_probs": torch.cat(mean_probs),
+        "entropy": torch.cat(entropy),
+        "mi": torch.cat(mi),
+    }
 
 
 def _nll_ece(probs: torch.Tensor, y: torch.Tensor) -> dict:
     return {"nll": metrics.nll(probs, y), "ece": metrics.ece(probs, y)}
 
 
-def _temperatures(val: dict, y_val: torch.Tensor, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int) -> dict:
+def _temperatures(
+    val: dict, y_val: torch.Tensor, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int
+) -> dict:
     """uncertainty.json's "temperature": T fitted on the validation split, test NLL and ECE before and after."""
     t_ws = calibration.fit_temperature(val["logits"], y_val)
     t_mc = calibration.fit_temperature(calibration.log_probs(val["mean_probs"]), y_val)
     return {
         "validation_points": len(y_val),
-        "weight_scaling": {"temperature": t_ws, "before": _nll_ece(torch.softmax(test_logits, 1), y),
-                           "after": _nll_ece(calibration.apply_temperature(test_logits, t_ws), y)},
-        "mc": {"samples": t, "temperature": t_mc, "before": _nll_ece(test_mc_probs, y),
-               "after": _nll_ece(calibration.apply_temperature(calibration.log_probs(test_mc_probs), t_mc), y)},
+        "weight_scaling": {
+            "temperature": t_ws,
+            "before": _nll_ece(torch.softmax(test_logits, 1), y),
+            "after": _nll_ece(calibration.apply_temperature(test_logits, t_ws), y),
+        },
+        "mc": {
+            "samples": t,
+            "temperature": t_mc,
+            "before": _nll_ece(test_mc_probs, y),
+            "after": _nll_ece(calibration.apply_temperature(calibration.log_probs(test_mc_probs), t_mc), y),
+        },
     }
 
 
-def _scaled_curves(temperature: dict, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int) -> dict:
+def _scaled_curves(
+    temperature: dict, test_logits: torch.Tensor, test_mc_probs: torch.Tensor, y: torch.Tensor, t: int
+) -> dict:
     """The reliability curves after temperature scaling, for reliability.png."""
     ws, mc = temperature["weight_scaling"]["temperature"], temperature["mc"]["temperature"]
     return {
         f"weight scaling, T_s={ws:.3f}": metrics.reliability(calibration.apply_temperature(test_logits, ws), y),
-        f"MC dropout T={t}, T_s={mc:.3f}": metrics.reliability(calibration.apply_temperature(calibration.log_probs(test_mc_probs), mc), y),
+        f"MC dropout T={t}, T_s={mc:.3f}": metrics.reliability(
+            calibration.apply_temperature(calibration.log_probs(test_mc_probs), mc), y
+        ),
     }
 
 
 def _ood_scores(test: dict, out: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Each score over test then out-of-distribution points (higher = more likely out), and the in-distribution mask."""
+
     def cat(a, b):
         return torch.cat([a, b])
 
-    in_distribution = cat(torch.ones(len(test["entropy"]), dtype=torch.bool), torch.zeros(len(out["entropy"]), dtype=torch.bool))
+    in_distribution = cat(
+        torch.ones(len(test["entropy"]), dtype=torch.bool), torch.zeros(len(out["entropy"]), dtype=torch.bool)
+    )
     scores = {
         "MC predictive entropy": cat(test["entropy"], out["entropy"]),
         "MC mutual information": cat(test["mi"], out["mi"]),
@@ -248,7 +301,10 @@ def _ood_scores(test: dict, out: dict) -> tuple[dict[str, torch.Tensor], torch.T
 
 
 def _ood_figures(scores: dict[str, torch.Tensor], in_distribution: torch.Tensor) -> dict:
-    return {name: {"auroc": metrics.auroc(s, ~in_distribution), "fpr95": metrics.fpr_at_tpr(s, ~in_distribution, 0.95)} for name, s in scores.items()}
+    return {
+        name: {"auroc": metrics.auroc(s, ~in_distribution), "fpr95": metrics.fpr_at_tpr(s, ~in_distribution, 0.95)}
+        for name, s in scores.items()
+    }
 
 
 def _aurocs(scores: dict[str, torch.Tensor], correct: torch.Tensor) -> dict:
@@ -307,19 +363,35 @@ def table(result: dict):
     for name, r in result["mc"].items():
         row(f"MC T={name}", r, f"{r['seconds']:.2f}")
     if "temperature" in result:
-        for key, name in (("weight_scaling", "weight scaling"), ("mc", f"MC T={result['temperature']['mc']['samples']}")):
+        for key, name in (
+            ("weight_scaling", "weight scaling"),
+            ("mc", f"MC T={result['temperature']['mc']['samples']}"),
+        ):
             r = result["temperature"][key]
-            t.add_row(f"{name}, temperature {r['temperature']:.3f}", "same", f"{r['after']['nll']:.4f}", f"{r['after']['ece']:.4f}", "", "")
+            t.add_row(
+                f"{name}, temperature {r['temperature']:.3f}",
+                "same",
+                f"{r['after']['nll']:.4f}",
+                f"{r['after']['ece']:.4f}",
+                "",
+                "",
+            )
     lines = [
         f"misclassification AUROC: predictive entropy {_auroc_text(result['auroc']['entropy'])}, "
         f"mutual information {_auroc_text(result['auroc']['mutual_information'])}; "
         f"{PLAIN_FORWARDS} plain eval forwards: {result['plain_forward_seconds']:.2f} s"
     ]
     if "temperature" in result:
-        lines.append(f"temperatures fitted on {result['temperature']['validation_points']} validation points (accuracy unchanged)")
+        lines.append(
+            f"temperatures fitted on {result['temperature']['validation_points']} validation points (accuracy unchanged)"
+        )
     if "ood" in result:
-        figures = ", ".join(f"{name} {r['auroc']:.4f} / {r['fpr95']:.4f}" for name, r in result["ood"]["scores"].items())
-        lines.append(f"out-of-distribution ({result['ood']['dataset']}, {result['ood']['points']} points), AUROC / FPR at 95% TPR: {figures}")
+        figures = ", ".join(
+            f"{name} {r['auroc']:.4f} / {r['fpr95']:.4f}" for name, r in result["ood"]["scores"].items()
+        )
+        lines.append(
+            f"out-of-distribution ({result['ood']['dataset']}, {result['ood']['points']} points), AUROC / FPR at 95% TPR: {figures}"
+        )
     t.caption = "\n".join(lines)
     return t
 
@@ -338,15 +410,27 @@ def progress_bar(quiet: bool = False):
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not console.is_terminal:
         yield plain_lines(console.file)
         return
     bar = Progress(
-        TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=console,
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
     )
     with bar:
         task = bar.add_task("loading", total=None)

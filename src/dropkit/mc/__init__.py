@@ -29,8 +29,20 @@ from .predict import mc_dropout as mc_dropout
 from .predict import mc_predict as mc_predict
 
 __all__ = [
-    "acquisition", "calibration", "metrics", "predict",
-    "batch_bald", "apply_temperature", "fit_temperature",
-    "auroc", "brier", "ece", "misclassification_auroc", "nll", "reliability",
-    "MCResult", "mc_dropout", "mc_predict",
+    "acquisition",
+    "calibration",
+    "metrics",
+    "predict",
+    "batch_bald",
+    "apply_temperature",
+    "fit_temperature",
+    "auroc",
+    "brier",
+    "ece",
+    "misclassification_auroc",
+    "nll",
+    "reliability",
+    "MCResult",
+    "mc_dropout",
+    "mc_predict",
 ]

@@ -54,7 +54,9 @@ def _probs(probs, name: str = "probs", dense: bool = True) -> Tensor:
     probs = torch.as_tensor(probs)
     if not probs.is_floating_point() or probs.dim() < 3 or (not dense and probs.dim() != 3):
         layout = "(T, N, C, ...)" if dense else "(T, N, C)"
-        raise ValueError(f"{name} must be a floating tensor of shape {layout}, got dtype {probs.dtype} and shape {tuple(probs.shape)}")
+        raise ValueError(
+            f"{name} must be a floating tensor of shape {layout}, got dtype {probs.dtype} and shape {tuple(probs.shape)}"
+        )
     return probs
 
 
@@ -165,7 +167,9 @@ def _check(probs, joint_samples: int) -> tuple[Tensor, int]:
     return probs, joint_samples
 
 
-def batch_bald(probs, k: int, *, joint_samples: int = JOINT_SAMPLES, generator: torch.Generator | None = None) -> BatchBALD:
+def batch_bald(
+    probs, k: int, *, joint_samples: int = JOINT_SAMPLES, generator: torch.Generator | None = None
+) -> BatchBALD:
     """Greedy BatchBALD: k points whose joint labels carry the most information about the weights.
 
     Step n adds the candidate j maximising I(y_1, ..., y_{n-1}, y_j; w) =

@@ -63,7 +63,9 @@ def fit_temperature(logits, labels, *, max_iter: int = 100) -> float:
     if z.shape[0] == 0:
         raise ValueError("fit_temperature needs at least one prediction, got logits with no rows")
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [log_t], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> Tensor:
         opt.zero_grad()
@@ -86,7 +88,9 @@ def apply_temperature(logits, temperature: float) -> Tensor:
     temperature = _validate.positive(temperature, "temperature")
     logits = torch.as_tensor(logits)
     if not logits.is_floating_point() or logits.dim() < 2:
-        raise ValueError(f"logits must be a floating tensor of shape (N, C, ...), got dtype {logits.dtype} and shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"logits must be a floating tensor of shape (N, C, ...), got dtype {logits.dtype} and shape {tuple(logits.shape)}"
+        )
     return torch.softmax(logits / temperature, dim=1)
 
 

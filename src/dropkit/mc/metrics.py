@@ -102,10 +102,16 @@ class Reliability:
 
     def to_dict(self) -> dict:
         """Plain lists (NaN as None) for JSON."""
+
         def clean(t: Tensor) -> list:
             return [None if v != v else v for v in t.tolist()]
 
-        return {"edges": self.edges.tolist(), "counts": self.counts.tolist(), "accuracy": clean(self.accuracy), "confidence": clean(self.confidence)}
+        return {
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "accuracy": clean(self.accuracy),
+            "confidence": clean(self.confidence),
+        }
 
 
 def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
@@ -180,7 +186,9 @@ def fpr_at_tpr(scores, positives, tpr: float = 0.95) -> float:
     scores, positives = scores.reshape(-1).double(), positives.reshape(-1)
     pos, neg = scores[positives], scores[~positives]
     if pos.numel() == 0 or neg.numel() == 0 or tpr == 0:
-        raise ValueError(f"fpr_at_tpr needs positives, negatives and tpr > 0, got {pos.numel()} positives, {neg.numel()} negatives, tpr {tpr}")
+        raise ValueError(
+            f"fpr_at_tpr needs positives, negatives and tpr > 0, got {pos.numel()} positives, {neg.numel()} negatives, tpr {tpr}"
+        )
     k = math.ceil(tpr * pos.numel() - 1e-9)  # 1e-9: 0.95 * 20 is 19.000000000000004 in floats
     threshold = pos.sort(descending=True).values[k - 1]
     return float((neg >= threshold).double().mean())

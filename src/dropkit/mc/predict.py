@@ -26,15 +26,33 @@ import torch
 from torch import Tensor
 
 from .. import _mode, _validate, rng
+from ..nn import (
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    DropoutBase,
+    DropoutLinear,
+    DropPath,
+    LockedDropout,
+    is_dropout,
+)
+from ..ops.consistent import Replicas
 from . import acquisition
 from .acquisition import entropy
-from ..ops.consistent import Replicas
-from ..nn import DropoutBase, Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear, DropPath, LockedDropout, is_dropout
 
-__all__ = ["mc_dropout", "mc_predict", "MCResult", "is_dropout", "shares_mask_across_batch", "TASKS", "CHUNK_ELEMENTS", "CONSISTENT_LAYERS"]
+__all__ = [
+    "mc_dropout",
+    "mc_predict",
+    "MCResult",
+    "is_dropout",
+    "shares_mask_across_batch",
+    "TASKS",
+    "CHUNK_ELEMENTS",
+    "CONSISTENT_LAYERS",
+]
 
 TASKS = ("classification", "regression")
-
 
 
 def _l2_elements(default: int = 2**20) -> int:
@@ -147,7 +165,9 @@ class MCResult:
     def probs(self) -> Tensor:
         """(T, B, C, ...) softmax of each pass."""
         self._require("classification", "probs")
-        return torch.softmax(self.samples.float() if self.samples.dtype in (torch.float16, torch.bfloat16) else self.samples, dim=2)
+        return torch.softmax(
+            self.samples.float() if self.samples.dtype in (torch.float16, torch.bfloat16) else self.samples, dim=2
+        )
 
     @functools.cached_property
     def mean_probs(self) -> Tensor:
@@ -212,7 +232,11 @@ def _check_consistent(model: torch.nn.Module) -> None:
             raise ValueError(
                 f"mc_predict(consistent=True) supports dropkit's {', '.join(c.__name__ for c in CONSISTENT_LAYERS)}; "
                 f"the model's {name or 'root'!r} is {type(m).__module__}.{type(m).__name__}"
-                + (" (dropkit.replace_dropout(model) converts torch's dropout layers)" if type(m).__module__.startswith("torch.") else "")
+                + (
+                    " (dropkit.replace_dropout(model) converts torch's dropout layers)"
+                    if type(m).__module__.startswith("torch.")
+                    else ""
+                )
             )
 
 

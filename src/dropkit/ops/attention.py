@@ -26,10 +26,20 @@ def _compute_dtype(t: Tensor) -> torch.dtype:
 
 @torch.library.custom_op("dropkit::attention", mutates_args=())
 def attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, seed: Tensor, offset: int, p: float, is_causal: bool, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    seed: Tensor,
+    offset: int,
+    p: float,
+    is_causal: bool,
+    scale: float,
 ) -> tuple[Tensor, Tensor]:
     """(output, row log-sum-exp) of softmax(q k^T * scale + mask) with spec dropout, times v."""
-    return kernels.attention_for_tensor(q, mask, False).attention_fwd(q, k, v, mask, *stream(seed, offset), p, is_causal, scale)
+    return kernels.attention_for_tensor(q, mask, False).attention_fwd(
+        q, k, v, mask, *stream(seed, offset), p, is_causal, scale
+    )
 
 
 @attention.register_fake

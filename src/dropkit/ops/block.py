@@ -51,7 +51,9 @@ def _drop_block(x: Tensor, seed: int, offset: int, p: float, block_size: int, ba
 
 
 @torch.library.custom_op("dropkit::drop_block2d", mutates_args=())
-def drop_block2d(x: Tensor, seed: Tensor, offset: int, p: float, block_size: int, batchwise: bool, linear: bool) -> Tensor:
+def drop_block2d(
+    x: Tensor, seed: Tensor, offset: int, p: float, block_size: int, batchwise: bool, linear: bool
+) -> Tensor:
     """DropBlock of (N, C, H, W) or (C, H, W) x under (seed, offset), p < 1."""
     return noise.run(_drop_block, x, seed, offset, p, block_size, batchwise, linear)
 

@@ -81,7 +81,9 @@ def _keep(shape, p: float, seed: Tensor, offset: int, device, recompute: bool) -
     will not recompute a compare that shrinks its input (its reduction rule).
     """
     if recompute:
-        return checkpoint(decomposed.keep_mask, shape, p, decomposed.stream(seed, offset), 0, device, use_reentrant=False)
+        return checkpoint(
+            decomposed.keep_mask, shape, p, decomposed.stream(seed, offset), 0, device, use_reentrant=False
+        )
     return decomposed.keep_mask(shape, p, decomposed.stream(seed, offset), 0, device)
 
 

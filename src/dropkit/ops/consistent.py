@@ -82,7 +82,9 @@ def dropout(x: Tensor, p: float, *, inplace: bool = False) -> Tensor:
     features = x.shape[1:]
     n = math.prod(features)
     if call >= MAX_CALLS or (replicas.start + replicas.copies) * n > CALL_STRIDE:
-        raise ValueError(f"consistent MC dropout addresses at most {MAX_CALLS} calls per forward and T * prod(F) <= 2^48 elements, got call {call} with F = {tuple(features)}")
+        raise ValueError(
+            f"consistent MC dropout addresses at most {MAX_CALLS} calls per forward and T * prod(F) <= 2^48 elements, got call {call} with F = {tuple(features)}"
+        )
     ones = torch.ones((replicas.copies, *features), dtype=x.dtype, device=x.device)
     # the spec's dropout of ones: 0 or the scale, rounded as the spec rounds it in x's dtype
     mask = kernels.for_tensor(ones).dropout_fwd(ones, replicas.seed, call * CALL_STRIDE + replicas.start * n, p)

@@ -24,9 +24,18 @@ from .layout import like
 from .seed import seed_tensor, stream
 
 __all__ = [
-    "apply_dropout", "dropout", "dropout_", "dropout_bitpacked", "dropout_from_bits", "keep_mask",
-    "dropout_impl", "dropout_inplace_impl", "dropout_bitpacked_impl", "dropout_from_bits_impl",
-    "eager_function", "register_formula",
+    "apply_dropout",
+    "dropout",
+    "dropout_",
+    "dropout_bitpacked",
+    "dropout_from_bits",
+    "keep_mask",
+    "dropout_impl",
+    "dropout_inplace_impl",
+    "dropout_bitpacked_impl",
+    "dropout_from_bits_impl",
+    "eager_function",
+    "register_formula",
 ]
 
 
@@ -77,7 +86,9 @@ def _from_bits_formula(again):
     """The autograd of dropkit::dropout_bitpacked and dropkit::dropout_from_bits: dx = again(grad, bits, p)."""
 
     def setup(ctx, inputs, output):
-        bits = output[1] if len(inputs) == 4 else inputs[1]  # dropout_bitpacked(x, seed, offset, p) or from_bits(grad, bits, p)
+        bits = (
+            output[1] if len(inputs) == 4 else inputs[1]
+        )  # dropout_bitpacked(x, seed, offset, p) or from_bits(grad, bits, p)
         ctx.save_for_backward(bits)  # n/8 bytes
         ctx.p = inputs[-1]
 
@@ -112,7 +123,8 @@ def eager_function(name: str, impl, formula, again=None, *, once: bool = False) 
     setup, backward = formula(again or _eager_apply(function, impl))
     # backward needs the class itself (its `again` may be this function), so it is set after type() makes it
     function.backward = staticmethod(  # type: ignore[attr-defined]
-        torch.autograd.function.once_differentiable(backward) if once else backward)
+        torch.autograd.function.once_differentiable(backward) if once else backward
+    )
     return function
 
 
@@ -169,7 +181,9 @@ register_formula(dropout_bitpacked, _from_bits_formula, dropout_from_bits)
 register_formula(dropout_from_bits, _from_bits_formula)
 _Dropout = eager_function("_Dropout", dropout_impl, _dropout_formula)
 _FromBits = eager_function("_FromBits", dropout_from_bits_impl, _from_bits_formula)
-_Bitpacked = eager_function("_Bitpacked", dropout_bitpacked_impl, _from_bits_formula, _eager_apply(_FromBits, dropout_from_bits_impl))
+_Bitpacked = eager_function(
+    "_Bitpacked", dropout_bitpacked_impl, _from_bits_formula, _eager_apply(_FromBits, dropout_from_bits_impl)
+)
 
 
 def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Tensor:

@@ -25,7 +25,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Optional, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +74,7 @@ def backward_impl(
 
 
 @torch.library.custom_op("dropkit::dropout_linear", mutates_args=())
-def dropout_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], seed: Tensor, offset: int, p: float) -> Tensor:
+def dropout_linear(x: Tensor, weight: Tensor, bias: Tensor | None, seed: Tensor, offset: int, p: float) -> Tensor:
     """F.linear(dropout(x), weight, bias) with the spec's mask over x."""
     return forward_impl(x, weight, bias, *stream(seed, offset), p)
 
@@ -86,7 +86,7 @@ def _(x, weight, bias, seed, offset, p):
 
 @torch.library.custom_op("dropkit::dropout_linear_backward", mutates_args=())
 def dropout_linear_backward(
-    grad: Tensor, x: Tensor, weight: Optional[Tensor], seed: Tensor, offset: int, p: float, need_x: bool, need_w: bool
+    grad: Tensor, x: Tensor, weight: Tensor | None, seed: Tensor, offset: int, p: float, need_x: bool, need_w: bool
 ) -> tuple[Tensor, Tensor]:
     """(grad of x, grad of weight) of dropkit::dropout_linear; an empty tensor stands for one not needed."""
     grad_x, grad_w = backward_impl(grad, x, weight, *stream(seed, offset), p, need_x, need_w)
@@ -132,7 +132,9 @@ def _compiled(x: Tensor, weight: Tensor, bias: Tensor | None, p: float, seed: in
     return dropout_linear(x, weight, bias, seed_tensor(seed), rng.to_int64(offset), p)
 
 
-def apply_dropout_linear(x: Tensor, weight: Tensor, bias: Tensor | None, p: float, seed: int | Tensor, offset: int) -> Tensor:
+def apply_dropout_linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None, p: float, seed: int | Tensor, offset: int
+) -> Tensor:
     """Run the op on validated arguments (0 < p) and a resolved seed (dropkit.family._common.resolve_seed).
 
     As apply_dropout: compiled code goes through the custom ops, eager code

@@ -25,7 +25,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Optional, cast
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -37,9 +37,16 @@ from .layout import like
 from .seed import seed_tensor, stream
 
 __all__ = [
-    "apply_bias_dropout_add", "bias_dropout_add", "bias_dropout_add_backward",
-    "apply_activation_dropout", "activation_dropout", "relu_dropout_backward",
-    "forward_impl", "backward_impl", "activation_forward_impl", "relu_backward_impl",
+    "apply_bias_dropout_add",
+    "bias_dropout_add",
+    "bias_dropout_add_backward",
+    "apply_activation_dropout",
+    "activation_dropout",
+    "relu_dropout_backward",
+    "forward_impl",
+    "backward_impl",
+    "activation_forward_impl",
+    "relu_backward_impl",
 ]
 
 
@@ -47,14 +54,18 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
-def forward_impl(x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float, activation) -> Tensor:
+def forward_impl(
+    x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float, activation
+) -> Tensor:
     """residual + dropout(activation(x + bias)) (seed and offset as uint64); the output keeps x's memory format."""
     k = kernels.fused_for_tensor(x)
     y = k.bias_dropout_add_fwd(x.contiguous(), _contiguous(bias), residual.contiguous(), seed, offset, p, activation)
     return like(x, y)
 
 
-def backward_impl(grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation) -> Tensor:
+def backward_impl(
+    grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation
+) -> Tensor:
     """Gradient with respect to x + bias: activation'(x + bias) * dropout(grad), the mask recomputed."""
     k = kernels.fused_for_tensor(grad)
     g = k.bias_dropout_add_bwd(grad.contiguous(), _contiguous(x), _contiguous(bias), seed, offset, p, activation)
@@ -70,7 +81,7 @@ def _grads(ctx, grad: Tensor, grad_h: Tensor) -> tuple:
 
 @torch.library.custom_op("dropkit::bias_dropout_add", mutates_args=())
 def bias_dropout_add(
-    x: Tensor, bias: Optional[Tensor], residual: Tensor, seed: Tensor, offset: int, p: float, activation: Optional[str]
+    x: Tensor, bias: Tensor | None, residual: Tensor, seed: Tensor, offset: int, p: float, activation: str | None
 ) -> Tensor:
     """residual + dropout(activation(x + bias)); the output keeps x's memory format."""
     return forward_impl(x, bias, residual, *stream(seed, offset), p, activation)
@@ -83,8 +94,13 @@ def _(x, bias, residual, seed, offset, p, activation):
 
 @torch.library.custom_op("dropkit::bias_dropout_add_backward", mutates_args=())
 def bias_dropout_add_backward(
-    grad: Tensor, x: Optional[Tensor], bias: Optional[Tensor], seed: Tensor, offset: int, p: float,
-    activation: Optional[str],
+    grad: Tensor,
+    x: Tensor | None,
+    bias: Tensor | None,
+    seed: Tensor,
+    offset: int,
+    p: float,
+    activation: str | None,
 ) -> Tensor:
     """Gradient of dropkit::bias_dropout_add with respect to x + bias."""
     return backward_impl(grad, x, bias, *stream(seed, offset), p, activation)

@@ -21,9 +21,7 @@ __all__ = ["seed_tensor", "seed_value", "stream"]
 _DRAWS = torch.zeros((), dtype=torch.int64)
 
 
-@torch.library.custom_op(
-    "dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,)
-)
+@torch.library.custom_op("dropkit::draw_seed", mutates_args=("draws",), tags=(torch.Tag.nondeterministic_seeded,))
 def _draw_seed_op(draws: Tensor) -> Tensor:
     """A fresh 64-bit seed from torch's default generator, as an int64 scalar tensor.
 

@@ -140,9 +140,11 @@ class SampleAddressing:
         frame = self._frames[-1]
         key = (frame[0] + frame[1] * _CALL_STRIDE) % 2**64
         frame[1] += 1
-        per_sample = 0 if batch_dim is None else math.prod(shape[batch_dim + 1:])
+        per_sample = 0 if batch_dim is None else math.prod(shape[batch_dim + 1 :])
         if torch.compiler.is_compiling():
-            return address(self.step_tensor, self.sample_tensor, rng.to_int64(self.seed), rng.to_int64(key), per_sample), offset
+            return address(
+                self.step_tensor, self.sample_tensor, rng.to_int64(self.seed), rng.to_int64(key), per_sample
+            ), offset
         seed = self._seeds.get(key)
         if seed is None:
             seed = self._seeds[key] = derive_seed(self.seed, key, self.step)

@@ -44,14 +44,16 @@ def run_offsets(local_shape, full_shape, start) -> tuple[int, list[int]]:
         (2, [2, 8, 14, 20])
     """
     if not len(local_shape) == len(full_shape) == len(start):
-        raise ValueError(f"local_shape, full_shape and start must have one entry per dimension, got "
-                         f"{tuple(local_shape)}, {tuple(full_shape)} and {tuple(start)}")
+        raise ValueError(
+            f"local_shape, full_shape and start must have one entry per dimension, got "
+            f"{tuple(local_shape)}, {tuple(full_shape)} and {tuple(start)}"
+        )
     for d, (n, full, s) in enumerate(zip(local_shape, full_shape, start)):
         if not 0 <= s <= s + n <= full:
             raise ValueError(f"the block must lie inside full_shape: dimension {d} covers [{s}, {s + n}) of {full}")
     # Dimensions after k are whole; dimension k is the last one the block cuts.
     k = max((d for d, (n, full) in enumerate(zip(local_shape, full_shape)) if n != full), default=0)
-    strides = [math.prod(full_shape[d + 1:]) for d in range(len(full_shape))]
+    strides = [math.prod(full_shape[d + 1 :]) for d in range(len(full_shape))]
     length = math.prod(local_shape[k:])
     runs = [start[k] * strides[k]] if full_shape else [0]
     for d in range(k - 1, -1, -1):
@@ -119,6 +121,13 @@ def dtensor_dropout(input, p: float, training: bool, *, seed: int | None, offset
     if seed is None:
         raise TypeError("seed must be an int in [0, 2**64) for a DTensor, got None: every rank must use the same seed")
     _, start = compute_local_shape_and_global_offset(input.shape, input.device_mesh, input.placements)
-    local = shard_dropout(input.to_local(), p, seed=seed, full_shape=tuple(input.shape), start=tuple(start),
-                          offset=offset, training=training)
+    local = shard_dropout(
+        input.to_local(),
+        p,
+        seed=seed,
+        full_shape=tuple(input.shape),
+        start=tuple(start),
+        offset=offset,
+        training=training,
+    )
     return DTensor.from_local(local, input.device_mesh, input.placements, shape=input.shape, stride=input.stride())

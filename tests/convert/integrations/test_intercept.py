@@ -3,9 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from _helpers.torch_dropouts import TorchDropouts
+from torch import nn
 
 import dropkit
 import dropkit.functional as DF

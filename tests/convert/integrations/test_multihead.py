@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from _helpers.torch_dropouts import TorchDropouts
 
 import dropkit
@@ -98,7 +97,16 @@ def test_reproducible_under_manual_seed():
 
 
 def test_options_it_does_not_reimplement_are_named_in_one_warning():
-    model = torch.nn.Sequential(torch.nn.MultiheadAttention(8, 2, dropout=0.1, add_bias_kv=True), torch.nn.MultiheadAttention(8, 2))
-    with pytest.warns(UserWarning, match=r"still runs in torch: 0: nn.MultiheadAttention has bias_k/bias_v or add_zero_attn: "):
+    model = torch.nn.Sequential(
+        torch.nn.MultiheadAttention(8, 2, dropout=0.1, add_bias_kv=True), torch.nn.MultiheadAttention(8, 2)
+    )
+    with pytest.warns(
+        UserWarning, match=r"still runs in torch: 0: nn.MultiheadAttention has bias_k/bias_v or add_zero_attn: "
+    ):
         _, report = dropkit.replace_dropout(model)
-    assert report.unrouted == ["0"] and not report.complete and report.routed == [] and type(model[1]) is torch.nn.MultiheadAttention
+    assert (
+        report.unrouted == ["0"]
+        and not report.complete
+        and report.routed == []
+        and type(model[1]) is torch.nn.MultiheadAttention
+    )

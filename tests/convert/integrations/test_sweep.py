@@ -11,7 +11,6 @@ import copy
 
 import pytest
 import torch
-
 from _helpers import torchvision_shim
 from _helpers.torch_dropouts import TorchDropouts
 
@@ -62,7 +61,9 @@ NOT_CONVERTIBLE = {
 
 
 def _is_rate(name: str, value) -> bool:
-    return isinstance(value, float) and ("dropout" in name or "pdrop" in name or "drop_prob" in name or name == "drop_path_rate")
+    return isinstance(value, float) and (
+        "dropout" in name or "pdrop" in name or "drop_prob" in name or name == "drop_path_rate"
+    )
 
 
 def _is_attention(name: str) -> bool:
@@ -148,7 +149,9 @@ def test_every_dropout_runs_on_dropkit(case):
     stock, inputs = build(case)
     model, report = convert(copy.deepcopy(stock), inputs)
     assert report.complete and report.traced, report.torch
-    with torch.no_grad():  # before any training step moves BatchNorm statistics; attention kernels may round differently: close
+    with (
+        torch.no_grad()
+    ):  # before any training step moves BatchNorm statistics; attention kernels may round differently: close
         torch.testing.assert_close(output(model.eval(), inputs), output(stock.eval(), inputs))
     with TorchDropouts() as before:
         step(copy.deepcopy(stock), inputs)

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from _helpers import torchvision_shim
 from _helpers.torch_dropouts import TorchDropouts
 
@@ -44,7 +43,10 @@ def test_every_dropout_is_converted_or_routed_and_none_of_torchs_runs():
     # pos_drop, head_drop and per block proj_drop, mlp.drop1, mlp.drop2; block 0's drop path rate is 0 (an Identity).
     assert report == {"Dropout": 2 + 2 * 3, "DropPath": 2}
     assert report.routed == ["blocks.0.attn", "blocks.1.attn"] and report.unrouted == []
-    assert all(type(b.attn) is dk_timm.Attention for b in model.blocks) and type(model.blocks[1].drop_path1) is dropkit.DropPath
+    assert (
+        all(type(b.attn) is dk_timm.Attention for b in model.blocks)
+        and type(model.blocks[1].drop_path1) is dropkit.DropPath
+    )
     with TorchDropouts() as after:
         step(model)
     assert after.calls == []
@@ -64,7 +66,9 @@ def test_drop_block_converted_in_every_configuration_but_noise():
         timm.layers.DropBlock2d(0.2, 3, with_noise=True),
     )  # fmt: skip
     assert all(dropkit.nn.is_dropout(b) for b in blocks)
-    with pytest.warns(UserWarning, match=r"still runs in torch: 3: timm DropBlock2d\(with_noise=True\) fills dropped blocks"):
+    with pytest.warns(
+        UserWarning, match=r"still runs in torch: 3: timm DropBlock2d\(with_noise=True\) fills dropped blocks"
+    ):
         model, report = dropkit.replace_dropout(blocks)
     assert [repr(m) for m in model[:3]] == [
         "DropBlock2d(p=0.2, block_size=3, couple_channels=False)", "DropBlock2d(p=0.2, block_size=3, couple_channels=True)",

@@ -2,24 +2,32 @@
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from _helpers import torchvision_shim
 from _helpers.torch_dropouts import TorchDropouts
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dropkit
 from dropkit import rng
 
 torchvision_shim.install()  # transformers imports torchvision where it is installed
-transformers = pytest.importorskip("transformers", reason="transformers is an optional extra: pip install dropkit[transformers]")
+transformers = pytest.importorskip(
+    "transformers", reason="transformers is an optional extra: pip install dropkit[transformers]"
+)
 from dropkit.convert.integrations import transformers as dk_transformers  # noqa: E402
 
 SMALL = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 
 
 def bert(cls, attn, hidden):
-    return cls(getattr(transformers, cls.__name__.replace("Model", "Config"))(
-        **SMALL, vocab_size=50, max_position_embeddings=16, attention_probs_dropout_prob=attn, hidden_dropout_prob=hidden))
+    return cls(
+        getattr(transformers, cls.__name__.replace("Model", "Config"))(
+            **SMALL,
+            vocab_size=50,
+            max_position_embeddings=16,
+            attention_probs_dropout_prob=attn,
+            hidden_dropout_prob=hidden,
+        )
+    )
 
 
 BUILDERS = {
@@ -185,6 +193,10 @@ def test_import_dropkit_is_enough_for_attn_implementation_and_saved_models_load_
     model = build("bert")  # converted: attention on "dropkit"
     model.save_pretrained(tmp_path)
     # After only `import dropkit` (which did not import transformers), from_pretrained knows "dropkit".
-    assert _load(tmp_path, "import dropkit; before = set(sys.modules)", ', attn_implementation="dropkit"') == ["dropkit", "True", "False"]
+    assert _load(tmp_path, "import dropkit; before = set(sys.modules)", ', attn_implementation="dropkit"') == [
+        "dropkit",
+        "True",
+        "False",
+    ]
     # Without dropkit the saved model loads with transformers' default attention.
     assert _load(tmp_path, "before = set(sys.modules)") == ["sdpa", "False", "False"]

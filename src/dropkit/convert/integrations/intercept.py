@@ -180,7 +180,9 @@ def _feature_dropout(inplace, it, input, p, train):
     # torch.feature_dropout is what F.dropout1d/2d/3d call on (N, C, ...) input: one draw per (sample, channel).
     fn = _FEATURE.get(input.dim())
     if fn is None:
-        raise ValueError(f"torch.feature_dropout under dropkit takes 3-D to 5-D input (N, C, ...), got shape {tuple(input.shape)}")
+        raise ValueError(
+            f"torch.feature_dropout under dropkit takes 3-D to 5-D input (N, C, ...), got shape {tuple(input.shape)}"
+        )
     return fn(input, it.call("feature_dropout", "functional", p, train), train, inplace)
 
 
@@ -188,7 +190,9 @@ def _sdpa(it, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     # torch's SDPA drops whenever dropout_p > 0; models pass 0 outside training, so the module's mode is the training flag.
     p = it.call("scaled_dot_product_attention", "attention", dropout_p, it.frames[-1][2].training)
     if p == 0.0:
-        return F.scaled_dot_product_attention(query, key, value, attn_mask, 0.0, is_causal, scale=scale, enable_gqa=enable_gqa)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask, 0.0, is_causal, scale=scale, enable_gqa=enable_gqa
+        )
     return DF.scaled_dot_product_attention(query, key, value, attn_mask, p, is_causal, scale, enable_gqa, training=True)
 
 
@@ -227,8 +231,12 @@ _ROUTES = {
     torch.dropout_: functools.partial(_torch_dropout, DF.dropout, "dropout", True),
     torch.alpha_dropout: functools.partial(_torch_dropout, DF.alpha_dropout, "alpha_dropout", False),
     torch.alpha_dropout_: functools.partial(_torch_dropout, DF.alpha_dropout, "alpha_dropout", True),
-    torch.feature_alpha_dropout: functools.partial(_torch_dropout, DF.feature_alpha_dropout, "feature_alpha_dropout", False),
-    torch.feature_alpha_dropout_: functools.partial(_torch_dropout, DF.feature_alpha_dropout, "feature_alpha_dropout", True),
+    torch.feature_alpha_dropout: functools.partial(
+        _torch_dropout, DF.feature_alpha_dropout, "feature_alpha_dropout", False
+    ),
+    torch.feature_alpha_dropout_: functools.partial(
+        _torch_dropout, DF.feature_alpha_dropout, "feature_alpha_dropout", True
+    ),
     torch.feature_dropout: functools.partial(_feature_dropout, False),
     torch.feature_dropout_: functools.partial(_feature_dropout, True),
     F.scaled_dot_product_attention: _sdpa,
@@ -256,7 +264,7 @@ def install(model: torch.nn.Module) -> Interceptor:
     for name, module in model.named_modules():
         it.handles.append(module.register_forward_pre_hook(functools.partial(it.enter_module, name)))
         it.handles.append(module.register_forward_hook(it.exit_module, always_call=True))
-    setattr(model, "_dropkit_interceptor", it)  # not a Module attribute torch's annotations know of
+    model._dropkit_interceptor = it  # type: ignore[assignment]  # not a Module attribute torch knows of
     return it
 
 
@@ -331,7 +339,9 @@ def trace(model: torch.nn.Module, example) -> list[Site]:
     calls = _record(model, it, example)
     torch_kept = dict(it.torch)  # what the marked forward adds is an artefact of its marks
     modules = dict(model.named_modules())
-    found: dict[tuple[str, int], list] = {key: list(_candidates(modules[key[0]], rate)) for key, (_, _, rate) in calls.items()}
+    found: dict[tuple[str, int], list] = {
+        key: list(_candidates(modules[key[0]], rate)) for key, (_, _, rate) in calls.items()
+    }
     unique = {(id(obj), attr): (obj, attr) for cands in found.values() for obj, attr, _ in cands}
     saved = {k: getattr(obj, attr) for k, (obj, attr) in unique.items()}
     # A distinct value per candidate: what the call then receives names the attribute it reads.

@@ -31,30 +31,45 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
     """nn.MultiheadAttention whose attention dropout is dropkit's (same parameters, state_dict and options)."""
 
     @classmethod
-    def from_torch(cls, module: torch.nn.MultiheadAttention) -> "MultiheadAttention":
+    def from_torch(cls, module: torch.nn.MultiheadAttention) -> MultiheadAttention:
         """The same module, its dropout on dropkit: parameters and buffers are shared, not copied."""
         new = cls.__new__(cls)
         new.__dict__ = dict(module.__dict__)
-        new._modules, new._parameters, new._buffers = dict(module._modules), dict(module._parameters), dict(module._buffers)
+        new._modules, new._parameters, new._buffers = (
+            dict(module._modules),
+            dict(module._parameters),
+            dict(module._buffers),
+        )
         return new
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None, need_weights: bool = True,
-        attn_mask: Tensor | None = None, average_attn_weights: bool = True, is_causal: bool = False,
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         if not active(self.training) or self.dropout == 0.0 or query.dim() != 3:
-            return super().forward(query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal)
+            return super().forward(
+                query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal
+            )
         if self.batch_first:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         (length, batch, embed), source = query.shape, key.shape[0]
         heads, head_dim = self.num_heads, embed // self.num_heads
         if self._qkv_same_embed_dim:
             q, k, v = F._in_projection_packed(  # type: ignore[attr-defined]  # torch's own forward uses these private helpers
-                query, key, value, self.in_proj_weight, self.in_proj_bias)
+                query, key, value, self.in_proj_weight, self.in_proj_bias
+            )
         else:
             b = (None, None, None) if self.in_proj_bias is None else self.in_proj_bias.chunk(3)
             q, k, v = F._in_projection(  # type: ignore[attr-defined]
-                query, key, value, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, *b)
+                query, key, value, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight, *b
+            )
         q, k, v = (t.reshape(t.shape[0], batch, heads, head_dim).permute(1, 2, 0, 3) for t in (q, k, v))
         causal = is_causal and key_padding_mask is None and not need_weights
         mask = None if causal else _merged_mask(attn_mask, key_padding_mask, batch, heads, length, source, query.dtype)
@@ -97,7 +112,9 @@ def route(model: torch.nn.Module) -> tuple[list[str], dict[str, str]]:
             continue
         if not name or module.bias_k is not None or module.add_zero_attn:
             why = "is the model itself (no parent to swap it in)" if not name else "has bias_k/bias_v or add_zero_attn"
-            unrouted[name] = f"nn.MultiheadAttention {why}: its attention dropout runs inside torch's multi_head_attention_forward"
+            unrouted[name] = (
+                f"nn.MultiheadAttention {why}: its attention dropout runs inside torch's multi_head_attention_forward"
+            )
             continue
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, MultiheadAttention.from_torch(module))

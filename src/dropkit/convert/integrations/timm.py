@@ -39,7 +39,7 @@ class Attention(layers.Attention):
     """
 
     @classmethod
-    def from_timm(cls, module: layers.Attention) -> "Attention":
+    def from_timm(cls, module: layers.Attention) -> Attention:
         """The same module, its forward on dropkit's SDPA: parameters and buffers are shared, not copied."""
         new = cls.__new__(cls)
         new.__dict__ = dict(module.__dict__)
@@ -69,7 +69,9 @@ def _drop_path(module: layers.DropPath) -> dnn.DropPath:
 def _drop_block_refusal(module: layers.DropBlock2d) -> str | None:
     """Why timm's `module` cannot run on dropkit, or None where it can."""
     if module.with_noise:
-        return "timm DropBlock2d(with_noise=True) fills dropped blocks with gaussian noise, which dropkit has no form of"
+        return (
+            "timm DropBlock2d(with_noise=True) fills dropped blocks with gaussian noise, which dropkit has no form of"
+        )
     if not 0.0 <= module.gamma_scale * module.drop_prob <= 1.0:
         return f"timm DropBlock2d's gamma_scale * drop_prob = {module.gamma_scale * module.drop_prob} is not a rate in [0, 1]"
     return None
@@ -91,8 +93,14 @@ class DropBlock2d(DropoutBase):
     mask_unit = "block"
 
     def __init__(
-        self, p: float = 0.1, block_size: int = 7, *, gamma_scale: float = 1.0, couple_channels: bool = True,
-        scale_by_keep: bool = True, inplace: bool = False,
+        self,
+        p: float = 0.1,
+        block_size: int = 7,
+        *,
+        gamma_scale: float = 1.0,
+        couple_channels: bool = True,
+        scale_by_keep: bool = True,
+        inplace: bool = False,
     ) -> None:
         super().__init__()
         self.p, self.block_size, self.gamma_scale = p, block_size, gamma_scale
@@ -118,8 +126,12 @@ def _drop_block(module: layers.DropBlock2d) -> DropBlock2d | None:
     if _drop_block_refusal(module):
         return None
     return DropBlock2d(
-        module.drop_prob, module.block_size, gamma_scale=module.gamma_scale, couple_channels=module.couple_channels,
-        scale_by_keep=module.scale_by_keep, inplace=module.inplace,
+        module.drop_prob,
+        module.block_size,
+        gamma_scale=module.gamma_scale,
+        couple_channels=module.couple_channels,
+        scale_by_keep=module.scale_by_keep,
+        inplace=module.inplace,
     )
 
 
@@ -155,6 +167,10 @@ def example_input(model: torch.nn.Module) -> torch.Tensor | None:
     """A batch of 2 random images of the size its patch embedding was built for (else its pretrained_cfg's), or None."""
     size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
     embed = getattr(model, "patch_embed", None)
-    if embed is not None and isinstance(getattr(embed, "img_size", None), tuple) and hasattr(getattr(embed, "proj", None), "in_channels"):
+    if (
+        embed is not None
+        and isinstance(getattr(embed, "img_size", None), tuple)
+        and hasattr(getattr(embed, "proj", None), "in_channels")
+    ):
         size = (embed.proj.in_channels, *embed.img_size)
     return None if size is None else torch.randn(2, *size, generator=torch.Generator().manual_seed(0))

@@ -63,7 +63,13 @@ def attention_forward(
         attention_mask = create_position_bias_mask(position_bias, attention_mask, is_causal, query, key)
         is_causal = False
     out = scaled_dot_product_attention(
-        query, key, value, attention_mask, dropout, is_causal, scaling,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout,
+        is_causal,
+        scaling,
         enable_gqa=getattr(module, "num_key_value_groups", 1) > 1,
     )
     return out.transpose(1, 2).contiguous(), None

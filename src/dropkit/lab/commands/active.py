@@ -12,7 +12,14 @@ __all__ = ["run"]
 
 @known_errors
 @with_options(options(ActiveSettings))
-def run(given: dict, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+def run(
+    given: dict,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
     """Active learning with MC dropout: test accuracy vs labels for random, entropy, BALD, BatchBALD; active.json."""
     settings = from_command_line(ActiveSettings, given)
     out = out or Path("runs") / "active"

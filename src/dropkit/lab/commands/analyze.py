@@ -25,4 +25,10 @@ def run(
     result = analysis.run(run_dir, repeats=repeats, seed=seed)
     if json.loads((run_dir / "config.json").read_text())["command"] == "sweep" and (run_dir / "summary.json").is_file():
         experiment.write_sweep(run_dir)  # sweep.png's robustness panel
-    show(result, analysis.table(result), quiet, as_json, f"wrote {', '.join(analysis.FILES)} in {run_dir} ({result['seconds']:.1f} s)")
+    show(
+        result,
+        analysis.table(result),
+        quiet,
+        as_json,
+        f"wrote {', '.join(analysis.FILES)} in {run_dir} ({result['seconds']:.1f} s)",
+    )

@@ -29,7 +29,9 @@ def join_list_options(argv: list[str], group) -> list[str]:
     """
     named = [group.commands[a] for a in argv if a in group.commands][:1]
     params = [p for command in named or group.commands.values() for p in command.params]
-    lists = {opt: _NUMBER if p.metavar == LIST else _NAME for p in params if p.metavar in (LIST, NAMES) for opt in p.opts}
+    lists = {
+        opt: _NUMBER if p.metavar == LIST else _NAME for p in params if p.metavar in (LIST, NAMES) for opt in p.opts
+    }
     out, i = [], 0
     while i < len(argv):
         out.append(argv[i])

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,9 +15,11 @@ __all__ = ["run"]
 
 @known_errors
 def run(
-    quick: Annotated[bool, typer.Option("--quick", help="Small sizes, short timings: a smoke test, not numbers.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes, short timings: a smoke test, not numbers.")
+    ] = False,
     as_json: Json = False,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the result as JSON to FILE.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the result as JSON to FILE.")] = None,
     quiet: Quiet = False,
 ):
     """Time dropkit's dropout against torch on this CPU and print the table."""

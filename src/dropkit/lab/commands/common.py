@@ -14,7 +14,7 @@ import functools
 import inspect
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -42,14 +42,18 @@ __all__ = [
     "show",
 ]
 
-Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<command>).")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<command>).")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoints.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace the run files in a non-empty --out.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no table.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")]
 Nproc = Annotated[
     int,
-    typer.Option("--nproc", min=1, help="Train on N processes (torchrun + DDP: gloo on CPU, nccl on GPU); the result does not depend on N."),
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Train on N processes (torchrun + DDP: gloo on CPU, nccl on GPU); the result does not depend on N.",
+    ),
 ]
 
 
@@ -84,7 +88,9 @@ def parameters(added: dict[str, tuple[Option, Any]]) -> list[inspect.Parameter]:
         else:
             text = option.shown if default is option.default and option.shown else shown(default)
             metavar = LIST if isinstance(option.parse, NumberList) else NAMES if option.parse is name_list else None
-            annotation = Annotated[Optional[option.cli], typer.Option(flag(name), help=f"{option.help} (default: {text})", metavar=metavar)]
+            annotation = Annotated[
+                option.cli | None, typer.Option(flag(name), help=f"{option.help} (default: {text})", metavar=metavar)
+            ]
             value = None
         out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=value))
     return out
@@ -98,7 +104,9 @@ def with_options(opts: dict[str, Option], *, exclude=(), defaults: dict[str, Any
     """
     defaults = defaults or {}
     added = {
-        name: (option, defaults.get(name, option.default)) for name, option in opts.items() if option.cli is not None and name not in exclude
+        name: (option, defaults.get(name, option.default))
+        for name, option in opts.items()
+        if option.cli is not None and name not in exclude
     }
 
     def decorate(fn):

@@ -18,7 +18,11 @@ __all__ = ["OPTIONS", "DEFAULTS", "run"]
 DEFAULTS = {"val_split": SELECTION_VAL_SPLIT, "steps": curve.DEFAULT_STEPS}
 OPTIONS = {  # datasize's own, besides the settings (--train-size is what it varies)
     "sizes": Option(curve.DEFAULT_SIZES, "Training-set sizes N, e.g. --sizes 500 1000 2000.", parse=NumberList(int)),
-    "seeds": Option((0, 1, 2), "Seeds per size, e.g. --seeds 0 1 2 (each draws the subset, the weights, batches and masks).", parse=NumberList(int)),
+    "seeds": Option(
+        (0, 1, 2),
+        "Seeds per size, e.g. --seeds 0 1 2 (each draws the subset, the weights, batches and masks).",
+        parse=NumberList(int),
+    ),
 }
 Full = Annotated[bool, typer.Option("--full/--no-full", help="Add the whole training split as the last size.")]
 
@@ -26,7 +30,13 @@ Full = Annotated[bool, typer.Option("--full/--no-full", help="Add the whole trai
 @known_errors
 @with_options({**options(Settings), **OPTIONS}, exclude=("train_size", "eval_every"), defaults=DEFAULTS)
 def run(
-    given: dict, full: Full = True, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False
+    given: dict,
+    full: Full = True,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
 ):
     """Dropout vs its no-dropout twin against training-set size, over seeds, read at validation's epoch: datasize.json, datasize.png."""
     sizes, seeds = take(OPTIONS, given, "sizes"), take(OPTIONS, given, "seeds")
@@ -36,7 +46,9 @@ def run(
     progress = train.Progress() if quiet else report.RichProgress()
     try:
         with progress:
-            result = curve.run(base, out, sizes=sizes, seeds=seeds, full=full, resume=resume, overwrite=overwrite, progress=progress)
+            result = curve.run(
+                base, out, sizes=sizes, seeds=seeds, full=full, resume=resume, overwrite=overwrite, progress=progress
+            )
     except Interrupted as e:
         raise Interrupted(f"{e}; resume with the same command and --resume") from None
     show(result, curve.table(result), quiet, as_json, f"folder: {out} ({', '.join(curve.FILES)}, cells/)")

@@ -7,7 +7,16 @@ from pathlib import Path
 from rich.console import Group
 
 from .. import analyze, data, experiment, report
-from ..settings import DEMO_L2, SCARCE_SIZE, SCARCE_STEPS, SELECTION_VAL_SPLIT, Settings, demo_runs, scarce_runs, split_sizes
+from ..settings import (
+    DEMO_L2,
+    SCARCE_SIZE,
+    SCARCE_STEPS,
+    SELECTION_VAL_SPLIT,
+    Settings,
+    demo_runs,
+    scarce_runs,
+    split_sizes,
+)
 from .common import Json, Out, Overwrite, Quiet, Resume, known_errors, options, show, with_options
 
 __all__ = ["DEFAULTS", "scarce", "run"]
@@ -29,24 +38,49 @@ def scarce(base: Settings, given, l2: float = DEMO_L2) -> dict[str, Settings]:
 
 @known_errors
 @with_options(options(Settings), defaults={**DEFAULTS, "l2": DEMO_L2})  # --l2: the l2 run's weight decay
-def run(given: dict, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+def run(
+    given: dict,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
     """Train the seed network with dropout, without, and with L2 from the same start, on all data and on scarce data."""
     names = list(given)  # l2 included: demo_runs gives it to the l2 run
     l2 = given.pop("l2", DEMO_L2)
     base = experiment.settings(given, DEFAULTS)
     out = out or Path("runs") / "demo"
     coadaptation = experiment.run(
-        "demo", demo_runs(base, l2=l2), out, given=names, resume=resume, overwrite=overwrite, quiet=quiet, after=lambda _: analyze.run(out)
+        "demo",
+        demo_runs(base, l2=l2),
+        out,
+        given=names,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=quiet,
+        after=lambda _: analyze.run(out),
     )
     summary = json.loads((out / "summary.json").read_text())  # now with each run's knock-out drops
     # the scarce-data part: the same three runs on a small stratified subset, in out/scarce (resumed if it got that far)
     started = (out / "scarce" / "config.json").is_file()
     scarce_summary = experiment.run(
-        "demo", scarce(base, given, l2), out / "scarce", given=names, resume=resume and started, overwrite=overwrite or not started, quiet=quiet
+        "demo",
+        scarce(base, given, l2),
+        out / "scarce",
+        given=names,
+        resume=resume and started,
+        overwrite=overwrite or not started,
+        quiet=quiet,
     )
     tables = Group(report.summary_table(summary), report.summary_table(scarce_summary), analyze.table(coadaptation))
-    sentences = "\n".join((report.regime_sentence(summary, "All data"), report.regime_sentence(scarce_summary, "Scarce data")))
+    sentences = "\n".join(
+        (report.regime_sentence(summary, "All data"), report.regime_sentence(scarce_summary, "Scarce data"))
+    )
     show(
-        {**summary, "scarce": scarce_summary}, tables, quiet, as_json,
+        {**summary, "scarce": scarce_summary},
+        tables,
+        quiet,
+        as_json,
         f"{sentences}\nrun folder: {out} (summary.json, metrics.jsonl, curves.png, {', '.join(analyze.FILES)}; scarce/)",
     )

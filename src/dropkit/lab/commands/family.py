@@ -19,7 +19,9 @@ DEFAULTS = {"val_split": SELECTION_VAL_SPLIT, "model": "cnn", "eval_batch_size":
 def _kinds(kinds, name: str) -> tuple[str, ...]:
     kinds = tuple(kinds)
     if not kinds or any(k not in cnn.CNN_DROPOUT_TYPES for k in kinds):
-        raise SettingsError(f"{name} must be one or more of {', '.join(cnn.CNN_DROPOUT_TYPES)}, got {', '.join(map(str, kinds)) or 'none'}")
+        raise SettingsError(
+            f"{name} must be one or more of {', '.join(cnn.CNN_DROPOUT_TYPES)}, got {', '.join(map(str, kinds)) or 'none'}"
+        )
     return kinds
 
 
@@ -27,7 +29,8 @@ OPTIONS = {  # family's own, besides the settings (--dropout-type is what it var
     "dropout_types": Option(
         ("dropout", "dropout2d", "drop_block"),
         "Kinds besides none: dropout (dense head), dropout2d, drop_block, drop_path (--model rescnn).",
-        parse=name_list, check=_kinds,
+        parse=name_list,
+        check=_kinds,
     ),
     "seeds": Option((0, 1, 2), "Seeds per kind, e.g. --seeds 0 1 2.", parse=NumberList(int)),
 }
@@ -35,21 +38,52 @@ OPTIONS = {  # family's own, besides the settings (--dropout-type is what it var
 
 @known_errors
 @with_options({**options(Settings), **OPTIONS}, exclude=("dropout_type", "input_dropout"), defaults=DEFAULTS)
-def run(given: dict, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+def run(
+    given: dict,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
     """The conv net with each dropout kind and without, over seeds: test at validation's epoch, gap, knock-outs; family.json."""
     names = list(given)  # dropout types and seeds too: --resume checks them against the folder's runs
     kinds, seeds = take(OPTIONS, given, "dropout_types"), take(OPTIONS, given, "seeds")
-    rate = take(options(Settings), given, "dropout")[0] if "dropout" in given else None  # None: each kind at its own rate
+    rate = (
+        take(options(Settings), given, "dropout")[0] if "dropout" in given else None
+    )  # None: each kind at its own rate
     asked = kinds_table.family_runs(experiment.settings(given, DEFAULTS), kinds=kinds, seeds=seeds, rate=rate)
     out = out or Path("runs") / "family"
 
     def reports(summary) -> dict:
         config = runs.read_config(out)
         x, y = data.load_test_tensors(config["dataset"])
-        knockouts = {name: kinds_table.knockout_drop(runs.load_model(out, name)[0], x, y) for name in summary["runs"] if "diverged" not in summary["runs"][name]}
-        result = kinds_table.family_summary({n: Settings.from_dict(d) for n, d in config["runs"].items()}, summary, knockouts)
+        knockouts = {
+            name: kinds_table.knockout_drop(runs.load_model(out, name)[0], x, y)
+            for name in summary["runs"]
+            if "diverged" not in summary["runs"][name]
+        }
+        result = kinds_table.family_summary(
+            {n: Settings.from_dict(d) for n, d in config["runs"].items()}, summary, knockouts
+        )
         write_json(out / kinds_table.FILES[0], result)
         return result
 
-    result = experiment.run("family", asked, out, given=names, resume=resume, overwrite=overwrite, quiet=quiet, keep_going=True, after=reports)
-    show(result, kinds_table.family_table(result), quiet, as_json, f"run folder: {out} ({', '.join(kinds_table.FILES)}, summary.json, metrics.jsonl)")
+    result = experiment.run(
+        "family",
+        asked,
+        out,
+        given=names,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=quiet,
+        keep_going=True,
+        after=reports,
+    )
+    show(
+        result,
+        kinds_table.family_table(result),
+        quiet,
+        as_json,
+        f"run folder: {out} ({', '.join(kinds_table.FILES)}, summary.json, metrics.jsonl)",
+    )

@@ -12,7 +12,9 @@ __all__ = ["OPTIONS", "DEFAULTS", "run"]
 DEFAULTS = {"val_split": SELECTION_VAL_SPLIT}  # the rate is selected on validation
 OPTIONS = {  # sweep's own, besides the settings (--dropout is what it sweeps)
     "rates": Option(
-        (0.0, 0.2, 0.4, 0.5, 0.6, 0.8), "Hidden dropout rates, e.g. --rates 0 0.2 0.5 0.8.", parse=NumberList(float),
+        (0.0, 0.2, 0.4, 0.5, 0.6, 0.8),
+        "Hidden dropout rates, e.g. --rates 0 0.2 0.5 0.8.",
+        parse=NumberList(float),
         check=lambda rates, name: tuple(rate(r, name) for r in rates),
     ),
     "seeds": Option((0, 1), "Seeds per rate, e.g. --seeds 0 1 2.", parse=NumberList(int)),
@@ -21,7 +23,14 @@ OPTIONS = {  # sweep's own, besides the settings (--dropout is what it sweeps)
 
 @known_errors
 @with_options({**options(Settings), **OPTIONS}, exclude=("dropout",), defaults=DEFAULTS)
-def run(given: dict, out: Out = None, resume: Resume = False, overwrite: Overwrite = False, quiet: Quiet = False, as_json: Json = False):
+def run(
+    given: dict,
+    out: Out = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    as_json: Json = False,
+):
     """Test error and knock-out robustness against the dropout rate over seeds (Srivastava et al. Figure 9): sweep.json, sweep.png."""
     names = list(given)  # rates and seeds too: --resume checks them against the folder's runs
     rates, seeds = take(OPTIONS, given, "rates"), take(OPTIONS, given, "seeds")
@@ -33,6 +42,20 @@ def run(given: dict, out: Out = None, resume: Resume = False, overwrite: Overwri
         return experiment.write_sweep(out)
 
     result = experiment.run(
-        "sweep", asked, out, given=names, resume=resume, overwrite=overwrite, quiet=quiet, keep_going=True, after=reports
+        "sweep",
+        asked,
+        out,
+        given=names,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=quiet,
+        keep_going=True,
+        after=reports,
     )
-    show(result, report.sweep_table(result), quiet, as_json, f"run folder: {out} (sweep.json, sweep.png, summary.json, {', '.join(analyze.FILES)})")
+    show(
+        result,
+        report.sweep_table(result),
+        quiet,
+        as_json,
+        f"run folder: {out} (sweep.json, sweep.png, summary.json, {', '.join(analyze.FILES)})",
+    )
