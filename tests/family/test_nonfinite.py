@@ -9,12 +9,17 @@ embedding table for EmbeddingDropout) and the output elements that correspond to
 
 import pytest
 import torch
+from _helpers import torchvision_shim
 from _helpers.reference import TRITON_DEVICE, needs_triton
 
 import dropkit.functional as DF
 import dropkit.kernels as K
 import dropkit.nn as N
 from dropkit.family import registry
+
+torchvision_shim.install()  # timm imports torchvision; beside a CPU torch its ops library does not load
+# timm's variant joins the registry when its glue is imported: import it here so the table is the same in any test order
+timm_glue = pytest.importorskip("dropkit.convert.integrations.timm", reason="timm is an optional extra")
 
 SHAPE = (4, 6, 5, 3)  # (N, C, H, W): every variant takes it, and 24 channels / 4 samples give drops at p = 0.5
 
@@ -39,6 +44,11 @@ def _embedding(p):
         return DF.embedding_dropout(torch.arange(weight.shape[0]), weight, module.p)
 
     return run
+
+
+def _dropout_linear(p):
+    # one input feature and a weight of 1: the output is the dropped input itself, element by element
+    return lambda x: DF.dropout_linear(x, torch.ones(1, 1, dtype=x.dtype), None, p)
 
 
 def _attention(p):
@@ -72,6 +82,8 @@ CASES = {  # class -> (p -> call of the dropped tensor, shape of that tensor, ra
     N.ConcreteDropout: (lambda p: lambda x: DF.concrete_dropout(x, p), SHAPE, (1.0,)),
     N.ScaledDotProductAttention: (_attention, SHAPE[:2] + (3, 2), (1.0,)),
     N.BiasDropoutAdd: (_bias_dropout_add, SHAPE, (0.5, 1.0)),
+    N.DropoutLinear: (_dropout_linear, SHAPE[:3] + (1,), (0.5, 1.0)),
+    timm_glue.DropBlock2d: (elementwise(lambda p: timm_glue.DropBlock2d(p, block_size=3)), SHAPE, (0.5, 1.0)),
 }
 
 

@@ -114,7 +114,8 @@ class DropBlock2d(DropoutBase):
         mask = drop_block2d(ones, self.p * self.gamma_scale, self.block_size, True)
         if not self.scale_by_keep:
             mask = (mask != 0).to(x.dtype)
-        return x.mul_(mask) if self.inplace else x * mask
+        out = x.mul_(mask) if self.inplace else x * mask
+        return out.masked_fill_(mask == 0, 0.0)  # 0 * inf is NaN; a dropped element is exactly 0 (docs/mask-spec.md)
 
     def extra_repr(self) -> str:
         extra = "" if self.gamma_scale == 1.0 else f", gamma_scale={self.gamma_scale}"
