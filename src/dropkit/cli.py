@@ -69,6 +69,8 @@ def join_list_options(argv: list[str]) -> list[str]:
         >>> join_list_options(["train", "--hidden", "1024", "1024", "--epochs", "3"])
         ['train', '--hidden', '1024,1024', '--epochs', '3']
     """
+    if app is None:
+        raise ImportError(INSTALL)
     return commands.join_list_options(argv, typer.main.get_command(app))
 
 

@@ -237,7 +237,7 @@ def _stats(values: list[float]) -> dict:
 
 @torch.no_grad()
 def analyze_model(
-    model: nn.Module,
+    model: nn.Sequential,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -270,7 +270,7 @@ def analyze_model(
     model.eval()
     labels = [y[i : i + batch_size] for i in range(0, len(x), batch_size)]
     inputs = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
-    layers = []
+    layers: list[dict] = []
     for layer, position in enumerate(hidden_layers(model)):
         prefix, suffix = model[: position + 1], model[position + 1 :]
         hidden = [prefix(xb) for xb in inputs]

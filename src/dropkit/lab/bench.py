@@ -39,7 +39,7 @@ _FIRST_CALL = (
 def _median_ms(fn: Callable[[], object], min_seconds: float, min_repeats: int = 5) -> float:
     for _ in range(2):
         fn()
-    times = []
+    times: list[float] = []
     start = time.perf_counter()
     while len(times) < min_repeats or (time.perf_counter() - start < min_seconds and len(times) < 200):
         t0 = time.perf_counter()
@@ -50,8 +50,13 @@ def _median_ms(fn: Callable[[], object], min_seconds: float, min_repeats: int = 
 
 def _saved_bytes_per_element(fn: Callable[[torch.Tensor], torch.Tensor], n: int) -> float:
     x = torch.randn(n, requires_grad=True)
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn(x)
     # x itself is not counted: it exists anyway. Scalars (seeds) are counted.
     return sum(t.numel() * t.element_size() for t in saved if t.data_ptr() != x.data_ptr()) / n
@@ -97,7 +102,7 @@ def seed_network(dropout: Callable[[float], nn.Module]) -> nn.Sequential:
 
 def _training_steps(batches, min_seconds, progress) -> list[dict]:
     rows = []
-    kinds = {
+    kinds: dict[str, Callable[[float], nn.Module]] = {
         "torch.nn.Dropout": nn.Dropout,
         "dropkit.nn.Dropout": dropkit.nn.Dropout,
         "no dropout": lambda p: nn.Identity(),

@@ -242,12 +242,12 @@ def download(name: str, data_dir=None, mirror: str | None = None) -> Path:
 
 def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     # One scalar mean and std from the training set: keeps pixels comparable and leaks nothing from test.
-    x_train = torch.from_numpy(x_train.reshape(len(x_train), -1).astype(np.float32))
-    x_test = torch.from_numpy(x_test.reshape(len(x_test), -1).astype(np.float32))
-    mean, std = x_train.mean(), x_train.std()
+    train = torch.from_numpy(x_train.reshape(len(x_train), -1).astype(np.float32))
+    test = torch.from_numpy(x_test.reshape(len(x_test), -1).astype(np.float32))
+    mean, std = train.mean(), train.std()
     if not std > 0:  # a constant training set: centre it, but dividing by 0 would give inf and NaN
         std = torch.ones_like(std)
-    return (x_train - mean) / std, (x_test - mean) / std
+    return (train - mean) / std, (test - mean) / std
 
 
 def _check_labels(path: Path, labels: np.ndarray, allowed: np.ndarray, classes: str) -> None:
@@ -258,8 +258,14 @@ def _check_labels(path: Path, labels: np.ndarray, allowed: np.ndarray, classes: 
         raise DataError(f"{path}: label {labels[i]} at index {i} (byte {8 + i}) is outside {classes}")
 
 
+def _present(directory: Path, stem: str) -> Path:
+    path = _file(directory, stem)
+    assert path is not None, f"{directory} was checked to hold {stem} (find_idx_dir, download)"
+    return path
+
+
 def _load_idx(name: str, directory: Path) -> Dataset:
-    paths = {key: _file(directory, stem) for key, (stem, _) in _FILES.items()}
+    paths = {key: _present(directory, stem) for key, (stem, _) in _FILES.items()}
     arrays = {key: read_idx(paths[key], magic) for key, (_, magic) in _FILES.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

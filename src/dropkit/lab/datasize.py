@@ -60,6 +60,7 @@ def twins(base: Settings, size: int, seed: int) -> dict[str, Settings]:
 def _at_validation(history: list[dict]) -> dict:
     """A run's test error and NLL at the epoch validation selects, and its train-test gap there."""
     chosen = report.select_on_validation(history)
+    assert chosen is not None, "run() refuses val_split 0, so every run has validation records"
     record = next(r for r in history if r["epoch"] == chosen["best_val_epoch"])
     return {
         "test_error": 1.0 - record["test_acc"],
@@ -81,6 +82,7 @@ def _cell(pair: dict[str, Settings], folder: Path, progress: train.Progress) -> 
         record = json.loads(line)
         histories.setdefault(record["run"], []).append(record)
     s = pair["dropout"]
+    assert s.train_size is not None, "twins() sets each cell's training-set size"
     n_train, n_val = split_sizes(s, s.train_size)
     cell = {
         "size": s.train_size,

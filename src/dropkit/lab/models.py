@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -78,12 +79,13 @@ def _per_layer(dropout: float | Sequence[float] | None, n_hidden: int) -> tuple[
     return rates * n_hidden if len(rates) == 1 else rates
 
 
-def concrete_regularizers(n_train: int, length_scale: float = CONCRETE_LENGTH_SCALE) -> tuple[float, float]:
+def concrete_regularizers(n_train: int | None, length_scale: float = CONCRETE_LENGTH_SCALE) -> tuple[float, float]:
     """(weight_regularizer, dropout_regularizer) of ConcreteDropout for a training set of n_train examples.
 
     Gal, Hron and Kendall (2017)'s choices: l^2 / N and 2 / N, with l the prior length scale
     (1e-4 in their code) and the model precision tau = 1 (a classifier has no output noise),
-    for a loss that is the mean over the batch, as the lab's cross-entropy is.
+    for a loss that is the mean over the batch, as the lab's cross-entropy is. A SettingsError
+    if n_train is unknown (None) or not a positive int.
 
     Examples:
         >>> concrete_regularizers(50000)
@@ -140,18 +142,20 @@ def build_mlp(
     width = n_in
     for i, (h, p) in enumerate(zip(hidden, rates)):
         linear = nn.Linear(width, h)
+        block: nn.Module = linear
         if kind == "concrete" and i > 0 and rates[i - 1] > 0:
-            linear = ConcreteDropout(
+            block = ConcreteDropout(
                 linear, rates[i - 1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg
             )
-        layers += [linear, nn.ReLU()]
+        layers += [block, nn.ReLU()]
         if p > 0 and kind != "concrete":
             layers.append(make_dropout(kind, p))
         width = h
     out = nn.Linear(width, n_out)
     if kind == "concrete" and rates[-1] > 0:
-        out = ConcreteDropout(out, rates[-1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg)
-    layers.append(out)
+        layers.append(ConcreteDropout(out, rates[-1], weight_regularizer=weight_reg, dropout_regularizer=dropout_reg))
+    else:
+        layers.append(out)
     model = nn.Sequential(*layers)
     fuse_activation_dropout(model)  # ReLU + Dropout in one pass: the same outputs, masks and state dict
     return model
@@ -178,8 +182,10 @@ def schedule_dropout(model: nn.Module, spec: str) -> list[DropoutSchedule]:
         >>> [s.target for s in schedule_dropout(build_mlp(4, (8, 8), 2, dropout=(0.5, 0.3)), "late:3")]
         [0.5, 0.3]
     """
+    # Every dropout layer with a rate keeps it as the float .p (torch's and dropkit's); nn.Module types
+    # attributes it does not declare as Tensor | Module.
     return [
-        DropoutSchedule.from_string(m, m.p, spec)
+        DropoutSchedule.from_string(m, cast(float, m.p), spec)
         for m in model.modules()
         if is_dropout(m) and not isinstance(m, ConcreteDropout)
     ]

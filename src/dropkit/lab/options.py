@@ -26,7 +26,7 @@ import dataclasses
 import numbers
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import SettingsError
 
@@ -161,16 +161,16 @@ def one_of(choices: Sequence[str]) -> Callable[[Any, str], str]:
     return check
 
 
+def _real(value: Any) -> TypeGuard[float]:
+    """A real number but not a bool (ints, floats, numpy scalars, fractions): a float to a type checker, as in PEP 484."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def in_range(low: float, high: float, *, closed: bool = False) -> Callable[[Any, str], float]:
     """A check: a number in [low, high) ([low, high] if closed), or >= low for high = inf."""
 
     def check(value: Any, name: str) -> float:
-        ok = (
-            isinstance(value, numbers.Real)
-            and not isinstance(value, bool)
-            and low <= value
-            and (value <= high if closed else value < high)
-        )
+        ok = _real(value) and low <= value and (value <= high if closed else value < high)
         if not ok:
             what = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}{']' if closed else ')'}"
             raise SettingsError(f"{name} must be {what}, got {value}")
@@ -181,7 +181,7 @@ def in_range(low: float, high: float, *, closed: bool = False) -> Callable[[Any,
 
 def positive_or_none(value: Any, name: str) -> float | None:
     """A check: unset (None) or a number > 0."""
-    if value is not None and not (isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0):
+    if value is not None and not (_real(value) and value > 0):
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
 

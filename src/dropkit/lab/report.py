@@ -17,6 +17,7 @@ import math
 import statistics
 
 from .._atomic import save_figure, write_atomic
+from .progress import Progress
 
 __all__ = [
     "write_atomic",
@@ -395,8 +396,8 @@ def plot_sweep(sweep: dict, path) -> None:
     _save_figure(fig, path)
 
 
-class RichProgress:
-    """Implements train.Progress: draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
+class RichProgress(Progress):
+    """A Progress that draws one rich progress bar per run on stderr: loss, test accuracy, ETA.
 
     When stderr is no terminal (a file, a pipe, CI) there are no bars: each epoch writes one plain
     line (run, epoch, loss, accuracy, seconds), flushed at once and never cut to the console's width.

@@ -247,7 +247,7 @@ def write_checkpoint(path: Path, checkpoint: dict) -> None:
     write_atomic(path, lambda tmp: torch.save({**checkpoint, "rng": torch.get_rng_state()}, tmp))
 
 
-def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Module, Settings]:
+def load_model(run_dir, run_name: str = "dropout") -> tuple[torch.nn.Sequential, Settings]:
     """The trained model of one run of a run folder (in eval() mode, dropout rates as training left them) and its settings.
 
     Pair it with data.load_test_tensors(settings.dataset, settings.data_dir) to get the

@@ -467,7 +467,7 @@ def from_command_line(cls, given: dict, defaults: dict | None = None):
     return from_text(cls, given, defaults)
 
 
-def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Module:
+def build_model(s: Settings, n_features: int, n_classes: int, n_train: int | None = None) -> torch.nn.Sequential:
     """The network that `s` describes (an MLP, or lab.cnn's conv net), for inputs of n_features and n_classes outputs.
 
     Args:

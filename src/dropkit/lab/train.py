@@ -40,6 +40,7 @@ from .. import __version__
 from ..scale import addressing
 from . import data, distributed, models, report
 from .errors import Diverged, Interrupted, RunFolderError, SettingsError
+from .progress import Progress
 from .runs import (
     CHECKPOINT_FORMAT,
     CONFIG,
@@ -56,26 +57,6 @@ from .runs import (
 from .settings import Settings, build_model, resume_runs, split_sizes
 
 __all__ = ["Progress", "Interrupted", "Diverged", "fit", "evaluate", "run_experiment"]
-
-
-class Progress:
-    """What a training loop reports; subclass and override what you display (report.RichProgress does)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def log(self, message: str) -> None: ...
-
-    def run_started(self, name: str, total_steps: int, done_steps: int) -> None: ...
-
-    def step(self, name: str, loss: float) -> None: ...
-
-    def epoch_done(self, name: str, record: dict) -> None: ...
-
-    def run_done(self, name: str) -> None: ...
 
 
 def _lr_factor(schedule: str, t: int, total: int) -> float:
@@ -176,8 +157,11 @@ class _Run:
     state: dict = dataclasses.field(
         default_factory=lambda: {"epoch": 0, "step": 0, "history": [], "elapsed": 0.0, "done": False, "stopped": None}
     )
-    net: torch.nn.Module | None = None  # what trains: the model, or its DistributedDataParallel wrapper
+    net: torch.nn.Module = dataclasses.field(init=False)  # what trains: the model, or its DDP wrapper
     masks: addressing.SampleAddressing | None = None  # set while fit trains with masks="addressed"
+
+    def __post_init__(self) -> None:
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if distributed.world_size() > 1 else self.model
 
 
 def _new_run(s: Settings, ds: data.Dataset) -> _Run:
@@ -189,7 +173,7 @@ def _new_run(s: Settings, ds: data.Dataset) -> _Run:
     # Stepped once per epoch: N in "early:N" counts epochs, like --epochs, whatever the batch size.
     schedules = models.schedule_dropout(model, s.dropout_schedule)
     steps = math.ceil(len(x) / s.batch_size)
-    run = _Run(
+    return _Run(
         s,
         model,
         _optimizer(model, s),
@@ -202,8 +186,6 @@ def _new_run(s: Settings, ds: data.Dataset) -> _Run:
         steps,
         s.total_steps(steps),
     )
-    run.net = torch.nn.parallel.DistributedDataParallel(model) if distributed.world_size() > 1 else model
-    return run
 
 
 def _resume(run: _Run, checkpoint: Path) -> dict:
@@ -253,7 +235,7 @@ def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int, stop: boo
         if run.masks is not None:
             run.masks.set_step(epoch * run.steps + step, sample_offset=lo)
         last = micro == s.accumulate - 1
-        with contextlib.nullcontext() if last or world == 1 else run.net.no_sync():  # all-reduce once per step
+        with contextlib.nullcontext() if last or world == 1 else _ddp(run).no_sync():  # all-reduce once per step
             out = run.net(run.x[idx[lo:hi]])
             # DDP averages over the processes, so each part weighs its share of the batch times their number
             loss = (
@@ -272,6 +254,12 @@ def _train_step(run: _Run, order: torch.Tensor, epoch: int, step: int, stop: boo
         if s.max_norm is not None:
             models.apply_max_norm(run.model, s.max_norm)
     return value, stops > 0
+
+
+def _ddp(run: _Run) -> torch.nn.parallel.DistributedDataParallel:
+    """The run's DDP wrapper: what trains when there are several processes."""
+    assert isinstance(run.net, torch.nn.parallel.DistributedDataParallel), "several processes: _Run wraps in DDP"
+    return run.net
 
 
 def _finite(model: torch.nn.Module) -> bool:
@@ -310,6 +298,7 @@ def _epoch_record(run: _Run, ds: data.Dataset, name: str, epoch: int, train_seco
     record["dropout_rates"] = [m.p for m in models.dropout_modules(run.model)]
     record["train_loss"], record["train_acc"] = evaluate(run.model, run.x, run.y, s.eval_batch_size)
     if run.x_val is not None:
+        assert run.y_val is not None, "_split gives both validation tensors or neither"
         record["val_loss"], record["val_acc"] = evaluate(run.model, run.x_val, run.y_val, s.eval_batch_size)
     record["test_loss"], record["test_acc"] = evaluate(run.model, ds.x_test, ds.y_test, s.eval_batch_size)
     record["epoch_seconds"] = train_seconds
@@ -494,7 +483,7 @@ def _runs_to_train(out: Path, command: str, runs: dict[str, Settings], resume: b
 
 def _record_changes(out: Path, config: dict, saved: dict[str, Settings], runs: dict[str, Settings]) -> None:
     """Write a resume's changed settings into config.json, each with its old and new value, under "resumed_with"."""
-    changes = {}
+    changes: dict[str, list] = {}
     for name, s in runs.items():
         old = saved[name].to_dict()
         for field, value in s.to_dict().items():

@@ -42,6 +42,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -136,8 +137,12 @@ def run(
         ds = data.load(settings.dataset, settings.data_dir) if calibration or ood is not None else None
         batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         ref = reference_samples(samples)
-        _, _, x_val, y_val = train._split(ds, settings) if calibration else (None, None, None, None)
-        x_ood = digits_like(ds) if ood is not None else None
+        x_val = y_val = x_ood = None
+        if ds is not None:  # loaded for these two, and only then
+            if calibration:
+                _, _, x_val, y_val = train._split(ds, settings)
+            if ood is not None:
+                x_ood = digits_like(ds)
         n = len(x)
         extra = sum(0 if z is None else len(z) * (1 + ref) for z in (x_val, x_ood))
         total = n * (1 + sum(samples) + PLAIN_FORWARDS) + extra
@@ -154,7 +159,7 @@ def run(
             eval_logits = torch.cat([model(xb) for xb, _ in batches])
         eval_probs = torch.softmax(eval_logits, 1)
         advance("weight scaling", n)
-        result = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
+        result: dict[str, Any] = {"weight_scaling": _scores(eval_probs, y), "mc": {}}
 
         seeds = torch.Generator().manual_seed(seed)
         curves = {"weight scaling": metrics.reliability(eval_probs, y)}
@@ -181,10 +186,12 @@ def run(
 
         result["auroc"] = _aurocs(scores, correct)
         if calibration:
+            assert x_val is not None and y_val is not None, "checked above: the run has a validation split"
             val = _predict(model, x_val, ref, seeds, batch_size, lambda units: advance("validation split", units))
             result["temperature"] = _temperatures(val, y_val, eval_logits, ref_probs, y, ref)
             curves.update(_scaled_curves(result["temperature"], eval_logits, ref_probs, y, ref))
         if ood is not None:
+            assert ds is not None and x_ood is not None, "loaded above for the OOD set"
             out = _predict(
                 model, x_ood, ref, seeds, batch_size, lambda units: advance(f"out-of-distribution: {ood}", units)
             )
@@ -195,6 +202,7 @@ def run(
                 "mi": scores["mutual information"],
             }
             ood_scores, in_distribution = _ood_scores(test, out)
+            ood_groups = (f"{ds.name} test split", ood)
             result["ood"] = {
                 "dataset": ood,
                 "points": len(x_ood),
@@ -210,9 +218,7 @@ def run(
         plots.plot_histograms(scores, correct, run_dir / "uncertainty_hist.png")
         _plot_against_samples(result, run_dir / "mc_samples.png")
         if ood is not None:
-            plots.plot_histograms(
-                ood_scores, in_distribution, run_dir / "ood_hist.png", groups=(f"{ds.name} test split", ood), unit=""
-            )
+            plots.plot_histograms(ood_scores, in_distribution, run_dir / "ood_hist.png", groups=ood_groups, unit="")
         return result
 
 

@@ -86,6 +86,7 @@ def parameters(added: dict[str, tuple[Option, Any]]) -> list[inspect.Parameter]:
         if option.cli is bool:  # an on/off flag: unset is False
             annotation, value = Annotated[bool, typer.Option(flag(name), help=option.help)], False
         else:
+            assert option.cli is not None, "with_options adds command-line options only"
             text = option.shown if default is option.default and option.shown else shown(default)
             metavar = LIST if isinstance(option.parse, NumberList) else NAMES if option.parse is name_list else None
             annotation = Annotated[
