@@ -42,3 +42,12 @@ def test_rank_error_and_repr():
     ):
         dropkit.LockedDropout(0.5, batch_first=True)(torch.ones(3))
     assert repr(dropkit.LockedDropout(0.2)) == "LockedDropout(p=0.2, batch_first=False, inplace=False)"
+
+
+def test_channels_last_input_keeps_its_format_when_the_mask_has_its_shape():
+    # time (dim 0) of size 1: the mask has the input's full shape, and a where would take its contiguous layout
+    # (found by tests/test_fuzz.py)
+    x = torch.randn(1, 2, 1, 2).to(memory_format=torch.channels_last)
+    y = DF.locked_dropout(x, 0.5, seed=3)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, DF.locked_dropout(x.contiguous(), 0.5, seed=3))

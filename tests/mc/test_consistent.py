@@ -119,7 +119,7 @@ def test_locked_dropout_batch_first_and_inplace():
 def test_unsupported_layers_are_refused_with_the_fix():
     with pytest.raises(
         ValueError,
-        match=r"mc_predict\(consistent=True\) supports dropkit's Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout; the model's '1' is torch.nn.modules.dropout.Dropout \(dropkit.replace_dropout\(model\) converts torch's dropout layers\)",
+        match=r"mc_predict\(consistent=True\) supports dropkit's Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedDropout, DropoutLinear; the model's '1' is torch.nn.modules.dropout.Dropout \(dropkit.replace_dropout\(model\) converts torch's dropout layers\)",
     ):
         mc_predict(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)), torch.randn(2, 3), samples=2, consistent=True)
     with pytest.raises(ValueError, match=r"the model's '0' is dropkit\..*GaussianDropout$"):

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .. import _mode, _validate, kernels, ops, rng
 from ..kernels import cpu_select
+from ..ops.layout import like
 from ..scale import addressing
 
 __all__ = [
@@ -127,6 +128,8 @@ def select_kept(input: Tensor, keep: Tensor, scale: float, inplace: bool = False
     if inplace:
         return input.masked_fill_(~keep, 0).mul_(scale)
     y = torch.where(keep, input, input.new_zeros(()))
+    if y.stride() != input.stride():  # where takes keep's layout when keep has input's full shape
+        y = like(input, y)
     return y if scale == 1.0 else y.mul_(scale)
 
 
