@@ -12,6 +12,11 @@ from typer.testing import CliRunner
 
 from dropkit import cli
 from dropkit.lab import commands, report
+from dropkit.lab.models import DROPOUT_TYPES
+
+# The lab MLP's kinds as its messages list them (every variant built from a rate joins them)
+MLP_TYPES = ", ".join(DROPOUT_TYPES)
+QUOTED_TYPES = ", ".join(map(repr, DROPOUT_TYPES))
 
 runner = CliRunner()
 TINY = ["--dataset", "digits", "--hidden", "32", "--epochs", "1", "--batch-size", "100", "--quiet"]
@@ -243,17 +248,17 @@ def test_bad_settings_are_one_line(tmp_path, args, message):
     [
         (
             ["--dropout-type", "dropconnect"],
-            "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'dropconnect'",
+            f"--dropout-type must be one of {QUOTED_TYPES}, got 'dropconnect'",
         ),
         (
             ["--dropout-type", "gaussian_noise"],
             "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), "
-            "so --dropout and --dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete",
+            f"so --dropout and --dropout-schedule cannot set it; the lab's MLP takes {MLP_TYPES}",
         ),
         (
             ["--dropout-type", "locked"],
             "--dropout-type 'locked' shares one mask over the time steps of a sequence, and an "
-            "MLP's activations have no time axis; the lab's MLP takes dropout, alpha, gaussian, concrete",
+            f"MLP's activations have no time axis; the lab's MLP takes {MLP_TYPES}",
         ),
         (
             ["--dropout-schedule", "early:two"],

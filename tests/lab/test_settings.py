@@ -11,7 +11,12 @@ import pytest
 
 from dropkit.lab import options, settings
 from dropkit.lab.errors import SettingsError
+from dropkit.lab.models import DROPOUT_TYPES
 from dropkit.lab.settings import ActiveSettings, Settings
+
+# The lab MLP's kinds as its messages list them (every variant built from a rate joins them)
+MLP_TYPES = ", ".join(DROPOUT_TYPES)
+QUOTED_TYPES = ", ".join(map(repr, DROPOUT_TYPES))
 
 DOCS = Path(__file__).parents[2] / "docs" / "lab.md"
 
@@ -45,21 +50,21 @@ def test_bad_layers():
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("foo", "--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'foo'"),
+        ("foo", "--dropout-type must be one of {QUOTED_TYPES}, got 'foo'"),
         (
             "gaussian_noise",
             "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
-            "--dropout-schedule cannot set it; the lab's MLP takes dropout, alpha, gaussian, concrete",
+            f"--dropout-schedule cannot set it; the lab's MLP takes {MLP_TYPES}",
         ),
         (
             "dropout2d",
             "--dropout-type 'dropout2d' drops whole channels or blocks of (N, C, ...) feature maps, and an MLP's "
-            "(batch, features) activations have none; the lab's MLP takes dropout, alpha, gaussian, concrete",
+            f"(batch, features) activations have none; the lab's MLP takes {MLP_TYPES}",
         ),
         (
             "drop_path",
             "--dropout-type 'drop_path' drops whole samples (stochastic depth), which needs a residual branch that "
-            "the MLP does not have; the lab's MLP takes dropout, alpha, gaussian, concrete",
+            f"the MLP does not have; the lab's MLP takes {MLP_TYPES}",
         ),
     ],
 )

@@ -299,7 +299,7 @@ def test_settings_validation():
     with pytest.raises(SettingsError, match="^--epochs must be at least 1, got 0$"):
         Settings(epochs=0)
     with pytest.raises(
-        SettingsError, match="^--dropout-type must be one of 'dropout', 'alpha', 'gaussian', 'concrete', got 'drop'$"
+        SettingsError, match=f"^--dropout-type must be one of {', '.join(map(repr, models.DROPOUT_TYPES))}, got 'drop'$"
     ):
         Settings(dropout_type="drop")
     with pytest.raises(
