@@ -8,6 +8,7 @@ Examples:
 
 from . import _threads  # noqa: F401  first: sets the command's OpenMP wait policy before torch loads
 import importlib
+from types import ModuleType
 
 from . import _moved
 from . import functional as functional
@@ -66,7 +67,7 @@ __version__ = "0.1.0"
 _moved.install()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     # dropkit.metrics and the other moved modules, as attributes: import the old path, which warns.
     if _moved.new_name(f"{__name__}.{name}") is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

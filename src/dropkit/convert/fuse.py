@@ -9,6 +9,9 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import cast
+
 from torch import nn
 
 from .. import nn as dnn
@@ -68,7 +71,7 @@ _FEEDFORWARD_PAIRS = {
 }
 
 
-def _dropout_linear_pairs(model: nn.Module):
+def _dropout_linear_pairs(model: nn.Module) -> Iterator[tuple[nn.Module, str, str, str]]:
     """(parent, dropout slot, linear slot, qualified name of the linear) for each fusable Dropout -> Linear."""
     for prefix, parent in model.named_modules():
         if isinstance(parent, nn.Sequential):
@@ -110,8 +113,11 @@ def fuse_dropout_linear(model: nn.Module) -> list[str]:
     """
     fused = []
     for parent, first, second, name in list(_dropout_linear_pairs(model)):
-        dropout = parent._modules[first]
-        new = dnn.DropoutLinear.from_linear(parent._modules[second], dropout.p, generator=dropout.generator)
+        # _dropout_linear_pairs checked both modules' types
+        dropout = cast(dnn.Dropout, parent._modules[first])
+        new = dnn.DropoutLinear.from_linear(
+            cast(nn.Linear, parent._modules[second]), dropout.p, generator=dropout.generator
+        )
         parent._modules[second] = new.train(dropout.training)
         parent._modules[first] = nn.Identity()
         fused.append(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from typing import Any
 
 from torch import nn
 
@@ -32,7 +33,7 @@ _REPLACEMENTS: dict[type[nn.Module], type[nn.Module]] = {
 }
 
 
-class Replaced(Counter):
+class Replaced(Counter[str]):
     """replace_dropout's report: a Counter of the replaced modules that run, by class name, plus every other site.
 
     Attributes:
@@ -48,11 +49,11 @@ class Replaced(Counter):
         complete: True when no dropout stays torch's.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.routed: list[str] = []
         self.modules: dict[str, str] = {}
-        self.sites: list = []
+        self.sites: list[intercept.Site] = []
         self.traced = False
         self.torch: dict[str, str] = {}
 
@@ -85,7 +86,7 @@ def _fused_rnn_dropout(model: nn.Module) -> dict[str, str]:
     }
 
 
-def replace_dropout(model: nn.Module, example=None) -> tuple[nn.Module, Replaced]:
+def replace_dropout(model: nn.Module, example: intercept.Example | None = None) -> tuple[nn.Module, Replaced]:
     """Make every dropout `model` runs dropkit's: modules, functional calls and attention.
 
     Replaced: torch's Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout, and where

@@ -31,7 +31,7 @@ __all__ = ["DROPOUT_SCHEDULES", "DropoutSchedule"]
 DROPOUT_SCHEDULES = ("constant", "linear", "early", "late")
 
 
-def _steps(schedule: str, steps) -> int:
+def _steps(schedule: str, steps: object) -> int:
     """steps for `schedule`: "constant" ignores it (>= 0); the others divide by it or cut at it (>= 1)."""
     return (
         _validate.non_negative_int(steps, "steps") if schedule == "constant" else _validate.positive_int(steps, "steps")
@@ -72,7 +72,7 @@ class DropoutSchedule:
         self.p = self._apply()
 
     @classmethod
-    def from_string(cls, model: nn.Module, p: float, spec: str, **kwargs) -> DropoutSchedule:
+    def from_string(cls, model: nn.Module, p: float, spec: str, **kwargs: Any) -> DropoutSchedule:
         """A schedule from "constant", "linear:STEPS", "early:STEPS" or "late:STEPS" (a command-line form).
 
         Examples:

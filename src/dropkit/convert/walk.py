@@ -8,12 +8,14 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import nn
 
 __all__ = ["children"]
 
 
-def children(model: nn.Module):
+def children(model: nn.Module) -> Iterator[tuple[nn.Module, str, str, nn.Module]]:
     """(parent, attribute name, qualified name, child) for every submodule, in registration order."""
     for parent_name, parent in model.named_modules(remove_duplicate=False):
         for name, child in parent.named_children():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
@@ -50,11 +51,12 @@ def init_rate(
     torch_class: type[torch.nn.modules.dropout._DropoutNd],
     p: float,
     inplace: bool,
-    generator,
+    generator: torch.Generator | None,
 ) -> None:
     """torch_class.__init__ (torch's _DropoutNd) after dropkit's own check of p, so the messages are dropkit's."""
     torch_class.__init__(module, _validate.p(p), inplace)
-    module.generator = generator
+    # torch types Module.__setattr__'s value as Tensor | Module; DropoutBase declares generator
+    module.generator = generator  # type: ignore[assignment]
 
 
 def active(training: bool) -> bool:
@@ -62,7 +64,7 @@ def active(training: bool) -> bool:
     return bool(training) or _mode.mc_active()
 
 
-def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[float, int | None, int]:
+def check(input: Tensor, p: float, seed: object, offset: object, name: str = "input") -> tuple[float, int | None, int]:
     """Validate the arguments every variant takes; returns (p, seed, offset).
 
     `name` is the tensor's argument name in messages ("weight" for the variants that drop weights).
@@ -72,7 +74,11 @@ def check(input: Tensor, p: float, seed, offset, name: str = "input") -> tuple[f
 
 
 def resolve_seed(
-    seed: int | None, offset: int, generator: torch.Generator | None, shape, batch_dim: int | None = 0
+    seed: int | Tensor | None,
+    offset: int,
+    generator: torch.Generator | None,
+    shape: Sequence[int],
+    batch_dim: int | None = 0,
 ) -> tuple[int | Tensor, int]:
     """The one place a call's (seed, offset) is decided, before any op runs.
 
@@ -89,7 +95,7 @@ def resolve_seed(
     return (rng.draw_seed(generator) if seed is None else seed), offset
 
 
-def small_mask(input: Tensor, shape, p: float, seed: int | Tensor, offset: int) -> Tensor:
+def small_mask(input: Tensor, shape: Sequence[int], p: float, seed: int | Tensor, offset: int) -> Tensor:
     """The spec's scaled keep mask (0 or 1/(1-p)) of a small `shape`, in input's dtype and device.
 
     Its element i is the spec dropout of 1 at stream index offset + i, so a
@@ -99,7 +105,9 @@ def small_mask(input: Tensor, shape, p: float, seed: int | Tensor, offset: int) 
     return ops.apply_dropout(ones, p, seed, offset, inplace=False, bitpacked=False)
 
 
-def apply_small_mask(input: Tensor, mask_shape, p: float, inplace: bool, seed: int | Tensor, offset: int) -> Tensor:
+def apply_small_mask(
+    input: Tensor, mask_shape: Sequence[int], p: float, inplace: bool, seed: int | Tensor, offset: int
+) -> Tensor:
     """The spec's dropout of input with the mask drawn on `mask_shape` (broadcastable to input), never saved at input's size."""
     if inplace:
         _validate.inplace_target(input)
@@ -124,7 +132,8 @@ def select_kept(input: Tensor, keep: Tensor, scale: float, inplace: bool = False
         if not (torch.is_grad_enabled() and input.requires_grad):
             return cpu_select.select_fwd(input, keep, scale, out=input if inplace else None)
         if not inplace:
-            return _SelectKept.apply(input, keep, scale)
+            # torch leaves Function.apply unannotated; forward returns a Tensor
+            return cast(Tensor, _SelectKept.apply(input, keep, scale))  # type: ignore[no-untyped-call]
     if inplace:
         return input.masked_fill_(~keep, 0).mul_(scale)
     y = torch.where(keep, input, input.new_zeros(()))
@@ -137,13 +146,13 @@ class _SelectKept(torch.autograd.Function):
     """select_kept through the numba kernel; its gradient is the same select of grad."""
 
     @staticmethod
-    def forward(ctx, input, keep, scale):
+    def forward(ctx: Any, input: Tensor, keep: Tensor, scale: float) -> Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
         return cpu_select.select_fwd(input, keep, scale)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (keep,) = ctx.saved_tensors
         return select_kept(grad.contiguous(), keep, ctx.scale), None, None
 

@@ -16,6 +16,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -51,7 +52,8 @@ def _shapes(query: Tensor, key: Tensor, value: Tensor, enable_gqa: bool) -> tupl
 
 def _batch(query: Tensor, key: Tensor, value: Tensor) -> torch.Size:
     try:
-        return torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        # torch.broadcast_shapes is unannotated; it returns a torch.Size
+        return cast(torch.Size, torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2]))  # type: ignore[no-untyped-call]
     except RuntimeError:
         raise ValueError(
             "scaled_dot_product_attention expects batch dimensions of query, key and value that broadcast, "
@@ -123,7 +125,10 @@ def scaled_dot_product_attention(
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     resolved, offset = resolve_seed(seed, offset, generator, (*batch, lq, lk))
     seed_t = ops.seed_tensor(resolved)
-    return ops.attention(query, key, value, attn_mask, seed_t, rng.to_int64(offset), p, bool(is_causal), scale)[0]
+    # a custom op's call is untyped; its schema returns (output, log-sum-exp)
+    return cast(
+        Tensor, ops.attention(query, key, value, attn_mask, seed_t, rng.to_int64(offset), p, bool(is_causal), scale)[0]
+    )
 
 
 def attention_keep_mask(query: Tensor, key: Tensor, dropout_p: float, *, seed: int, offset: int = 0) -> Tensor:

@@ -73,7 +73,16 @@ def _mask_shape(input: Tensor, spatial: int, fn: str, unbatched: bool) -> tuple[
 
 
 def _channel_dropout(
-    input, p, training, inplace, seed, offset, generator, spatial: int, fn: str, unbatched: bool = False
+    input: Tensor,
+    p: float,
+    training: bool,
+    inplace: bool,
+    seed: int | None,
+    offset: int,
+    generator: torch.Generator | None,
+    spatial: int,
+    fn: str,
+    unbatched: bool = False,
 ) -> Tensor:
     p, seed, offset = check(input, p, seed, offset)
     shape, batched = _mask_shape(input, spatial, fn, unbatched)

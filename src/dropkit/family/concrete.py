@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -59,7 +60,8 @@ def concrete_dropout(
         return input
     resolved, offset = resolve_seed(seed, offset, generator, input.shape)
     seed_t = ops.seed_tensor(resolved)
-    return ops.concrete_dropout(input, p, seed_t, rng.to_int64(offset), temperature)
+    # a custom op's call is untyped; its schema returns a Tensor
+    return cast(Tensor, ops.concrete_dropout(input, p, seed_t, rng.to_int64(offset), temperature))
 
 
 class ConcreteDropout(DropoutBase):
@@ -124,7 +126,7 @@ class ConcreteDropout(DropoutBase):
         dropped = concrete_dropout(
             input, torch.sigmoid(self.p_logit), self.temperature, self.training, generator=self.generator
         )
-        return self.layer(dropped)
+        return cast(Tensor, self.layer(dropped))  # a Module's call is typed Any; the wrapped layer maps tensors
 
     @property
     def input_features(self) -> int | None:
@@ -139,7 +141,7 @@ class ConcreteDropout(DropoutBase):
             )
         p = torch.sigmoid(self.p_logit)
         squares = sum((w.pow(2).sum() for w in self.layer.parameters()), torch.zeros((), device=p.device))
-        entropy = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)
+        entropy: Tensor = torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)  # xlogy is untyped in torch
         return self.weight_regularizer * squares / (1 - p) + self.dropout_regularizer * self.input_features * entropy
 
     def extra_repr(self) -> str:

@@ -12,6 +12,8 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -76,7 +78,9 @@ def dropout(
     return ops.apply_dropout(input, p, resolved, offset, inplace=inplace, bitpacked=backward == "bitpacked")
 
 
-def keep_mask(shape, p: float, *, seed: int, offset: int = 0, device=None) -> Tensor:
+def keep_mask(
+    shape: Sequence[int], p: float, *, seed: int, offset: int = 0, device: torch.device | str | None = None
+) -> Tensor:
     """The boolean keep mask that dropout(x, p, seed=seed, offset=offset) uses for x of `shape`.
 
     Args:

@@ -107,8 +107,8 @@ class DropoutLinear(torch.nn.Linear, DropoutBase):
         out_features: int,
         bias: bool = True,
         p: float = 0.5,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         *,
         generator: torch.Generator | None = None,
     ) -> None:

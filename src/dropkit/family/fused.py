@@ -235,8 +235,8 @@ class BiasDropoutAdd(DropoutBase):
         *,
         bias: bool = True,
         generator: torch.Generator | None = None,
-        device=None,
-        dtype=None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.features = _validate.positive_int(features, "features")

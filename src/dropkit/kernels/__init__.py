@@ -21,6 +21,7 @@ import contextvars
 import functools
 import importlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
 
 # Not `import torch`: loading the backend module dropkit.kernels.torch binds the name `torch` in this package.
@@ -109,7 +110,7 @@ def attention_for_tensor(q: Tensor, mask: Tensor | None, mask_grad: bool) -> Att
 
 
 @contextlib.contextmanager
-def use_backend(name: str):
+def use_backend(name: str) -> Iterator[None]:
     """Force a backend inside a with block (overrides DROPKIT_BACKEND), in this thread or task only."""
     token = _FORCED.set(_validate.choice(name, BACKENDS, "name"))
     try:

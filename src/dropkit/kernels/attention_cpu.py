@@ -13,6 +13,8 @@ is the contiguous run that starts at offset + (b * L_q + i0) * L_k.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numba as nb
 import numpy as np
 import torch
@@ -31,7 +33,17 @@ BLOCK_ELEMENTS = 2**20
 
 
 @nb.njit(**JIT)
-def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
+def _drop_runs_range(
+    y: np.ndarray,
+    seed: np.uint64,
+    offset: np.uint64,
+    run_stride: np.uint64,
+    start: np.uint64,
+    t: np.uint64,
+    scale: np.floating,
+    r0: int,
+    r1: int,
+) -> None:
     """Runs r0 .. r1-1 of y (runs, m): y[r] *= scale where kept, run r at stream offset + r * run_stride + start."""
     k0 = seed & U32
     k1 = seed >> S32
@@ -49,7 +61,16 @@ def _drop_runs_range(y, seed, offset, run_stride, start, t, scale, r0, r1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _drop_runs_parallel(y, seed, offset, run_stride, start, t, scale, nthreads):
+def _drop_runs_parallel(
+    y: np.ndarray,
+    seed: np.uint64,
+    offset: np.uint64,
+    run_stride: np.uint64,
+    start: np.uint64,
+    t: np.uint64,
+    scale: np.floating,
+    nthreads: int,
+) -> None:
     runs = y.shape[0]
     for tid in nb.prange(nthreads):
         _drop_runs_range(
@@ -128,7 +149,15 @@ def supports(q: Tensor, mask: Tensor | None, mask_grad: bool) -> bool:
 
 
 def attention_fwd(
-    q, k, v, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    seed: int,
+    offset: int,
+    p: float,
+    is_causal: bool,
+    scale: float,
 ) -> tuple[Tensor, Tensor]:
     """softmax(q k^T * scale + mask) with spec dropout, times v; returns (out in q's dtype, row log-sum-exp).
 
@@ -154,7 +183,19 @@ def attention_fwd(
 
 
 def attention_bwd(
-    grad, q, k, v, out, lse, mask, seed: int, offset: int, p: float, is_causal: bool, scale: float, mask_grad: bool
+    grad: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    mask: Tensor | None,
+    seed: int,
+    offset: int,
+    p: float,
+    is_causal: bool,
+    scale: float,
+    mask_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Gradients (dq, dk, dv, dmask) of attention_fwd, the mask regenerated from (seed, offset).
 
@@ -186,4 +227,5 @@ def attention_bwd(
             dmask[..., i0:i1, :] = ds
         dq[..., i0:i1, :] = torch.matmul(ds, kc).mul_(scale)
         dk += torch.matmul(ds.transpose(-2, -1), qc[..., i0:i1, :]).mul_(scale)
-    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None if dmask is None else dmask.to(mask.dtype)
+    # dmask exists only when mask_grad, which needs a float mask
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None if dmask is None else dmask.to(cast(Tensor, mask).dtype)

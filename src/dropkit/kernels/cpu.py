@@ -9,6 +9,9 @@ output pages are first touched in parallel.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numba as nb
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ _NO_BITS = np.empty(0, dtype=np.uint8)
 
 
 @nb.njit(**JIT)
-def _pack_bits(rs, t32, drop_all, keep, out):
+def _pack_bits(rs: np.ndarray, t32: np.uint32, drop_all: bool | np.bool_, keep: np.ndarray, out: np.ndarray) -> None:
     """out[j] = keep bits of the chunk's elements 8j .. 8j+7 (bit b for element 8j+b)."""
     m = rs.size
     for i in range(m):
@@ -41,7 +44,18 @@ def _pack_bits(rs, t32, drop_all, keep, out):
 
 
 @nb.njit(**JIT)
-def _dropout_chunks(x, y, bits, seed, offset, t, act, scale, c0, c1):
+def _dropout_chunks(
+    x: np.ndarray,
+    y: np.ndarray,
+    bits: np.ndarray,
+    seed: np.uint64,
+    offset: np.uint64,
+    t: np.uint64,
+    act: int,
+    scale: np.floating,
+    c0: int,
+    c1: int,
+) -> None:
     """Chunks c0 .. c1-1 of y = spec dropout of x, and of the packed keep mask unless bits is empty."""
     n = x.size
     k0 = seed & U32
@@ -61,7 +75,17 @@ def _dropout_chunks(x, y, bits, seed, offset, t, act, scale, c0, c1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _dropout_parallel(x, y, bits, seed, offset, t, act, scale, nthreads):
+def _dropout_parallel(
+    x: np.ndarray,
+    y: np.ndarray,
+    bits: np.ndarray,
+    seed: np.uint64,
+    offset: np.uint64,
+    t: np.uint64,
+    act: int,
+    scale: np.floating,
+    nthreads: int,
+) -> None:
     nchunks = (x.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
         _dropout_chunks(
@@ -70,7 +94,7 @@ def _dropout_parallel(x, y, bits, seed, offset, t, act, scale, nthreads):
 
 
 @nb.njit(**JIT)
-def _unpack_chunks(g, y, bits, scale, c0, c1):
+def _unpack_chunks(g: np.ndarray, y: np.ndarray, bits: np.ndarray, scale: np.floating, c0: int, c1: int) -> None:
     """Chunks c0 .. c1-1 of y = g * scale where the packed keep bit is set, else 0.
 
     Bits are first spread to one byte each through a 256-entry table, so the
@@ -92,14 +116,14 @@ def _unpack_chunks(g, y, bits, scale, c0, c1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _unpack_parallel(g, y, bits, scale, nthreads):
+def _unpack_parallel(g: np.ndarray, y: np.ndarray, bits: np.ndarray, scale: np.floating, nthreads: int) -> None:
     nchunks = (g.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
         _unpack_chunks(g, y, bits, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
 
 
 @nb.njit(**JIT)
-def _sign_chunks(g, dx, y, scale, c0, c1):
+def _sign_chunks(g: np.ndarray, dx: np.ndarray, y: np.ndarray, scale: np.floating, c0: int, c1: int) -> None:
     """Chunks c0 .. c1-1 of dx = g * scale where y > 0, else 0: relu + dropout's backward read off its output."""
     n = g.size
     zero = g.dtype.type(0)
@@ -112,14 +136,14 @@ def _sign_chunks(g, dx, y, scale, c0, c1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _sign_parallel(g, dx, y, scale, nthreads):
+def _sign_parallel(g: np.ndarray, dx: np.ndarray, y: np.ndarray, scale: np.floating, nthreads: int) -> None:
     nchunks = (g.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
         _sign_chunks(g, dx, y, scale, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
 
 
 @nb.njit(**JIT)
-def _bits_chunks(out, seed, offset, c0, c1):
+def _bits_chunks(out: np.ndarray, seed: np.uint64, offset: np.uint64, c0: int, c1: int) -> None:
     """Chunks c0 .. c1-1 of the spec's random words."""
     n = out.size
     k0 = seed & U32
@@ -133,24 +157,26 @@ def _bits_chunks(out, seed, offset, c0, c1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _bits_parallel(out, seed, offset, nthreads):
+def _bits_parallel(out: np.ndarray, seed: np.uint64, offset: np.uint64, nthreads: int) -> None:
     nchunks = (out.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
         _bits_chunks(out, seed, offset, tid * nchunks // nthreads, (tid + 1) * nchunks // nthreads)
 
 
 @intrinsic
-def _address(typingctx, addr):
+def _address(typingctx: object, addr: types.Integer) -> tuple[Any, Callable[..., Any]]:
     """The int64 address of a tensor's data as a void pointer (for nb.carray)."""
 
-    def codegen(context, builder, signature, args):
+    def codegen(context: object, builder: Any, signature: object, args: Sequence[Any]) -> Any:
         return builder.inttoptr(args[0], cgutils.voidptr_t)
 
     return types.voidptr(types.int64), codegen
 
 
 @nb.njit(**JIT)
-def _dropout_direct(x_addr, y_addr, n, f64, seed, offset, t, act, scale):
+def _dropout_direct(
+    x_addr: int, y_addr: int, n: int, f64: bool, seed: int, offset: int, t: int, act: int, scale: float
+) -> None:
     """Serial spec dropout between raw buffers of n float32 or float64 (seed, offset as int64 bits).
 
     Small tensors come here: the buffers are torch's own, reached by address,
@@ -160,12 +186,13 @@ def _dropout_direct(x_addr, y_addr, n, f64, seed, offset, t, act, scale):
     c1 = (n + CHUNK - 1) // CHUNK
     s, off, tt = np.uint64(seed), np.uint64(offset), np.uint64(t)
     no_bits = np.empty(0, dtype=np.uint8)
+    # numba's stub types an intrinsic's call with its typing context too; jitted code passes only addr
     if f64:
-        x = nb.carray(_address(x_addr), n, np.float64)
+        x: np.ndarray = nb.carray(_address(x_addr), n, np.float64)  # type: ignore[call-arg]
         y = nb.carray(_address(y_addr), n, np.float64)
         _dropout_chunks(x, y, no_bits, s, off, tt, act, np.float64(scale), 0, c1)
     else:
-        x = nb.carray(_address(x_addr), n, np.float32)
+        x = nb.carray(_address(x_addr), n, np.float32)  # type: ignore[call-arg]
         y = nb.carray(_address(y_addr), n, np.float32)
         _dropout_chunks(x, y, no_bits, s, off, tt, act, np.float32(scale), 0, c1)
 
@@ -176,7 +203,9 @@ _UNPACK = (_unpack_chunks, _unpack_parallel)
 _SIGN = (_sign_chunks, _sign_parallel)
 
 
-def _apply(kernels, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.Tensor:
+def _apply(
+    kernels: tuple[Callable[..., None], Callable[..., None]], x: torch.Tensor, out: torch.Tensor | None, *args: object
+) -> torch.Tensor:
     """Run an elementwise kernel pair (chunks, parallel) on contiguous x: kernel(x, y, *args, ...).
 
     The output is allocated by numpy, which asks the OS for transparent huge
@@ -198,7 +227,9 @@ def _apply(kernels, x: torch.Tensor, out: torch.Tensor | None, *args) -> torch.T
     return torch.from_numpy(yn)
 
 
-def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, activation=None) -> torch.Tensor:
+def dropout_fwd(
+    x: torch.Tensor, seed: int, offset: int, p: float, out: torch.Tensor | None = None, activation: str | None = None
+) -> torch.Tensor:
     """Spec dropout of activation(x) for contiguous x, into `out` (may be x itself) or a new tensor.
 
     activation: None, "relu" or "gelu", applied in the compute type (float32 for half types).
@@ -224,7 +255,7 @@ def dropout_fwd(x: torch.Tensor, seed: int, offset: int, p: float, out=None, act
     return _apply(_DROPOUT, x, out, _NO_BITS, np.uint64(seed), np.uint64(offset), t, act, rng.scale(p))
 
 
-def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float):
+def dropout_fwd_packed(x: torch.Tensor, seed: int, offset: int, p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """dropout_fwd that also returns the keep mask packed 1 bit per element (uint8)."""
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8)
     y = _apply(
@@ -254,7 +285,7 @@ def relu_dropout_bwd(grad: torch.Tensor, y: torch.Tensor, p: float) -> torch.Ten
     return _apply(_SIGN, grad, None, as_numpy(y.float() if y.dtype in HALF else y), rng.scale(p))
 
 
-def random_bits(n: int, seed: int, offset: int, device=None) -> torch.Tensor:
+def random_bits(n: int, seed: int, offset: int, device: torch.device | str | None = None) -> torch.Tensor:
     """The spec's random words for stream indices offset .. offset+n-1, as int64."""
     out = np.empty(n, dtype=np.uint32)
     launch(_bits_chunks, _bits_parallel, n, out, np.uint64(seed), np.uint64(offset))

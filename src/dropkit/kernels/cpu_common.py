@@ -13,7 +13,8 @@ Examples:
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Literal, TypedDict
 
 import numba as nb
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "U32",
     "S32",
     "JIT",
+    "JITOptions",
     "HALF",
     "PARALLEL_MIN",
     "fill_bits",
@@ -43,13 +45,22 @@ _M0, _M1 = np.uint64(rng.M0), np.uint64(rng.M1)
 _W0, _W1 = np.uint64(rng.W0), np.uint64(rng.W1)
 S32 = np.uint64(32)
 _B62 = np.uint64(2**62 - 1)
-JIT: dict[str, Any] = dict(
-    nogil=True, cache=True, fastmath=False, error_model="numpy"
-)  # Any: numba's njit overloads type each option apart
+
+
+class JITOptions(TypedDict):
+    """The options every kernel's nb.njit takes (typed, so that njit's typed overloads apply to the kernels)."""
+
+    nogil: bool
+    cache: bool
+    fastmath: bool
+    error_model: Literal["python", "numpy"]
+
+
+JIT: JITOptions = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 
 @nb.njit(**JIT)
-def fill_bits(buf, b0, nblocks, k0, k1):
+def fill_bits(buf: np.ndarray, b0: np.uint64, nblocks: int, k0: np.uint64, k1: np.uint64) -> None:
     """buf[4j + lane] = philox(ctr=(b0+j), key)[lane] for j < nblocks."""
     for j in range(nblocks):
         b = (b0 + np.uint64(j)) & _B62  # block of g mod 2^64: a stream may wrap past 2^64
@@ -77,7 +88,7 @@ def fill_bits(buf, b0, nblocks, k0, k1):
 
 
 @nb.njit(**JIT)
-def chunk_bits(buf, offset, start, stop, k0, k1):
+def chunk_bits(buf: np.ndarray, offset: np.uint64, start: int, stop: int, k0: np.uint64, k1: np.uint64) -> int:
     """Fill buf with random words and return where element `start` reads in it."""
     g0 = offset + np.uint64(start)
     s = int(g0 & np.uint64(3))
@@ -86,18 +97,27 @@ def chunk_bits(buf, offset, start, stop, k0, k1):
 
 
 @nb.njit(inline="always", **JIT)
-def apply_activation(h, act):
+def apply_activation(h: np.floating, act: int) -> np.floating:
     """act 0: h; 1: relu(h) = 0 where h < 0 (NaN and -0.0 pass through); 2: gelu(h) = h/2 * (1 + erf(h / sqrt 2))."""
     T = type(h)
     if act == 1:
         return T(0) if h < T(0) else h
     if act == 2:
-        return (h * T(0.5)) * (T(1) + T(math.erf(h * T(0.7071067811865476))))
+        # numpy's stubs, read for Python 3.10, type this arithmetic as Any
+        return (h * T(0.5)) * (T(1) + T(math.erf(h * T(0.7071067811865476))))  # type: ignore[no-any-return]
     return h
 
 
 @nb.njit(**JIT)
-def keep_apply(xs, ys, rs, t32, drop_all, act, scale):
+def keep_apply(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    rs: np.ndarray,
+    t32: np.uint32,
+    drop_all: bool | np.bool_,
+    act: int,
+    scale: np.floating,
+) -> None:
     """ys = activation(xs) * scale where rs >= t32, else 0 (one chunk, as slices).
 
     Slices and a 32-bit compare let LLVM vectorize this loop; indexing the
@@ -142,7 +162,7 @@ def pool_threads(n: int, work_items: int) -> int:
     return threads
 
 
-def launch(chunks, parallel, n: int, *args) -> None:
+def launch(chunks: Callable[..., None], parallel: Callable[..., None], n: int, *args: object) -> None:
     """Run a kernel serially on small inputs, on numba's thread pool on large ones."""
     nchunks = (n + CHUNK - 1) // CHUNK
     threads = pool_threads(n, nchunks)

@@ -27,7 +27,7 @@ __all__ = ["bias_dropout_add_fwd", "bias_dropout_add_bwd"]
 
 
 @nb.njit(inline="always", **JIT)
-def _activation_grad(d, h, act):
+def _activation_grad(d: np.floating, h: np.floating, act: int) -> np.floating:
     """d * activation'(h), as torch writes the relu and exact-gelu backward."""
     T = type(h)
     if act == 1:
@@ -35,12 +35,26 @@ def _activation_grad(d, h, act):
     if act == 2:
         cdf = T(0.5) * (T(1) + T(math.erf(h * T(0.7071067811865476))))
         pdf = T(math.exp(T(-0.5) * h * h)) * T(0.3989422804014327)
-        return d * (cdf + h * pdf)
+        return d * (cdf + h * pdf)  # type: ignore[no-any-return]  # numpy's stubs for Python 3.10 give Any
     return d
 
 
 @nb.njit(**JIT)
-def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0, c1):
+def _fused_chunks(
+    a: np.ndarray,
+    bias: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    forward: bool,
+    act: int,
+    seed: np.uint64,
+    offset: np.uint64,
+    t: np.uint64,
+    drop: bool,
+    scale: np.floating,
+    c0: int,
+    c1: int,
+) -> None:
     """Chunks c0 .. c1-1 of: forward: y = b + dropout(act(a + bias)) with a = x, b = residual;
     backward: y = act'(b + bias) * dropout(a) with a = grad, b = x. An empty bias means no bias.
     """
@@ -71,7 +85,20 @@ def _fused_chunks(a, bias, b, y, forward, act, seed, offset, t, drop, scale, c0,
 
 
 @nb.njit(parallel=True, **JIT)
-def _fused_parallel(a, bias, b, y, forward, act, seed, offset, t, drop, scale, nthreads):
+def _fused_parallel(
+    a: np.ndarray,
+    bias: np.ndarray,
+    b: np.ndarray,
+    y: np.ndarray,
+    forward: bool,
+    act: int,
+    seed: np.uint64,
+    offset: np.uint64,
+    t: np.uint64,
+    drop: bool,
+    scale: np.floating,
+    nthreads: int,
+) -> None:
     nchunks = (a.size + CHUNK - 1) // CHUNK
     for tid in nb.prange(nthreads):
         _fused_chunks(
@@ -98,7 +125,17 @@ def _compute(t: torch.Tensor | None) -> np.ndarray:
     return as_numpy((t.float() if t.dtype in HALF else t).contiguous())
 
 
-def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, p: float, activation) -> torch.Tensor:
+def _run(
+    like: torch.Tensor,
+    a: torch.Tensor,
+    bias: torch.Tensor | None,
+    b: torch.Tensor | None,
+    forward: bool,
+    seed: int,
+    offset: int,
+    p: float,
+    activation: str | None,
+) -> torch.Tensor:
     an = _compute(a)
     y = np.empty(like.shape, an.dtype)  # numpy's allocation: see cpu._apply
     launch(
@@ -120,7 +157,15 @@ def _run(like: torch.Tensor, a, bias, b, forward: bool, seed: int, offset: int, 
     return torch.from_numpy(y).to(like.dtype)
 
 
-def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+def bias_dropout_add_fwd(
+    x: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor,
+    seed: int,
+    offset: int,
+    p: float,
+    activation: str | None = None,
+) -> torch.Tensor:
     """residual + dropout(activation(x + bias)) for x and residual of one shape; bias of x's last dim or None.
 
     Half types compute in float32 and round once at the end; float32 and float64 in their own type.
@@ -128,7 +173,15 @@ def bias_dropout_add_fwd(x, bias, residual, seed: int, offset: int, p: float, ac
     return _run(x, x, bias, residual, True, seed, offset, p, activation)
 
 
-def bias_dropout_add_bwd(grad, x, bias, seed: int, offset: int, p: float, activation=None) -> torch.Tensor:
+def bias_dropout_add_bwd(
+    grad: torch.Tensor,
+    x: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    seed: int,
+    offset: int,
+    p: float,
+    activation: str | None = None,
+) -> torch.Tensor:
     """Gradient of bias_dropout_add_fwd with respect to x + bias (the mask recomputed from seed and offset).
 
     x and bias are read only to recompute h = x + bias for relu and gelu; with no activation they may be None.

@@ -31,7 +31,7 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 @nb.njit(**JIT)
-def _runs(x, keep, scale, y, B, a0, a1):
+def _runs(x: np.ndarray, keep: np.ndarray, scale: np.floating, y: np.ndarray, B: int, a0: int, a1: int) -> None:
     """C == 1: mask entry a covers elements a*B .. a*B+B-1; runs a0 .. a1-1."""
     zero = type(scale)(0)
     for a in range(a0, a1):
@@ -46,7 +46,7 @@ def _runs(x, keep, scale, y, B, a0, a1):
 
 
 @nb.njit(**JIT)
-def _rows(x, keep, scale, y, B, C, r0, r1):
+def _rows(x: np.ndarray, keep: np.ndarray, scale: np.floating, y: np.ndarray, B: int, C: int, r0: int, r1: int) -> None:
     """Rows r0 .. r1-1 of C elements; row r uses mask row r // B."""
     zero = type(scale)(0)
     for r in range(r0, r1):
@@ -57,14 +57,16 @@ def _rows(x, keep, scale, y, B, C, r0, r1):
 
 
 @nb.njit(parallel=True, **JIT)
-def _runs_parallel(x, keep, scale, y, B, nthreads):
+def _runs_parallel(x: np.ndarray, keep: np.ndarray, scale: np.floating, y: np.ndarray, B: int, nthreads: int) -> None:
     A = keep.size
     for tid in nb.prange(nthreads):
         _runs(x, keep, scale, y, B, tid * A // nthreads, (tid + 1) * A // nthreads)
 
 
 @nb.njit(parallel=True, **JIT)
-def _rows_parallel(x, keep, scale, y, B, C, nthreads):
+def _rows_parallel(
+    x: np.ndarray, keep: np.ndarray, scale: np.floating, y: np.ndarray, B: int, C: int, nthreads: int
+) -> None:
     R = x.size // C
     for tid in nb.prange(nthreads):
         _rows(x, keep, scale, y, B, C, tid * R // nthreads, (tid + 1) * R // nthreads)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -47,10 +48,11 @@ def entropy(probs: Tensor, dim: int) -> Tensor:
         >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), 1)
         tensor([0.6931, 0.0000])
     """
-    return torch.special.entr(probs).sum(dim)
+    entr: Tensor = torch.special.entr(probs)  # torch.special.entr is untyped in torch
+    return entr.sum(dim)
 
 
-def _probs(probs, name: str = "probs", dense: bool = True) -> Tensor:
+def _probs(probs: npt.ArrayLike, name: str = "probs", dense: bool = True) -> Tensor:
     probs = torch.as_tensor(probs)
     if not probs.is_floating_point() or probs.dim() < 3 or (not dense and probs.dim() != 3):
         layout = "(T, N, C, ...)" if dense else "(T, N, C)"
@@ -60,7 +62,7 @@ def _probs(probs, name: str = "probs", dense: bool = True) -> Tensor:
     return probs
 
 
-def bald(probs) -> Tensor:
+def bald(probs: npt.ArrayLike) -> Tensor:
     """(N, ...) BALD: mutual information between label and weights, H[mean p] - mean H[p], clamped at 0.
 
     Example:
@@ -72,7 +74,7 @@ def bald(probs) -> Tensor:
     return (entropy(probs.mean(0), 1) - entropy(probs, 2).mean(0)).clamp_min(0)
 
 
-def variation_ratio(probs) -> Tensor:
+def variation_ratio(probs: npt.ArrayLike) -> Tensor:
     """(N, ...) 1 - f/T, f the number of passes whose top class is the modal one: 0 when all passes agree.
 
     Example:
@@ -161,14 +163,14 @@ class _Configurations:
         return torch.cat(out) if out else self.p.new_zeros(0)
 
 
-def _check(probs, joint_samples: int) -> tuple[Tensor, int]:
+def _check(probs: npt.ArrayLike, joint_samples: int) -> tuple[Tensor, int]:
     probs = _probs(probs, dense=False).double()
     joint_samples = _validate.positive_int(joint_samples, "joint_samples")
     return probs, joint_samples
 
 
 def batch_bald(
-    probs, k: int, *, joint_samples: int = JOINT_SAMPLES, generator: torch.Generator | None = None
+    probs: npt.ArrayLike, k: int, *, joint_samples: int = JOINT_SAMPLES, generator: torch.Generator | None = None
 ) -> BatchBALD:
     """Greedy BatchBALD: k points whose joint labels carry the most information about the weights.
 
@@ -221,7 +223,11 @@ def batch_bald(
 
 
 def joint_mutual_information(
-    probs, indices, *, joint_samples: int = JOINT_SAMPLES, generator: torch.Generator | None = None
+    probs: npt.ArrayLike,
+    indices: npt.ArrayLike,
+    *,
+    joint_samples: int = JOINT_SAMPLES,
+    generator: torch.Generator | None = None,
 ) -> float:
     """I(y_i for i in indices; w): the BatchBALD score of a given set, exact or estimated as in batch_bald.
 

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -29,7 +30,7 @@ __all__ = ["fit_temperature", "apply_temperature", "log_probs"]
 _LOG_T_BOUND = 20.0  # |log T| <= 20 (T in [2e-9, 5e8]): LBFGS's line search cannot overflow exp
 
 
-def _flat_logits(logits, labels) -> tuple[Tensor, Tensor]:
+def _flat_logits(logits: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Tensor, Tensor]:
     """(M, C) float64 logits and (M,) labels, one row per predicted position."""
     logits, labels = _validate.probs_labels(torch.as_tensor(logits), torch.as_tensor(labels), "logits")
     if bool(torch.isnan(logits).any()) or bool(torch.isposinf(logits).any()):
@@ -38,7 +39,7 @@ def _flat_logits(logits, labels) -> tuple[Tensor, Tensor]:
     return logits.movedim(1, -1).reshape(-1, c).double(), labels.reshape(-1)
 
 
-def fit_temperature(logits, labels, *, max_iter: int = 100) -> float:
+def fit_temperature(logits: npt.ArrayLike, labels: npt.ArrayLike, *, max_iter: int = 100) -> float:
     """The temperature T > 0 that minimises the NLL of softmax(logits / T) on (logits, labels).
 
     Fits log T with LBFGS (strong-Wolfe line search) from T = 1. The NLL is
@@ -71,14 +72,14 @@ def fit_temperature(logits, labels, *, max_iter: int = 100) -> float:
         opt.zero_grad()
         t = log_t.clamp(-_LOG_T_BOUND, _LOG_T_BOUND).exp()
         loss = torch.nn.functional.cross_entropy(z / t, y)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]  # torch leaves LBFGS.step unannotated
     return float(log_t.detach().clamp(-_LOG_T_BOUND, _LOG_T_BOUND).exp())
 
 
-def apply_temperature(logits, temperature: float) -> Tensor:
+def apply_temperature(logits: npt.ArrayLike, temperature: float) -> Tensor:
     """softmax(logits / temperature) over the class dimension 1: calibrated probabilities.
 
     Example:
@@ -94,7 +95,7 @@ def apply_temperature(logits, temperature: float) -> Tensor:
     return torch.softmax(logits / temperature, dim=1)
 
 
-def log_probs(probs) -> Tensor:
+def log_probs(probs: npt.ArrayLike) -> Tensor:
     """log(probs), a zero probability clamped to the dtype's smallest normal number: MC dropout's logits.
 
     Example:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -38,14 +40,14 @@ __all__ = [
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017)
 
 
-def _flat(probs, labels) -> tuple[Tensor, Tensor]:
+def _flat(probs: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[Tensor, Tensor]:
     """(M, C) float64 probabilities and (M,) labels, one row per predicted position."""
     probs, labels = _validate.probs_labels(torch.as_tensor(probs), torch.as_tensor(labels))
     c = probs.shape[1]
     return probs.movedim(1, -1).reshape(-1, c).double(), labels.reshape(-1)
 
 
-def nll(probs, labels) -> float:
+def nll(probs: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Mean negative log-likelihood -log p(label) in nats.
 
     A probability of 0 is clamped to float64's smallest normal number, so a
@@ -60,7 +62,7 @@ def nll(probs, labels) -> float:
     return float(-picked.log().mean())
 
 
-def brier(probs, labels) -> float:
+def brier(probs: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Brier score: mean over predictions of sum_c (p_c - [c == label])^2, in [0, 2] (Brier 1950).
 
     Examples:
@@ -100,10 +102,10 @@ class Reliability:
         weights = self.counts[filled].double() / self.counts.sum()
         return float((weights * (self.accuracy[filled] - self.confidence[filled]).abs()).sum())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain lists (NaN as None) for JSON."""
 
-        def clean(t: Tensor) -> list:
+        def clean(t: Tensor) -> list[float | None]:
             return [None if v != v else v for v in t.tolist()]
 
         return {
@@ -114,7 +116,7 @@ class Reliability:
         }
 
 
-def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
+def reliability(probs: npt.ArrayLike, labels: npt.ArrayLike, bins: int = ECE_BINS) -> Reliability:
     """Bin predictions by top-class confidence into `bins` equal-width bins.
 
     Examples:
@@ -137,7 +139,7 @@ def reliability(probs, labels, bins: int = ECE_BINS) -> Reliability:
     return Reliability(edges.double(), counts, acc, mean_conf)
 
 
-def ece(probs, labels, bins: int = ECE_BINS) -> float:
+def ece(probs: npt.ArrayLike, labels: npt.ArrayLike, bins: int = ECE_BINS) -> float:
     """Expected calibration error with `bins` equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017).
 
     Examples:
@@ -147,7 +149,7 @@ def ece(probs, labels, bins: int = ECE_BINS) -> float:
     return reliability(probs, labels, bins).ece
 
 
-def auroc(scores, positives) -> float:
+def auroc(scores: npt.ArrayLike, positives: npt.ArrayLike) -> float:
     """Exact area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
 
     Computed from average ranks (the Mann-Whitney U statistic), so it equals
@@ -171,7 +173,7 @@ def auroc(scores, positives) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def fpr_at_tpr(scores, positives, tpr: float = 0.95) -> float:
+def fpr_at_tpr(scores: npt.ArrayLike, positives: npt.ArrayLike, tpr: float = 0.95) -> float:
     """False-positive rate at the threshold that flags a `tpr` fraction of the positives (FPR95 at 0.95).
 
     The threshold is the ceil(tpr * P)-th highest positive score, so at least a `tpr` fraction of the
@@ -194,7 +196,7 @@ def fpr_at_tpr(scores, positives, tpr: float = 0.95) -> float:
     return float((neg >= threshold).double().mean())
 
 
-def misclassification_auroc(uncertainty, correct) -> float:
+def misclassification_auroc(uncertainty: npt.ArrayLike, correct: npt.ArrayLike) -> float:
     """AUROC of an uncertainty score (higher = less sure) at telling wrong predictions from right ones.
 
     Examples:

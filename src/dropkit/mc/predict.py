@@ -21,6 +21,7 @@ import functools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -199,7 +200,7 @@ class MCResult:
         """(B, ...) 1 - (passes voting for the modal class) / T: 0 when every pass agrees."""
         return acquisition.variation_ratio(self.probs)
 
-    def batch_bald(self, k: int, **options) -> acquisition.BatchBALD:
+    def batch_bald(self, k: int, **options: Any) -> acquisition.BatchBALD:
         """Greedy BatchBALD over the B points (dropkit.mc.acquisition.batch_bald; needs consistent=True samples)."""
         self._require("classification", "batch_bald")
         return acquisition.batch_bald(self.probs, k, **options)
@@ -261,7 +262,7 @@ def _forward_copies(model: torch.nn.Module, x: Tensor, copies: int) -> Tensor:
     return out.reshape(copies, batch, *out.shape[1:])
 
 
-def _rng_scope(seed: int | None, device: torch.device):
+def _rng_scope(seed: int | None, device: torch.device) -> contextlib.AbstractContextManager[object]:
     if seed is None:
         return contextlib.nullcontext()
     # fork_rng restores the global generators on exit: a seeded call leaves the user's RNG where it was.

@@ -38,5 +38,5 @@ def address(step: Tensor, sample: Tensor, base: int, layer: int, per_sample: int
 
 
 @address.register_fake
-def _(step, sample, base, layer, per_sample):
+def _(step: Tensor, sample: Tensor, base: int, layer: int, per_sample: int) -> Tensor:
     return torch.empty(2, dtype=torch.int64)

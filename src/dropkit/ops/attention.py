@@ -11,6 +11,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor
 
@@ -43,7 +45,17 @@ def attention(
 
 
 @attention.register_fake
-def _(q, k, v, mask, seed, offset, p, is_causal, scale):
+def _(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    seed: Tensor,
+    offset: int,
+    p: float,
+    is_causal: bool,
+    scale: float,
+) -> tuple[Tensor, Tensor]:
     out = q.new_empty(*q.shape[:-1], v.shape[-1])
     return out, q.new_empty(q.shape[:-1], dtype=_compute_dtype(q))
 
@@ -72,12 +84,27 @@ def attention_backward(
 
 
 @attention_backward.register_fake
-def _(grad, q, k, v, out, lse, mask, seed, offset, p, is_causal, scale, mask_grad):
-    dmask = q.new_empty(*q.shape[:-1], k.shape[-2], dtype=mask.dtype) if mask_grad else q.new_empty(0)
+def _(
+    grad: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    mask: Tensor | None,
+    seed: Tensor,
+    offset: int,
+    p: float,
+    is_causal: bool,
+    scale: float,
+    mask_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    # mask_grad is True only for a float mask (ops.attention's _setup)
+    dmask = q.new_empty(*q.shape[:-1], k.shape[-2], dtype=cast(Tensor, mask).dtype) if mask_grad else q.new_empty(0)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dmask
 
 
-def _setup(ctx, inputs, output):
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
     q, k, v, mask, seed, offset, p, is_causal, scale = inputs
     out, lse = output
     ctx.mask_grad = mask is not None and mask.dtype != torch.bool and ctx.needs_input_grad[3]
@@ -85,7 +112,7 @@ def _setup(ctx, inputs, output):
     ctx.args = (offset, p, is_causal, scale)
 
 
-def _backward(ctx, grad, _grad_lse):
+def _backward(ctx: Any, grad: Tensor, _grad_lse: Tensor | None) -> tuple[Tensor | None, ...]:
     q, k, v, out, lse, mask, seed = ctx.saved_tensors
     dq, dk, dv, dmask = attention_backward(grad.contiguous(), q, k, v, out, lse, mask, seed, *ctx.args, ctx.mask_grad)
     return dq, dk, dv, dmask if ctx.mask_grad else None, None, None, None, None, None

@@ -26,7 +26,7 @@ def block_gamma(p: float, block_size: int, h: int, w: int) -> float:
     return min(1.0, p * h * w / (block_size**2 * (h - block_size + 1) * (w - block_size + 1)))
 
 
-def block_keep(shape: torch.Size, seed: int, offset: int, p: float, block_size: int, device) -> Tensor:
+def block_keep(shape: torch.Size, seed: int, offset: int, p: float, block_size: int, device: torch.device) -> Tensor:
     """Boolean keep mask of `shape` (..., H, W): False inside every dropped block."""
     if shape.numel() == 0:  # an empty map has no block to place (and its seed rate would divide by 0)
         return torch.ones(shape, dtype=torch.bool, device=device)

@@ -12,6 +12,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -43,7 +45,7 @@ def concrete_dropout(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperatur
 
 
 @concrete_dropout.register_fake
-def _(x, p, seed, offset, temperature):
+def _(x: Tensor, p: Tensor, seed: Tensor, offset: int, temperature: float) -> Tensor:
     return torch.empty_like(x)
 
 
@@ -65,17 +67,17 @@ def concrete_dropout_backward(
 
 
 @concrete_dropout_backward.register_fake
-def _(grad, x, p, seed, offset, temperature):
+def _(grad: Tensor, x: Tensor, p: Tensor, seed: Tensor, offset: int, temperature: float) -> tuple[Tensor, Tensor]:
     return torch.empty_like(grad), torch.empty_like(p)
 
 
-def _setup(ctx, inputs, output):
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     x, p, seed, offset, temperature = inputs
     ctx.save_for_backward(x, p, seed)  # x is the input itself, not a copy or a mask
     ctx.offset, ctx.temperature = offset, temperature
 
 
-def _backward(ctx, grad):
+def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
     x, p, seed = ctx.saved_tensors
     grad_x, grad_p = concrete_dropout_backward(grad, x, p, seed, ctx.offset, ctx.temperature)
     return grad_x, grad_p, None, None, None

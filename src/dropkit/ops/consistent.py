@@ -88,7 +88,8 @@ def dropout(x: Tensor, p: float, *, inplace: bool = False) -> Tensor:
     ones = torch.ones((replicas.copies, *features), dtype=x.dtype, device=x.device)
     # the spec's dropout of ones: 0 or the scale, rounded as the spec rounds it in x's dtype
     mask = kernels.for_tensor(ones).dropout_fwd(ones, replicas.seed, call * CALL_STRIDE + replicas.start * n, p)
-    per_replica = x.unflatten(0, (replicas.copies, -1))  # a view: splitting one dimension always is
+    # a view: splitting one dimension always is (torch leaves Tensor.unflatten unannotated)
+    per_replica: Tensor = x.unflatten(0, (replicas.copies, -1))  # type: ignore[no-untyped-call]
     mask = mask.unsqueeze(1)
     if inplace:
         per_replica.mul_(mask)

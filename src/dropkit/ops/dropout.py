@@ -13,7 +13,8 @@ Examples:
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -36,7 +37,30 @@ __all__ = [
     "dropout_from_bits_impl",
     "eager_function",
     "register_formula",
+    "Backward",
+    "EagerFunction",
+    "Formula",
+    "SetupContext",
 ]
+
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+
+# An op's autograd, as torch.library's register_autograd takes it: formula(again) -> (setup_context, backward).
+# ctx is Any: each formula sets its own attributes on it. `again`, what backward calls, is one callable or a
+# tuple of them (ops.fused).
+SetupContext = Callable[[Any, tuple[Any, ...], Any], None]
+Backward = Callable[..., tuple[Tensor | None, ...]]
+Formula = Callable[[Any], tuple[SetupContext, Backward]]
+
+
+class EagerFunction(Protocol[_R_co]):
+    """An autograd.Function made by eager_function, as the type checker sees it: apply returns what impl does.
+
+    torch leaves Function.apply unannotated; this says what it returns here.
+    """
+
+    def apply(self, *args: Any) -> _R_co: ...
 
 
 def dropout_impl(x: Tensor, seed: int, offset: int, p: float) -> Tensor:
@@ -62,49 +86,51 @@ def dropout(x: Tensor, seed: Tensor, offset: int, p: float) -> Tensor:
 
 
 @dropout.register_fake
-def _(x, seed, offset, p):
+def _(x: Tensor, seed: Tensor, offset: int, p: float) -> Tensor:
     return torch.empty_like(x)
 
 
-def _dropout_formula(again):
+def _dropout_formula(again: Callable[..., Tensor]) -> tuple[SetupContext, Backward]:
     """dropkit::dropout's autograd (setup_context, backward), dropout of grad done by `again`.
 
     Dropout is linear in x and its own adjoint: dx = dropout(grad) with the same
     (seed, offset, p). Only those scalars are kept: the mask is recomputed.
     """
 
-    def setup(ctx, inputs, output):
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         ctx.args = inputs[1:]
 
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         return again(grad, *ctx.args), None, None, None
 
     return setup, backward
 
 
-def _from_bits_formula(again):
+def _from_bits_formula(again: Callable[..., Tensor]) -> tuple[SetupContext, Backward]:
     """The autograd of dropkit::dropout_bitpacked and dropkit::dropout_from_bits: dx = again(grad, bits, p)."""
 
-    def setup(ctx, inputs, output):
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         bits = (
             output[1] if len(inputs) == 4 else inputs[1]
         )  # dropout_bitpacked(x, seed, offset, p) or from_bits(grad, bits, p)
         ctx.save_for_backward(bits)  # n/8 bytes
         ctx.p = inputs[-1]
 
-    def backward(ctx, grad, *_grad_bits):
+    def backward(ctx: Any, grad: Tensor, *_grad_bits: Tensor | None) -> tuple[Tensor | None, ...]:
         (bits,) = ctx.saved_tensors  # linear in grad: from_bits is its own derivative
         return (again(grad, bits, ctx.p),) + (None,) * (len(ctx.needs_input_grad) - 1)
 
     return setup, backward
 
 
-def _eager_apply(function: type[torch.autograd.Function], impl):
+def _eager_apply(function: EagerFunction[_R], impl: Callable[..., _R]) -> Callable[..., _R]:
     """Run `function` through autograd only when a double backward needs the graph, else its impl."""
     return lambda grad, *args: function.apply(grad, *args) if grad.requires_grad else impl(grad, *args)
 
 
-def eager_function(name: str, impl, formula, again=None, *, once: bool = False) -> type[torch.autograd.Function]:
+def eager_function(
+    name: str, impl: Callable[..., _R], formula: Formula, again: Any = None, *, once: bool = False
+) -> EagerFunction[_R]:
     """The eager twin of a custom op: impl and the op's formula, without the op dispatcher (about 15 us a call).
 
     formula(again) returns the op's (setup_context, backward); `again` is what
@@ -114,12 +140,12 @@ def eager_function(name: str, impl, formula, again=None, *, once: bool = False) 
     staticmethod binds its arguments through inspect.signature on every call.
     """
 
-    def forward(ctx, *args):
+    def forward(ctx: Any, *args: Any) -> _R:
         output = impl(*args)
         setup(ctx, args, output)
         return output
 
-    function = type(name, (torch.autograd.Function,), {"forward": staticmethod(forward)})
+    function = cast(EagerFunction[_R], type(name, (torch.autograd.Function,), {"forward": staticmethod(forward)}))
     setup, backward = formula(again or _eager_apply(function, impl))
     # backward needs the class itself (its `again` may be this function), so it is set after type() makes it
     function.backward = staticmethod(  # type: ignore[attr-defined]
@@ -128,7 +154,7 @@ def eager_function(name: str, impl, formula, again=None, *, once: bool = False) 
     return function
 
 
-def register_formula(op, formula, again=None) -> None:
+def register_formula(op: torch.library.CustomOpDef, formula: Formula, again: Any = None) -> None:
     """Register formula(again) as the custom op's autograd; `again` is a custom op (None: op itself), so compiled code traces backward."""
     setup, backward = formula(again or op)
     op.register_autograd(backward, setup_context=setup)
@@ -150,7 +176,7 @@ def dropout_(x: Tensor, seed: Tensor, offset: int, p: float) -> None:
 
 
 @dropout_.register_fake
-def _(x, seed, offset, p):
+def _(x: Tensor, seed: Tensor, offset: int, p: float) -> None:
     return None
 
 
@@ -161,7 +187,7 @@ def dropout_bitpacked(x: Tensor, seed: Tensor, offset: int, p: float) -> tuple[T
 
 
 @dropout_bitpacked.register_fake
-def _(x, seed, offset, p):
+def _(x: Tensor, seed: Tensor, offset: int, p: float) -> tuple[Tensor, Tensor]:
     return torch.empty_like(x), x.new_empty((x.numel() + 7) // 8, dtype=torch.uint8)
 
 
@@ -172,7 +198,7 @@ def dropout_from_bits(grad: Tensor, bits: Tensor, p: float) -> Tensor:
 
 
 @dropout_from_bits.register_fake
-def _(grad, bits, p):
+def _(grad: Tensor, bits: Tensor, p: float) -> Tensor:
     return torch.empty_like(grad)
 
 
@@ -186,7 +212,7 @@ _Bitpacked = eager_function(
 )
 
 
-def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device) -> Tensor:
+def keep_mask(shape: torch.Size, p: float, seed: int, offset: int, device: torch.device | str) -> Tensor:
     """The spec's boolean keep mask for a tensor of `shape` (not differentiable)."""
     bits = kernels.for_device(device).random_bits(shape.numel(), seed, offset, device)
     return (bits >= rng.threshold(p)).view(shape)

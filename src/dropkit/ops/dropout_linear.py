@@ -25,14 +25,15 @@ Examples:
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .. import kernels, rng
-from .dropout import eager_function, register_formula
+from .dropout import Backward, SetupContext, eager_function, register_formula
 from .layout import like
 from .seed import seed_tensor, stream
 
@@ -80,7 +81,7 @@ def dropout_linear(x: Tensor, weight: Tensor, bias: Tensor | None, seed: Tensor,
 
 
 @dropout_linear.register_fake
-def _(x, weight, bias, seed, offset, p):
+def _(x: Tensor, weight: Tensor, bias: Tensor | None, seed: Tensor, offset: int, p: float) -> Tensor:
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
@@ -94,22 +95,24 @@ def dropout_linear_backward(
 
 
 @dropout_linear_backward.register_fake
-def _(grad, x, weight, seed, offset, p, need_x, need_w):
+def _(
+    grad: Tensor, x: Tensor, weight: Tensor | None, seed: Tensor, offset: int, p: float, need_x: bool, need_w: bool
+) -> tuple[Tensor, Tensor]:
     grad_w = x.new_empty((grad.shape[-1], x.shape[-1]) if need_w else 0)
     return (torch.empty_like(x) if need_x else x.new_empty(0)), grad_w
 
 
-def _formula(again):
+def _formula(again: Callable[..., tuple[Tensor | None, Tensor | None]]) -> tuple[SetupContext, Backward]:
     """dropkit::dropout_linear's autograd (setup_context, backward); again(grad, x, weight, seed, offset, p, need_x, need_w)."""
 
-    def setup(ctx, inputs, output):
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, weight, bias, seed, offset, p = inputs
         # References to the inputs, no dropped copy; weight only for dx, as torch's linear keeps it.
         ctx.save_for_backward(x, weight if ctx.needs_input_grad[0] else None)
         ctx.args = (seed, offset, p)
         ctx.bias_out = None if bias is None else weight.shape[0]
 
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x, grad_w = (None, None)
@@ -129,7 +132,8 @@ _DropoutLinear = eager_function("_DropoutLinear", forward_impl, _formula, backwa
 
 def _compiled(x: Tensor, weight: Tensor, bias: Tensor | None, p: float, seed: int | Tensor, offset: int) -> Tensor:
     """The route compiled code takes (the hook for an Inductor-fusable mask: see the module docstring)."""
-    return dropout_linear(x, weight, bias, seed_tensor(seed), rng.to_int64(offset), p)
+    # a custom op's call is untyped; its schema returns a Tensor
+    return cast(Tensor, dropout_linear(x, weight, bias, seed_tensor(seed), rng.to_int64(offset), p))
 
 
 def apply_dropout_linear(

@@ -25,14 +25,15 @@ Examples:
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
 from .. import kernels, rng
 from . import compiled
-from .dropout import eager_function, register_formula
+from .dropout import Backward, SetupContext, eager_function, register_formula
 from .layout import like
 from .seed import seed_tensor, stream
 
@@ -55,7 +56,7 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
 
 
 def forward_impl(
-    x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float, activation
+    x: Tensor, bias: Tensor | None, residual: Tensor, seed: int, offset: int, p: float, activation: str | None
 ) -> Tensor:
     """residual + dropout(activation(x + bias)) (seed and offset as uint64); the output keeps x's memory format."""
     k = kernels.fused_for_tensor(x)
@@ -64,7 +65,7 @@ def forward_impl(
 
 
 def backward_impl(
-    grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation
+    grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: int, offset: int, p: float, activation: str | None
 ) -> Tensor:
     """Gradient with respect to x + bias: activation'(x + bias) * dropout(grad), the mask recomputed."""
     k = kernels.fused_for_tensor(grad)
@@ -72,7 +73,7 @@ def backward_impl(
     return like(grad, g)
 
 
-def _grads(ctx, grad: Tensor, grad_h: Tensor) -> tuple:
+def _grads(ctx: Any, grad: Tensor, grad_h: Tensor) -> tuple[Tensor | None, ...]:
     """Gradients of all seven op inputs from the gradient of x + bias; bias sums over the leading dims."""
     needs_bias = ctx.bias_size is not None and ctx.needs_input_grad[1]
     grad_bias = grad_h.reshape(-1, ctx.bias_size).sum(0) if needs_bias else None
@@ -88,7 +89,9 @@ def bias_dropout_add(
 
 
 @bias_dropout_add.register_fake
-def _(x, bias, residual, seed, offset, p, activation):
+def _(
+    x: Tensor, bias: Tensor | None, residual: Tensor, seed: Tensor, offset: int, p: float, activation: str | None
+) -> Tensor:
     return torch.empty_like(x)
 
 
@@ -107,21 +110,23 @@ def bias_dropout_add_backward(
 
 
 @bias_dropout_add_backward.register_fake
-def _(grad, x, bias, seed, offset, p, activation):
+def _(
+    grad: Tensor, x: Tensor | None, bias: Tensor | None, seed: Tensor, offset: int, p: float, activation: str | None
+) -> Tensor:
     return torch.empty_like(grad)
 
 
-def _formula(grad_of_h):
+def _formula(grad_of_h: Callable[..., Tensor]) -> tuple[SetupContext, Backward]:
     """dropkit::bias_dropout_add's autograd (setup_context, backward); grad_of_h computes the gradient of x + bias."""
 
-    def setup(ctx, inputs, output):
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, bias, _, seed, offset, p, activation = inputs
         needs_h = activation is not None
         ctx.save_for_backward(x if needs_h else None, bias if needs_h else None)
         ctx.bias_size = None if bias is None else bias.shape[0]
         ctx.args = (seed, offset, p, activation)  # a scalar seed: the mask is recomputed
 
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, bias = ctx.saved_tensors
         return _grads(ctx, grad, grad_of_h(grad, x, bias, *ctx.args))
 
@@ -134,7 +139,7 @@ _BiasDropoutAdd = eager_function("_BiasDropoutAdd", forward_impl, _formula, back
 
 
 def apply_bias_dropout_add(
-    x: Tensor, bias: Tensor | None, residual: Tensor, p: float, seed: int | Tensor, offset: int, activation
+    x: Tensor, bias: Tensor | None, residual: Tensor, p: float, seed: int | Tensor, offset: int, activation: str | None
 ) -> Tensor:
     """Run the fused op on validated arguments and a resolved seed (dropkit.family._common.resolve_seed).
 
@@ -142,7 +147,8 @@ def apply_bias_dropout_add(
     reaches the same *_impl functions and formula through an autograd.Function.
     """
     if torch.compiler.is_compiling():
-        return bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation)
+        # a custom op's call is untyped; its schema returns a Tensor
+        return cast(Tensor, bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation))
     seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, bias, residual)):
         return _BiasDropoutAdd.apply(x, bias, residual, seed, offset, p, activation)
@@ -166,7 +172,7 @@ def activation_dropout(x: Tensor, seed: Tensor, offset: int, p: float, activatio
 
 
 @activation_dropout.register_fake
-def _(x, seed, offset, p, activation):
+def _(x: Tensor, seed: Tensor, offset: int, p: float, activation: str) -> Tensor:
     return torch.empty_like(x)
 
 
@@ -177,20 +183,22 @@ def relu_dropout_backward(grad: Tensor, y: Tensor, p: float) -> Tensor:
 
 
 @relu_dropout_backward.register_fake
-def _(grad, y, p):
+def _(grad: Tensor, y: Tensor, p: float) -> Tensor:
     return torch.empty_like(grad)
 
 
-def _activation_formula(again):
+def _activation_formula(
+    again: tuple[Callable[..., Tensor], Callable[..., Tensor]],
+) -> tuple[SetupContext, Backward]:
     """dropkit::activation_dropout's autograd; again = (relu gradient from y, gradient of x + bias of the fused op)."""
     relu_grad, gelu_grad = again
 
-    def setup(ctx, inputs, output):
+    def setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         x, seed, offset, p, activation = inputs
         ctx.save_for_backward(output if activation == "relu" else x)
         ctx.args = (seed, offset, p, activation)
 
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (saved,) = ctx.saved_tensors
         seed, offset, p, activation = ctx.args
         if activation == "relu":
@@ -218,7 +226,8 @@ def apply_activation_dropout(x: Tensor, p: float, seed: int | Tensor, offset: in
     if compiled.active(rng.to_int64(offset)):
         return compiled.activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
-        return activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation)
+        # a custom op's call is untyped; its schema returns a Tensor
+        return cast(Tensor, activation_dropout(x, seed_tensor(seed), rng.to_int64(offset), p, activation))
     seed = cast(int, seed)  # eager calls get an int seed (resolve_seed); only compiled code passes a tensor
     if torch.is_grad_enabled() and x.requires_grad:
         return _ActivationDropout.apply(x, seed, offset, p, activation)

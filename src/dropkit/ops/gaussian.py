@@ -26,7 +26,7 @@ __all__ = ["normal", "box_muller", "gaussian"]
 _TWO_M32 = 2.0**-32
 
 
-def normal(n: int, seed: int, offset: int, device) -> Tensor:
+def normal(n: int, seed: int, offset: int, device: torch.device) -> Tensor:
     """Standard normals (float64) for stream indices offset .. offset+n-1."""
     start = offset & ~1  # the pair that holds element `offset`
     words = (offset + n - start + 1) & ~1

@@ -6,6 +6,9 @@ feature alpha dropout) read the mask here instead of recovering it from dropout'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -24,10 +27,11 @@ def keep_mask_op(like: Tensor, seed: Tensor, offset: int, shape: list[int], p: f
 
 
 @keep_mask_op.register_fake
-def _(like, seed, offset, shape, p):
+def _(like: Tensor, seed: Tensor, offset: int, shape: list[int], p: float) -> Tensor:
     return torch.empty(shape, dtype=torch.bool, device=like.device)
 
 
-def apply_keep_mask(like: Tensor, shape, p: float, seed: int | Tensor, offset: int) -> Tensor:
+def apply_keep_mask(like: Tensor, shape: Sequence[int], p: float, seed: int | Tensor, offset: int) -> Tensor:
     """keep_mask_op on validated arguments and a resolved seed."""
-    return keep_mask_op(like, seed_tensor(seed), rng.to_int64(offset), list(shape), p)
+    # a custom op's call is untyped; its schema returns a Tensor
+    return cast(Tensor, keep_mask_op(like, seed_tensor(seed), rng.to_int64(offset), list(shape), p))

@@ -7,6 +7,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -33,7 +35,7 @@ def _draw_seed_op(draws: Tensor) -> Tensor:
 
 
 @_draw_seed_op.register_fake
-def _(draws) -> Tensor:
+def _(draws: Tensor) -> Tensor:
     return torch.empty((), dtype=torch.int64)
 
 
@@ -47,7 +49,7 @@ def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = N
     if isinstance(seed, Tensor):
         return seed
     if seed is None and generator is None:
-        return _draw_seed_op(_DRAWS)
+        return cast(Tensor, _draw_seed_op(_DRAWS))  # a custom op's call is untyped; its schema returns a Tensor
     if seed is None:
         seed = rng.draw_seed(_validate.eager_generator(generator))
     return torch.tensor(rng.to_int64(seed), dtype=torch.int64)

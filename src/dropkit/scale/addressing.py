@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -88,7 +90,7 @@ class SampleAddressing:
         self.sample_tensor = torch.zeros((), dtype=torch.int64)
         self._seeds: dict[int, int] = {}
         self._frames: list[list[int]] = []
-        self._handles: list = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def set_step(self, step: int, sample_offset: int = 0) -> None:
         """Address the next forward passes: training step `step`, local batch starting at global sample `sample_offset`."""
@@ -112,7 +114,7 @@ class SampleAddressing:
         _ACTIVE = self
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         global _ACTIVE
         for handle in self._handles:
             handle.remove()
@@ -120,16 +122,16 @@ class SampleAddressing:
         self._frames.clear()
         _ACTIVE = None
 
-    def _enter_hook(self, key: int):
-        def hook(module, args):
+    def _enter_hook(self, key: int) -> Callable[[torch.nn.Module, tuple[Any, ...]], None]:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
             self._frames.append([key, 0])
 
         return hook
 
-    def _exit_hook(self, module, args, output):
+    def _exit_hook(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._frames.pop()
 
-    def resolve(self, offset: int, shape, batch_dim: int | None):
+    def resolve(self, offset: int, shape: Sequence[int], batch_dim: int | None) -> tuple[int | torch.Tensor, int]:
         """(seed, offset) of the current call; see the module docstring."""
         if not self._frames:
             raise RuntimeError(
@@ -168,7 +170,9 @@ def sample_addressed(model: torch.nn.Module, *, seed: int) -> SampleAddressing:
     return SampleAddressing(model, seed)
 
 
-def resolve(seed, offset: int, shape, batch_dim: int | None = 0):
+def resolve(
+    seed: int | torch.Tensor | None, offset: int, shape: Sequence[int], batch_dim: int | None = 0
+) -> tuple[int | torch.Tensor | None, int]:
     """The (seed, offset) a dropout call uses: unchanged outside sample_addressed or when `seed` is given.
 
     Args:

@@ -22,16 +22,21 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 from torch import Tensor
 
 from .. import _mode, _validate, ops
 
+if TYPE_CHECKING:  # torch.distributed may be unavailable at run time: imported where used
+    from torch.distributed.tensor import DTensor
+
 __all__ = ["shard_dropout", "run_offsets", "is_dtensor", "dtensor_dropout"]
 
 
-def run_offsets(local_shape, full_shape, start) -> tuple[int, list[int]]:
+def run_offsets(local_shape: Sequence[int], full_shape: Sequence[int], start: Sequence[int]) -> tuple[int, list[int]]:
     """The block's contiguous runs in the full tensor's row-major stream: (run length, start index of each run).
 
     Args:
@@ -66,8 +71,8 @@ def shard_dropout(
     p: float,
     *,
     seed: int,
-    full_shape,
-    start,
+    full_shape: Sequence[int],
+    start: Sequence[int],
     offset: int = 0,
     training: bool = True,
 ) -> Tensor:
@@ -104,7 +109,7 @@ def shard_dropout(
     return torch.stack([run(pieces[i], r) for i, r in enumerate(runs)]).view(local.shape)
 
 
-def is_dtensor(x) -> bool:
+def is_dtensor(x: object) -> TypeGuard[DTensor]:
     """True for a torch.distributed.tensor.DTensor."""
     if not torch.distributed.is_available():
         return False
@@ -113,7 +118,7 @@ def is_dtensor(x) -> bool:
     return isinstance(x, DTensor)
 
 
-def dtensor_dropout(input, p: float, training: bool, *, seed: int | None, offset: int):
+def dtensor_dropout(input: DTensor, p: float, training: bool, *, seed: int | None, offset: int) -> DTensor:
     """Spec dropout of a DTensor: each rank draws its own block of the unsharded mask; same placements out."""
     from torch.distributed.tensor import DTensor
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset

@@ -14,11 +14,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # the glue modules are imported only when their library is
+    from .intercept import Example
 
 __all__ = ["Routing", "route", "register_on_import"]
 
@@ -36,7 +42,7 @@ class Routing:
 
     routed: list[str] = dataclasses.field(default_factory=list)
     unrouted: dict[str, str] = dataclasses.field(default_factory=dict)
-    example: object = None
+    example: Example | None = None
     converters: dict[type, Callable[[torch.nn.Module], torch.nn.Module]] = dataclasses.field(default_factory=dict)
 
 
@@ -62,7 +68,9 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
     def __init__(self, name: str, hook: Callable[[], None]) -> None:
         self.name, self.hook = name, hook
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)  # once, and so the real finders answer
@@ -70,11 +78,11 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
         if spec is not None and spec.loader is not None:
             exec_module, hook = spec.loader.exec_module, self.hook
 
-            def exec_then_hook(module):
+            def exec_then_hook(module: ModuleType) -> None:
                 exec_module(module)
                 hook()
 
-            spec.loader.exec_module = exec_then_hook
+            spec.loader.exec_module = exec_then_hook  # type: ignore[method-assign]  # this one loader, on purpose
         return spec
 
 

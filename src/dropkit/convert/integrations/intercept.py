@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Collection, Iterator
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,10 @@ from torch.overrides import TorchFunctionMode
 from ... import _mode
 from ... import functional as DF
 
-__all__ = ["Site", "Interceptor", "install", "interceptor", "remove", "trace", "call_rate"]
+__all__ = ["Site", "Interceptor", "Example", "install", "interceptor", "remove", "trace", "call_rate"]
+
+# What trace runs the model on: one input, a tuple of positional arguments or a dict of keyword arguments.
+Example = Tensor | tuple[Any, ...] | dict[str, Any]
 
 # The interceptors whose mode is entered, innermost last; dropkit's own attention glue reads the top one.
 _RUNNING: list[Interceptor] = []
@@ -84,30 +89,30 @@ class Interceptor(TorchFunctionMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.frames: list[list] = []  # [name, calls so far, module] per running forward
+        self.frames: list[list[Any]] = []  # [name, calls so far, module] per running forward
         self.sites: dict[tuple[str, int], Site] = {}
         self.holders: dict[tuple[str, int], tuple[object, str]] = {}
         self.overrides: dict[tuple[str, int], float] = {}
         self.recording: dict[tuple[str, int], tuple[str, str, float]] | None = None
         self.ran: set[str] = set()  # the modules whose forward ran while recording
         self.torch: dict[str, str] = {}  # dropout the traced forward saw stay torch's: {module name: why}
-        self.handles: list = []
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
 
-    def enter_module(self, name: str, module: torch.nn.Module, args) -> None:
+    def enter_module(self, name: str, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
         # Entered in training and inside mc_dropout only: in eval every dropout is the identity
         # anyway, and torch's fused eval fast paths (nn.MultiheadAttention) stay on.
         if not self.frames and (module.training or _mode.mc_active()):
-            self.__enter__()
+            self.__enter__()  # type: ignore[no-untyped-call]  # torch leaves TorchFunctionMode.__enter__ unannotated
             _RUNNING.append(self)
         self.frames.append([name, 0, module])
         if self.recording is not None:
             self.ran.add(name)
 
-    def exit_module(self, module: torch.nn.Module, args, output) -> None:
+    def exit_module(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self.frames.pop()
         if not self.frames and _RUNNING and _RUNNING[-1] is self:
             _RUNNING.pop()
-            self.__exit__(None, None, None)
+            self.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # unannotated in torch too
 
     def call(self, op: str, kind: str, p: float, training: bool) -> float:
         """Address the current call and return the rate it runs at (see the module docstring)."""
@@ -145,7 +150,13 @@ class Interceptor(TorchFunctionMode):
                 changed.append(f"{_join(site.name, site.op)}[{site.index}]")
         return list(dict.fromkeys(changed))
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         route = _ROUTES.get(func)
         if route is not None:
@@ -157,26 +168,44 @@ def _join(name: str, attr: str | None) -> str:
     return f"{name}.{attr}" if name else str(attr)
 
 
-def _dropout(it, input, p=0.5, training=True, inplace=False):
+def _dropout(it: Interceptor, input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     return DF.dropout(input, it.call("dropout", "functional", p, training), training, inplace)
 
 
-def _channel(fn, op, it, input, p=0.5, training=True, inplace=False):
+def _channel(
+    fn: Callable[..., Tensor],
+    op: str,
+    it: Interceptor,
+    input: Tensor,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+) -> Tensor:
     return fn(input, it.call(op, "functional", p, training), training, inplace)
 
 
-def _alpha(fn, op, it, input, p=0.5, training=False, inplace=False):
+def _alpha(
+    fn: Callable[..., Tensor],
+    op: str,
+    it: Interceptor,
+    input: Tensor,
+    p: float = 0.5,
+    training: bool = False,
+    inplace: bool = False,
+) -> Tensor:
     return fn(input, it.call(op, "functional", p, training), training, inplace)
 
 
-def _torch_dropout(fn, op, inplace, it, input, p, train):
+def _torch_dropout(
+    fn: Callable[..., Tensor], op: str, inplace: bool, it: Interceptor, input: Tensor, p: float, train: bool
+) -> Tensor:
     return fn(input, it.call(op, "functional", p, train), train, inplace)
 
 
 _FEATURE = {3: DF.dropout1d, 4: DF.dropout2d, 5: DF.dropout3d}
 
 
-def _feature_dropout(inplace, it, input, p, train):
+def _feature_dropout(inplace: bool, it: Interceptor, input: Tensor, p: float, train: bool) -> Tensor:
     # torch.feature_dropout is what F.dropout1d/2d/3d call on (N, C, ...) input: one draw per (sample, channel).
     fn = _FEATURE.get(input.dim())
     if fn is None:
@@ -186,7 +215,17 @@ def _feature_dropout(inplace, it, input, p, train):
     return fn(input, it.call("feature_dropout", "functional", p, train), train, inplace)
 
 
-def _sdpa(it, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+def _sdpa(
+    it: Interceptor,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
     # torch's SDPA drops whenever dropout_p > 0; models pass 0 outside training, so the module's mode is the training flag.
     p = it.call("scaled_dot_product_attention", "attention", dropout_p, it.frames[-1][2].training)
     if p == 0.0:
@@ -196,7 +235,13 @@ def _sdpa(it, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
     return DF.scaled_dot_product_attention(query, key, value, attn_mask, p, is_causal, scale, enable_gqa, training=True)
 
 
-def _seen(why, func, it, *args, **kwargs):
+def _seen(
+    why: Callable[[tuple[Any, ...], dict[str, Any], Any], bool],
+    func: Callable[..., Any],
+    it: Interceptor,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
     """Run torch's `func`; while tracing, note the module that called it where it drops in a way dropkit cannot run."""
     out = func(*args, **kwargs)
     if it.recording is not None and why(args, kwargs, out):
@@ -204,18 +249,19 @@ def _seen(why, func, it, *args, **kwargs):
     return out
 
 
-def _mask_draw(args, kwargs, out) -> bool:
+def _mask_draw(args: tuple[Any, ...], kwargs: dict[str, Any], out: object) -> bool:
     """draws its own random mask (a dropout dropkit does not know)"""
     return isinstance(out, Tensor) and out.numel() > 1  # torch.rand([]) is LayerDrop's coin, not a mask
 
 
-def _mha_dropout(args, kwargs, out) -> bool:
+def _mha_dropout(args: tuple[Any, ...], kwargs: dict[str, Any], out: object) -> bool:
     """the attention dropout inside torch's multi_head_attention_forward, which the mode sees only as a whole"""
     p = args[10] if len(args) > 10 else kwargs.get("dropout_p", 0.0)
-    return p > 0 and (args[13] if len(args) > 13 else kwargs.get("training", True))
+    # p and training are torch's float dropout_p and bool training arguments
+    return cast(bool, p > 0 and (args[13] if len(args) > 13 else kwargs.get("training", True)))
 
 
-_ROUTES = {
+_ROUTES: dict[Callable[..., Any], Callable[..., Any]] = {
     torch.rand: functools.partial(_seen, _mask_draw, torch.rand),
     torch.rand_like: functools.partial(_seen, _mask_draw, torch.rand_like),
     torch.bernoulli: functools.partial(_seen, _mask_draw, torch.bernoulli),
@@ -287,7 +333,7 @@ def interceptor(model: torch.nn.Module) -> Interceptor | None:
     return model.__dict__.get("_dropkit_interceptor")
 
 
-def _run(model: torch.nn.Module, example) -> None:
+def _run(model: torch.nn.Module, example: Example) -> None:
     if isinstance(example, dict):
         model(**example)
     elif isinstance(example, tuple):
@@ -296,7 +342,7 @@ def _run(model: torch.nn.Module, example) -> None:
         model(example)
 
 
-def _record(model: torch.nn.Module, it: Interceptor, example) -> dict[tuple[str, int], tuple[str, str, float]]:
+def _record(model: torch.nn.Module, it: Interceptor, example: Example) -> dict[tuple[str, int], tuple[str, str, float]]:
     """The calls of one training forward, with no gradient and no lasting effect on RNG, modes or buffers."""
     modes = [(m, m.training) for m in model.modules()]
     buffers = [(b, b.clone()) for b in model.buffers()]
@@ -315,7 +361,7 @@ def _record(model: torch.nn.Module, it: Interceptor, example) -> dict[tuple[str,
                 b.copy_(saved)
 
 
-def _candidates(module: torch.nn.Module, rate: float):
+def _candidates(module: torch.nn.Module, rate: float) -> Iterator[tuple[object, str, str]]:
     """(object, attribute, path) of every float equal to `rate` that `module`'s forward could read it from."""
     places = [(module, "")] + [(child, f"{n}.") for n, child in module.named_children()]
     config = getattr(module, "config", None)
@@ -329,7 +375,7 @@ def _candidates(module: torch.nn.Module, rate: float):
                 yield obj, attr, prefix + attr
 
 
-def trace(model: torch.nn.Module, example) -> list[Site]:
+def trace(model: torch.nn.Module, example: Example) -> list[Site]:
     """Record `model`'s dropout sites from two training forwards on `example` (Tensor, tuple of args or dict of kwargs).
 
     Returns the sites, in call order; nothing of the model (modes, buffers, RNG) changes.
@@ -339,7 +385,7 @@ def trace(model: torch.nn.Module, example) -> list[Site]:
     calls = _record(model, it, example)
     torch_kept = dict(it.torch)  # what the marked forward adds is an artefact of its marks
     modules = dict(model.named_modules())
-    found: dict[tuple[str, int], list] = {
+    found: dict[tuple[str, int], list[tuple[object, str, str]]] = {
         key: list(_candidates(modules[key[0]], rate)) for key, (_, _, rate) in calls.items()
     }
     unique = {(id(obj), attr): (obj, attr) for cands in found.values() for obj, attr, _ in cands}

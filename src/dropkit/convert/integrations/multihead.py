@@ -86,7 +86,15 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
         return (out.transpose(0, 1) if self.batch_first else out), weights
 
 
-def _merged_mask(attn_mask, key_padding_mask, batch, heads, length, source, dtype) -> Tensor | None:
+def _merged_mask(
+    attn_mask: Tensor | None,
+    key_padding_mask: Tensor | None,
+    batch: int,
+    heads: int,
+    length: int,
+    source: int,
+    dtype: torch.dtype,
+) -> Tensor | None:
     """torch's two masks (True = masked out, or additive) as one additive (B, H, L, S)-broadcastable mask."""
     mask = None
     if attn_mask is not None:

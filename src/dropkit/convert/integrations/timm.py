@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from timm import layers
 
@@ -59,7 +61,7 @@ class Attention(layers.Attention):
         x = self.norm(x.transpose(1, 2).reshape(B, N, self.attn_dim))
         if gate is not None:
             x = x * gate
-        return self.proj_drop(self.proj(x))
+        return cast(torch.Tensor, self.proj_drop(self.proj(x)))  # a Module's call is typed Any
 
 
 def _drop_path(module: layers.DropPath) -> dnn.DropPath:

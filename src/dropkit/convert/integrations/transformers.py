@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -28,6 +29,9 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from ...family.attention import scaled_dot_product_attention
 from .intercept import call_rate
+
+if TYPE_CHECKING:  # replace imports this package: imported where used
+    from ..replace import Replaced
 
 __all__ = ["IMPLEMENTATION", "apply", "attention_forward", "example_input", "register", "route"]
 
@@ -44,7 +48,7 @@ def attention_forward(
     scaling: float | None = None,
     is_causal: bool | None = None,
     position_bias: Tensor | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[Tensor, None]:
     """transformers' sdpa attention with dropkit's scaled_dot_product_attention: (B, H, L, E) in, (B, L, H, E) out.
 
@@ -131,7 +135,7 @@ def example_input(model: torch.nn.Module) -> dict[str, Tensor] | None:
     return None
 
 
-def apply(model: torch.nn.Module):
+def apply(model: torch.nn.Module) -> Replaced:
     """Make every dropout of a transformers model dropkit's: dropout modules replaced, attention routed.
 
     The same as dropkit.replace_dropout(model) (which recognises transformers models);
