@@ -115,6 +115,7 @@ def replace_dropout(model: nn.Module, example: intercept.Example | None = None) 
         (model, a Replaced report). If `model` itself is a torch dropout, the returned model is its replacement.
 
     Examples:
+        >>> import torch
         >>> model, report = replace_dropout(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1)), torch.ones(1, 2))
         >>> model[1], report, report.complete
         (Dropout(p=0.1, inplace=False), Replaced({'Dropout': 1}), True)

@@ -16,7 +16,7 @@ module, which replace_dropout makes dropkit's.
 
 Example:
     >>> route(torch.nn.Linear(2, 2))
-    ([], [], set())
+    ([], {})
 """
 
 from __future__ import annotations
