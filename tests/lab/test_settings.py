@@ -50,7 +50,7 @@ def test_bad_layers():
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("foo", "--dropout-type must be one of {QUOTED_TYPES}, got 'foo'"),
+        ("foo", f"--dropout-type must be one of {QUOTED_TYPES}, got 'foo'"),
         (
             "gaussian_noise",
             "--dropout-type 'gaussian_noise' has no rate (it adds noise of a given stddev), so --dropout and "
