@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .. import rng
+from . import compiled
 from .dropout import keep_mask
 from .seed import seed_tensor, stream
 
@@ -29,5 +30,8 @@ def _(like, seed, offset, shape, p):
 
 
 def apply_keep_mask(like: Tensor, shape, p: float, seed: int | Tensor, offset: int) -> Tensor:
-    """keep_mask_op on validated arguments and a resolved seed."""
-    return keep_mask_op(like, seed_tensor(seed), rng.to_int64(offset), list(shape), p)
+    """keep_mask_op on validated arguments and a resolved seed; under torch.compile the decomposed mask."""
+    seed_t, off = seed_tensor(seed), rng.to_int64(offset)
+    if compiled.active(off):
+        return compiled.keep_mask(shape, p, seed_t, off, like)
+    return keep_mask_op(like, seed_t, off, list(shape), p)
