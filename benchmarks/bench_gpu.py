@@ -11,6 +11,11 @@ runs, after warm-up), each recorded and skipped past if it fails:
            GB/s counts one read and one write of n elements per pass for every method
   fused    residual + dropout(act(x + bias)), act None or gelu: dropkit vs eager torch
            vs torch.compile of the same expression, forward and forward+backward
+  compiled torch.compile(dropout(relu(x))) in both compiled forms of dropkit (DROPKIT_COMPILED:
+           "decomposed", the spec as ops Inductor fuses into its own Triton loop with 64-bit integer
+           multiplies; "kernel", the hand-written Triton kernel behind a custom op, umulhi), vs
+           compiled relu alone (the floor) and compiled F.dropout; forward and forward+backward.
+           This decides the default form on GPUs (decomposed until measured)
   memory   peak memory of forward+backward through a 24-layer MLP with each dropout
   saved    bytes saved for backward per element by each dropout
 Without a CUDA device it prints why and exits 0. --quick runs every section on
@@ -230,6 +235,53 @@ def fused(b: Bench) -> dict:
     return {"rows": rows}
 
 
+def compiled_forms(b: Bench) -> dict:
+    import dropkit.functional as DF
+    from dropkit.ops import compiled
+
+    methods = {  # name: (form the graph is traced in, function)
+        "decomposed": ("decomposed", lambda x: DF.dropout(torch.relu(x), P)),
+        "kernel": ("kernel", lambda x: DF.dropout(torch.relu(x), P)),
+        "torch.compile F.dropout": ("decomposed", lambda x: F.dropout(torch.relu(x), P, True)),
+        "relu (no dropout)": ("decomposed", torch.relu),
+    }
+    rows = []
+    for dtype in b.dtypes:
+        for n in b.sizes:
+            x = torch.randn(n, device=b.device, dtype=dtype, requires_grad=True)
+            g = torch.randn_like(x)
+            times = {}
+            for name, (form, fn) in methods.items():
+                torch._dynamo.reset()
+                # Dynamo guards on the form: trace and time inside the block, or it recompiles in the default
+                with compiled.use_form(form):
+                    f = torch.compile(fn, dynamic=False, fullgraph=True)
+                    f(x)
+                    times[name] = {
+                        "fwd": b.time_ms(lambda: f(x)),
+                        "fwd+bwd": b.time_ms(lambda: torch.autograd.grad(f(x), x, g)),
+                    }
+            for name, t in times.items():
+                for mode, ms in t.items():
+                    rows.append(
+                        dict(
+                            dtype=str(dtype)[6:],
+                            n=f"2^{n.bit_length() - 1}",
+                            method=name,
+                            pass_=mode,
+                            ms=ms,
+                            of_no_dropout=ms / times["relu (no dropout)"][mode],
+                            decomposed_speedup=ms / times["decomposed"][mode],
+                        )
+                    )
+            del x, g
+            if b.device == "cuda":
+                torch.cuda.empty_cache()
+    torch._dynamo.reset()
+    print(_table(rows, ["dtype", "n", "method", "pass_", "ms", "of_no_dropout", "decomposed_speedup"]))
+    return {"rows": rows}
+
+
 def _mlp(b: Bench, make_dropout):
     width, layers = b.mlp["width"], b.mlp["layers"]
     blocks = []
@@ -332,6 +384,17 @@ def _summary(results: dict) -> list[dict]:
                     value=min((r["dropkit_speedup"] for r in rows), default=None),
                 )
             )
+    sizes = [r["n"] for r in results.get("compiled", {}).get("rows", [])]
+    top = max(sizes, key=lambda s: int(s[2:])) if sizes else None
+    for dtype in ("float32", "bfloat16"):
+        k = pick("compiled", dtype=dtype, n=top, method="kernel", pass_="fwd+bwd")
+        out.append(
+            dict(
+                figure=f"compiled relu+dropout fwd+bwd at {top}, {dtype}: kernel form / decomposed form time",
+                target="> 1 keeps DROPKIT_COMPILED=decomposed the GPU default",
+                value=k and k["decomposed_speedup"],
+            )
+        )
     r = pick("saved", dropout="dropkit recompute")
     out.append(dict(figure="bytes saved for backward per element", target="0", value=r and r["bytes_per_element"]))
     out.append(
@@ -380,6 +443,7 @@ def main(argv=None) -> int:
             ("saved", saved),
             ("dropout", dropout),
             ("fused", fused),
+            ("compiled", compiled_forms),
             ("memory", memory),
         ]:
             _section(results, name, fn, b)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dropkit import rng
 from dropkit.kernels import decomposed
+from dropkit.ops.gaussian import normal as gaussian_normal
 
 KNOWN_ANSWERS = [  # Random123 kat_vectors: (ctr, key, result)
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
@@ -102,3 +103,11 @@ def test_scaled_where_gives_exact_zeros_for_non_finite_inputs():
     keep = torch.tensor([False, False, True, True])
     y = decomposed.scaled_where(v, keep, 0.5, torch.float16)
     assert torch.equal(y[:2], torch.zeros(2, dtype=torch.float16)) and y[2] == -float("inf") and y[3] == 2.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), offset=st.integers(0, 2**64 - 1), n=st.integers(1, 9))
+def test_normal_eager_equals_the_gaussian_ops_normals(seed, offset, n):
+    # Both pair words of an element lie in its own Philox block, wherever the offset starts (odd included).
+    got = decomposed.normal((n,), torch.tensor(rng.to_int64(seed)), rng.to_int64(offset))
+    assert torch.equal(got, gaussian_normal(n, seed, offset, "cpu"))

@@ -132,5 +132,17 @@ def test_unsupported_layers_are_refused_with_the_fix():
         mc_predict(sequence_first, torch.randn(3, 2, 4), samples=2, consistent=True)
 
 
+def test_compiled_model_gives_the_eager_samples_and_fullgraph_is_refused():
+    # Each dropout call breaks the graph and runs eagerly, so the compiled model's samples are eager's.
+    torch._dynamo.reset()
+    model, x = mlp(), torch.randn(5, 6)
+    eager = mc_predict(model, x, samples=6, chunk=4, seed=3, consistent=True).samples
+    compiled = mc_predict(torch.compile(model), x, samples=6, chunk=4, seed=3, consistent=True).samples
+    torch.testing.assert_close(compiled, eager)  # through Inductor's matmuls: close, not bitwise
+    with pytest.raises(ValueError, match=r"cannot run a torch.compile\(..., fullgraph=True\) model: consistent masks"):
+        mc_predict(torch.compile(model, fullgraph=True), x, samples=2, seed=3, consistent=True)
+    torch._dynamo.reset()
+
+
 def test_doctests():
     assert doctest.testmod(consistent, extraglobs={"torch": torch}).failed == 0

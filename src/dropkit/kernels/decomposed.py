@@ -18,15 +18,18 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from .. import rng
 
-__all__ = ["keep_mask", "philox", "random_bits", "scaled_where", "stream"]
+__all__ = ["keep_mask", "normal", "philox", "random_bits", "scaled_where", "stream"]
 
 _U32 = 0xFFFFFFFF
 _U16 = 0xFFFF
+_TWO_M32 = 2.0**-32
 
 
 def _mul(a, m: int):
@@ -75,13 +78,8 @@ def stream(seed: Tensor, offset: int) -> Tensor:
     return torch.cat((seed.reshape(-1), torch.tensor([offset], dtype=torch.int64, device=seed.device)))
 
 
-def random_bits(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
-    """The spec's random words (int64) of a tensor of `shape`: element i at stream index offset + i.
-
-    seed: int64 scalar tensor holding a uint64 seed, or (seed, shift...) adding each shift to
-    the offset (mod 2^64). offset: int holding uint64 (or int64 two's-complement) bits; under
-    torch.compile pass stream(seed, offset) and offset 0.
-    """
+def _block(shape, seed: Tensor, offset: int, device) -> tuple:
+    """(r0, r1, r2, r3, lane) of each element of `shape`: its Philox block's four words and its lane in them."""
     device = seed.device if device is None else device
     seed = seed.to(device)
     g = _words(offset)
@@ -93,9 +91,33 @@ def random_bits(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
     i = torch.arange(n, dtype=torch.int64, device=device).view(shape)
     g = _add(g, (i & _U32, i >> 32))
     b0 = (g[0] >> 2) | ((g[1] & 3) << 30)
-    lane = g[0] & 3
-    r0, r1, r2, r3 = philox((b0, g[1] >> 2, 0, 0), _words(seed.reshape(-1)[0]))
+    return (*philox((b0, g[1] >> 2, 0, 0), _words(seed.reshape(-1)[0])), g[0] & 3)
+
+
+def random_bits(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
+    """The spec's random words (int64) of a tensor of `shape`: element i at stream index offset + i.
+
+    seed: int64 scalar tensor holding a uint64 seed, or (seed, shift...) adding each shift to
+    the offset (mod 2^64). offset: int holding uint64 (or int64 two's-complement) bits; under
+    torch.compile pass stream(seed, offset) and offset 0.
+    """
+    r0, r1, r2, r3, lane = _block(shape, seed, offset, device)
     return torch.where(lane == 0, r0, torch.where(lane == 1, r1, torch.where(lane == 2, r2, r3)))
+
+
+def normal(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
+    """The spec's standard normals (float64) of a tensor of `shape`, as dropkit.ops.gaussian.normal draws them.
+
+    Box-Muller on the word pair (2k, 2k+1) holding the element, which lies in its own Philox
+    block: element 2k gets R cos T, element 2k+1 gets R sin T. Seed and offset as random_bits.
+    """
+    r0, r1, r2, r3, lane = _block(shape, seed, offset, device)
+    high = lane >= 2
+    u1 = torch.where(high, r2, r0).to(torch.float64)
+    u2 = torch.where(high, r3, r1).to(torch.float64)
+    radius = torch.sqrt(-2.0 * torch.log((u1 + 1.0) * _TWO_M32))
+    angle = (2.0 * math.pi * _TWO_M32) * u2
+    return torch.where((lane & 1) == 1, radius * torch.sin(angle), radius * torch.cos(angle))
 
 
 def keep_mask(shape, p: float, seed: Tensor, offset: int, device=None) -> Tensor:

@@ -228,6 +228,14 @@ CONSISTENT_LAYERS = (Dropout, Dropout1d, Dropout2d, Dropout3d, DropPath, LockedD
 
 
 def _check_consistent(model: torch.nn.Module) -> None:
+    if getattr(getattr(model, "dynamo_ctx", None), "fullgraph", False):
+        # torch.compile without fullgraph works: each dropout call breaks the graph and runs eagerly.
+        raise ValueError(
+            "mc_predict(consistent=True) cannot run a torch.compile(..., fullgraph=True) model: consistent masks "
+            "are addressed by each forward's replica and call index, Python state that a compiled graph cannot "
+            "read, so every dropout call must break the graph and run eagerly; compile without fullgraph=True, "
+            "or pass the eager module (model._orig_mod)"
+        )
     for name, m in model.named_modules():
         if is_dropout(m) and not isinstance(m, CONSISTENT_LAYERS):
             raise ValueError(

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels, rng
-from . import noise
+from . import compiled, noise
 
 __all__ = ["alpha_coefficients", "alpha_transform", "alpha_dropout"]
 
@@ -49,4 +49,8 @@ def alpha_dropout(x: Tensor, seed: Tensor, offset: int, p: float, linear: bool) 
     return noise.run(_alpha, x, seed, offset, p, linear)
 
 
-noise.register(alpha_dropout)
+def _alpha_compiled(x: Tensor, seed: Tensor, offset: int, p: float, linear: bool) -> Tensor:
+    return alpha_transform(x, compiled.keep_mask(x.shape, p, seed, offset, x), p, linear)
+
+
+noise.register(alpha_dropout, _alpha_compiled)

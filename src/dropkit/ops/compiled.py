@@ -33,7 +33,17 @@ from torch.utils.checkpoint import checkpoint
 from .. import _validate
 from ..kernels import decomposed
 
-__all__ = ["FORMS", "activation_dropout", "active", "dropout", "form", "use_form"]
+__all__ = [
+    "FORMS",
+    "activation_dropout",
+    "active",
+    "bias_dropout_add",
+    "dropout",
+    "form",
+    "keep_mask",
+    "use_form",
+    "with_normal",
+]
 
 FORMS = ("decomposed", "kernel")
 # A module global, not a ContextVar: compiled code reads it at trace time and Dynamo
@@ -80,11 +90,30 @@ def _keep(shape, p: float, seed: Tensor, offset: int, device, recompute: bool) -
     Outside one, AOTAutograd's partitioner saves the bool mask for backward: it
     will not recompute a compare that shrinks its input (its reduction rule).
     """
-    if recompute:
-        return checkpoint(
-            decomposed.keep_mask, shape, p, decomposed.stream(seed, offset), 0, device, use_reentrant=False
-        )
-    return decomposed.keep_mask(shape, p, decomposed.stream(seed, offset), 0, device)
+    return _drawn(decomposed.keep_mask, shape, p, decomposed.stream(seed, offset), 0, device, recompute=recompute)
+
+
+def _drawn(fn, *args, recompute: bool) -> Tensor:
+    """fn(*args), in a checkpoint region when recompute: then nothing it returns is saved for backward."""
+    return checkpoint(fn, *args, use_reentrant=False) if recompute else fn(*args)
+
+
+def keep_mask(shape, p: float, seed: Tensor, offset: int, like: Tensor) -> Tensor:
+    """The spec's keep mask of `shape` on like's device; rebuilt in backward, never saved, when like needs a gradient."""
+    return _keep(shape, p, seed, offset, like.device, _needs_grad(like))
+
+
+def with_normal(fn, x: Tensor, seed: Tensor, offset: int, *args) -> Tensor:
+    """fn(x, z, *args), z the spec's standard normals (float64) of x's shape; rebuilt in backward when x needs a gradient.
+
+    All of fn runs in the checkpoint region: what fn derives from z (the float
+    multiplier of Gaussian dropout) would otherwise be saved at x's size.
+    """
+    return _drawn(_apply_normal, fn, x, decomposed.stream(seed, offset), *args, recompute=_needs_grad(x))
+
+
+def _apply_normal(fn, x: Tensor, stream: Tensor, *args) -> Tensor:
+    return fn(x, decomposed.normal(x.shape, stream, 0, x.device), *args)
 
 
 def _needs_grad(x: Tensor) -> bool:
@@ -137,3 +166,16 @@ def activation_dropout(x: Tensor, seed: Tensor, offset: int, p: float, activatio
         return _ReLUDropout.apply(x, seed, offset, p)
     keep = _keep(x.shape, p, seed, offset, x.device, _needs_grad(x))
     return decomposed.scaled_where(_activation(_compute(x), activation), keep, p, x.dtype)
+
+
+def bias_dropout_add(
+    x: Tensor, bias: Tensor | None, residual: Tensor, seed: Tensor, offset: int, p: float, activation: str | None
+) -> Tensor:
+    """residual + dropout(activation(x + bias)) in the decomposed form: the ops above, which Inductor fuses into one loop."""
+    h = x if bias is None else x + bias
+    y = (
+        dropout(h, seed, offset, p, inplace=False)
+        if activation is None
+        else activation_dropout(h, seed, offset, p, activation)
+    )
+    return residual + y

@@ -146,6 +146,9 @@ def apply_bias_dropout_add(
     As apply_dropout: compiled code goes through the custom ops, eager code
     reaches the same *_impl functions and formula through an autograd.Function.
     """
+    # gelu keeps the op: Inductor's erf is not the kernels', and the fused op promises eager's values
+    if activation != "gelu" and compiled.active(rng.to_int64(offset)):
+        return compiled.bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation)
     if torch.compiler.is_compiling():
         # a custom op's call is untyped; its schema returns a Tensor
         return cast(Tensor, bias_dropout_add(x, bias, residual, seed_tensor(seed), rng.to_int64(offset), p, activation))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
-from . import noise
+from . import compiled, noise
 
 __all__ = ["normal", "box_muller", "gaussian"]
 
@@ -42,10 +42,19 @@ def box_muller(bits: Tensor) -> Tensor:
     return torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1).view(-1)
 
 
-def _gaussian(x: Tensor, seed: int, offset: int, sigma: float, stddev: float, linear: bool) -> Tensor:
-    z = normal(x.numel(), seed, offset, x.device).view(x.shape).to(x.dtype)
+def _noisy(x: Tensor, z: Tensor, sigma: float, stddev: float, linear: bool) -> Tensor:
+    """x * (1 + sigma * z) + stddev * z from float64 normals z; linear=True drops the additive part."""
+    z = z.to(x.dtype)
     y = x * (1.0 + sigma * z) if sigma else x.clone()
     return y if linear or not stddev else y + stddev * z
+
+
+def _gaussian(x: Tensor, seed: int, offset: int, sigma: float, stddev: float, linear: bool) -> Tensor:
+    return _noisy(x, normal(x.numel(), seed, offset, x.device).view(x.shape), sigma, stddev, linear)
+
+
+def _gaussian_compiled(x: Tensor, seed: Tensor, offset: int, sigma: float, stddev: float, linear: bool) -> Tensor:
+    return compiled.with_normal(_noisy, x, seed, offset, sigma, stddev, linear)
 
 
 @torch.library.custom_op("dropkit::gaussian", mutates_args=())
@@ -54,4 +63,4 @@ def gaussian(x: Tensor, seed: Tensor, offset: int, sigma: float, stddev: float, 
     return noise.run(_gaussian, x, seed, offset, sigma, stddev, linear)
 
 
-noise.register(gaussian)
+noise.register(gaussian, _gaussian_compiled)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import rng
+from . import compiled
 from .dropout import keep_mask
 from .seed import seed_tensor, stream
 
@@ -32,6 +33,9 @@ def _(like: Tensor, seed: Tensor, offset: int, shape: list[int], p: float) -> Te
 
 
 def apply_keep_mask(like: Tensor, shape: Sequence[int], p: float, seed: int | Tensor, offset: int) -> Tensor:
-    """keep_mask_op on validated arguments and a resolved seed."""
+    """keep_mask_op on validated arguments and a resolved seed; under torch.compile the decomposed mask."""
+    seed_t, off = seed_tensor(seed), rng.to_int64(offset)
+    if compiled.active(off):
+        return compiled.keep_mask(shape, p, seed_t, off, like)
     # a custom op's call is untyped; its schema returns a Tensor
-    return cast(Tensor, keep_mask_op(like, seed_tensor(seed), rng.to_int64(offset), list(shape), p))
+    return cast(Tensor, keep_mask_op(like, seed_t, off, list(shape), p))

@@ -7,10 +7,12 @@ Examples:
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import cast
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from .. import _validate, rng
 
@@ -39,6 +41,27 @@ def _(draws: Tensor) -> Tensor:
     return torch.empty((), dtype=torch.int64)
 
 
+def _must_save(ctx: object, op: object, *args: object, **kwargs: object) -> CheckpointPolicy:
+    return CheckpointPolicy.MUST_SAVE
+
+
+def _saving_context() -> tuple[AbstractContextManager[None], AbstractContextManager[None]]:
+    contexts = create_selective_checkpoint_contexts(_must_save)  # type: ignore[no-untyped-call]  # unannotated in torch
+    return cast(tuple[AbstractContextManager[None], AbstractContextManager[None]], contexts)
+
+
+def _draw_saved() -> Tensor:
+    """dropkit::draw_seed in compiled code, its result marked must-save: a compiled backward never draws again.
+
+    Otherwise AOTAutograd's partitioner may recompute the draw in backward, inside a
+    torch.utils.checkpoint region or under an activation memory budget below 1.0 (the
+    functionalized op is on no list of random ops it knows), and a second draw is a new
+    seed: silently different gradients. Saving it costs 8 bytes.
+    """
+    # checkpoint is untyped; the draw's schema returns a Tensor
+    return cast(Tensor, checkpoint(_draw_seed_op, _DRAWS, use_reentrant=False, context_fn=_saving_context))
+
+
 def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = None) -> Tensor:
     """A seed as the ops take it (int64 scalar tensor): `seed`, or drawn from `generator` or torch's default.
 
@@ -49,7 +72,8 @@ def seed_tensor(seed: int | Tensor | None, generator: torch.Generator | None = N
     if isinstance(seed, Tensor):
         return seed
     if seed is None and generator is None:
-        return cast(Tensor, _draw_seed_op(_DRAWS))  # a custom op's call is untyped; its schema returns a Tensor
+        # a custom op's call is untyped; its schema returns a Tensor
+        return _draw_saved() if torch.compiler.is_compiling() else cast(Tensor, _draw_seed_op(_DRAWS))
     if seed is None:
         seed = rng.draw_seed(_validate.eager_generator(generator))
     return torch.tensor(rng.to_int64(seed), dtype=torch.int64)
