@@ -86,6 +86,23 @@ def test_keep_mask_compiled_with_a_constant_offset_past_2_31_fails_to_compile():
             assert torch.equal(got, torch.from_numpy(rng.keep_mask(SHAPE, 0.3, seed, offset))), (seed, offset)
 
 
+def test_random_bits_compiled_at_offset_zero_equal_the_reference_for_every_size():
+    # A scalar seed at offset 0 (every module's call) takes the path where the lane is a constant 0.
+    # The sizes recompile once, then share one graph with a dynamic size.
+    f = torch.compile(lambda s, n: decomposed.random_bits((n,), s, 0), fullgraph=True)
+    for n in range(10):
+        for seed in (0, 2**63 + 12345, 2**64 - 1):
+            got = f(torch.tensor(rng.to_int64(seed)), n).numpy()
+            assert np.array_equal(got, rng.random_bits(n, seed, 0).astype(np.int64)), (n, seed)
+
+
+def test_keep_mask_compiled_with_an_offset_dynamo_made_dynamic():
+    f = torch.compile(lambda s, o: decomposed.keep_mask(SHAPE, 0.3, s, o), fullgraph=True, dynamic=True)
+    for offset in (3, 2**34 + 1, 2**40 + 2):
+        got = f(torch.tensor(7), offset)
+        assert torch.equal(got, torch.from_numpy(rng.keep_mask(SHAPE, 0.3, 7, offset))), offset
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**64 - 1),

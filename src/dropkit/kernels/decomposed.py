@@ -1,10 +1,11 @@
 """The mask spec as integer tensor ops that Inductor fuses: the backend in the form the compiler sees.
 
-Philox4x32-10 on int64 tensors holding 32-bit words. Every intermediate stays
-in [0, 2^63): a 32x32-bit product is formed from two 32x16-bit products
-(each < 2^48), and the 64-bit stream index is added in 32-bit halves, so
-Inductor's C++ backend, where signed overflow is undefined behaviour, computes
-the same bits as eager. The seed is a tensor (dropkit::draw_seed's output,
+Philox4x32-10 on int64 tensors holding 32-bit words, once per block of four
+elements (as the eager kernels draw), its words interleaved into element order.
+Every intermediate stays in [0, 2^63): a 32x32-bit product is formed from two
+32x16-bit products (each < 2^48), and the 64-bit stream index is added in
+32-bit halves, so Inductor's C++ backend, where signed overflow is undefined
+behaviour, computes the same bits as eager. The seed is a tensor (dropkit::draw_seed's output,
 or dropkit.addressing's (seed, offset shift) pair), so a new seed never
 recompiles; the element index is an arange that Inductor turns into the loop
 index. Values: the same bits as rng.random_bits (tests/kernels/test_decomposed.py).
@@ -29,18 +30,20 @@ __all__ = ["keep_mask", "normal", "philox", "random_bits", "scaled_where", "stre
 
 _U32 = 0xFFFFFFFF
 _U16 = 0xFFFF
+_U30 = 0x3FFFFFFF
 _TWO_M32 = 2.0**-32
 
 
 def _mul(a, m: int):
     """(hi, lo) 32-bit words of a * m, a a 32-bit word (int64 tensor or int), m a 32-bit constant.
 
-    a * m itself may reach 2^64; a * (m's 16-bit halves) stays below 2^48.
+    a * m itself may reach 2^64; a * (m's 16-bit halves) stays below 2^48, and
+    t + (u's low 16 bits << 16) below 2^49.
     """
     t = a * (m & _U16)
     u = a * (m >> 16)
-    s = (t & _U32) + ((u & _U16) << 16)  # < 2^33
-    return (t >> 32) + (u >> 16) + (s >> 32), s & _U32
+    s = t + ((u & _U16) << 16)
+    return (s >> 32) + (u >> 16), s & _U32
 
 
 def _words(v):
@@ -69,40 +72,53 @@ def philox(ctr, key) -> tuple:
 
 
 def stream(seed: Tensor, offset: int) -> Tensor:
-    """seed and offset as one int64 tensor (seed, shift...), the form random_bits takes under torch.compile.
+    """seed and offset as one int64 tensor (seed, shift...): the offset as data, as dropkit.addressing passes it.
 
-    seed: a scalar seed tensor, or dropkit.addressing's (seed, shift) pair. As data, not an
-    int constant, the offset stays out of Inductor's index arithmetic on the element index,
-    where a constant past 2^63 overflows int64 when the kernel is printed.
+    seed: a scalar seed tensor, or dropkit.addressing's (seed, shift) pair.
     """
     return torch.cat((seed.reshape(-1), torch.tensor([offset], dtype=torch.int64, device=seed.device)))
 
 
-def _block(shape, seed: Tensor, offset: int, device) -> tuple:
-    """(r0, r1, r2, r3, lane) of each element of `shape`: its Philox block's four words and its lane in them."""
+def _per_element(shape, seed: Tensor, offset: int, device, fn) -> Tensor:
+    """fn's four per-lane values of each Philox block, laid out as the elements of `shape` they belong to.
+
+    One Philox per block of four elements, not per element: fn maps a block's
+    words (r0, r1, r2, r3) to the values of its lanes 0-3, which are interleaved
+    and sliced from the first element's lane. At offset 0 with a scalar seed
+    (every module's call) that lane is 0; otherwise it is data (exact for an
+    offset Dynamo made dynamic, where slicing by a symbolic lane failed to
+    compile) and a select over four slices picks it.
+    """
     device = seed.device if device is None else device
-    seed = seed.to(device)
-    g = _words(offset)
-    for k in range(1, seed.numel()):
+    seed = seed.to(device).reshape(-1)
+    static = offset == 0 and seed.numel() == 1
+    # The offset goes in as data even when it is 0: with a constant seed and no load in
+    # the counter's chain, Inductor inlines the whole Philox DAG and its lowering never ends.
+    seed = stream(seed, offset)
+    n = math.prod(shape)
+    g = _words(seed[1])
+    for k in range(2, seed.numel()):
         g = _add(g, _words(seed[k]))
-    n = 1
-    for d in shape:
-        n *= d
-    i = torch.arange(n, dtype=torch.int64, device=device).view(shape)
-    g = _add(g, (i & _U32, i >> 32))
-    b0 = (g[0] >> 2) | ((g[1] & 3) << 30)
-    return (*philox((b0, g[1] >> 2, 0, 0), _words(seed.reshape(-1)[0])), g[0] & 3)
+    base = ((g[0] >> 2) | ((g[1] & 3) << 30), g[1] >> 2)
+    lane, blocks = (None, (n + 3) // 4) if static else (g[0] & 3, (n + 3) // 4 + 1)
+    b = torch.arange(blocks, dtype=torch.int64, device=device)
+    c = _add(base, (b & _U32, b >> 32))
+    v = torch.stack(fn(*philox((c[0], c[1] & _U30, 0, 0), _words(seed[0]))), -1).reshape(-1)
+    if lane is None:
+        return v[:n].view(shape)
+    at = [v[k : k + n] for k in range(4)]
+    return torch.where(lane == 0, at[0], torch.where(lane == 1, at[1], torch.where(lane == 2, at[2], at[3]))).view(
+        shape
+    )
 
 
 def random_bits(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
     """The spec's random words (int64) of a tensor of `shape`: element i at stream index offset + i.
 
     seed: int64 scalar tensor holding a uint64 seed, or (seed, shift...) adding each shift to
-    the offset (mod 2^64). offset: int holding uint64 (or int64 two's-complement) bits; under
-    torch.compile pass stream(seed, offset) and offset 0.
+    the offset (mod 2^64). offset: int holding uint64 (or int64 two's-complement) bits.
     """
-    r0, r1, r2, r3, lane = _block(shape, seed, offset, device)
-    return torch.where(lane == 0, r0, torch.where(lane == 1, r1, torch.where(lane == 2, r2, r3)))
+    return _per_element(shape, seed, offset, device, lambda *words: words)
 
 
 def normal(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
@@ -111,13 +127,16 @@ def normal(shape, seed: Tensor, offset: int = 0, device=None) -> Tensor:
     Box-Muller on the word pair (2k, 2k+1) holding the element, which lies in its own Philox
     block: element 2k gets R cos T, element 2k+1 gets R sin T. Seed and offset as random_bits.
     """
-    r0, r1, r2, r3, lane = _block(shape, seed, offset, device)
-    high = lane >= 2
-    u1 = torch.where(high, r2, r0).to(torch.float64)
-    u2 = torch.where(high, r3, r1).to(torch.float64)
-    radius = torch.sqrt(-2.0 * torch.log((u1 + 1.0) * _TWO_M32))
-    angle = (2.0 * math.pi * _TWO_M32) * u2
-    return torch.where((lane & 1) == 1, radius * torch.sin(angle), radius * torch.cos(angle))
+
+    def box_muller(r0, r1, r2, r3):
+        z = []
+        for u1, u2 in ((r0, r1), (r2, r3)):
+            radius = torch.sqrt(-2.0 * torch.log((u1.to(torch.float64) + 1.0) * _TWO_M32))
+            angle = (2.0 * math.pi * _TWO_M32) * u2.to(torch.float64)
+            z += [radius * torch.cos(angle), radius * torch.sin(angle)]
+        return z
+
+    return _per_element(shape, seed, offset, device, box_muller)
 
 
 def keep_mask(shape, p: float, seed: Tensor, offset: int, device=None) -> Tensor:

@@ -90,7 +90,7 @@ def _keep(shape, p: float, seed: Tensor, offset: int, device, recompute: bool) -
     Outside one, AOTAutograd's partitioner saves the bool mask for backward: it
     will not recompute a compare that shrinks its input (its reduction rule).
     """
-    return _drawn(decomposed.keep_mask, shape, p, decomposed.stream(seed, offset), 0, device, recompute=recompute)
+    return _drawn(decomposed.keep_mask, shape, p, seed, offset, device, recompute=recompute)
 
 
 def _drawn(fn, *args, recompute: bool) -> Tensor:
@@ -109,11 +109,11 @@ def with_normal(fn, x: Tensor, seed: Tensor, offset: int, *args) -> Tensor:
     All of fn runs in the checkpoint region: what fn derives from z (the float
     multiplier of Gaussian dropout) would otherwise be saved at x's size.
     """
-    return _drawn(_apply_normal, fn, x, decomposed.stream(seed, offset), *args, recompute=_needs_grad(x))
+    return _drawn(_apply_normal, fn, x, seed, offset, *args, recompute=_needs_grad(x))
 
 
-def _apply_normal(fn, x: Tensor, stream: Tensor, *args) -> Tensor:
-    return fn(x, decomposed.normal(x.shape, stream, 0, x.device), *args)
+def _apply_normal(fn, x: Tensor, seed: Tensor, offset: int, *args) -> Tensor:
+    return fn(x, decomposed.normal(x.shape, seed, offset, x.device), *args)
 
 
 def _needs_grad(x: Tensor) -> bool:
@@ -145,7 +145,7 @@ class _ReLUDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, seed, offset, p):
-        keep = decomposed.keep_mask(x.shape, p, decomposed.stream(seed, offset), 0, x.device)
+        keep = decomposed.keep_mask(x.shape, p, seed, offset, x.device)
         y = decomposed.scaled_where(_activation(_compute(x), "relu"), keep, p, x.dtype)
         ctx.save_for_backward(y)
         ctx.p = p
