@@ -25,7 +25,8 @@ PAGE = ROOT / "docs" / "results.md"
 # What wrote each file; a file not listed here is still rendered, under its own name.
 COMMANDS = {
     "cpu.json": "python benchmarks/bench_cpu.py (the same as dropkit bench)",
-    "step.json": "python benchmarks/bench_step.py",
+    "step.json": "python benchmarks/bench_step.py --threads 1",
+    "compile.json": "python benchmarks/bench_compile.py --threads 1",
     "mc.json": "python benchmarks/bench_mc.py",
     "attention.json": "python benchmarks/bench_attention.py",
     "addressing.json": "python benchmarks/bench_addressing.py",
