@@ -33,7 +33,7 @@ import torch
 from bench_intercept import bert, steppers  # also installs the torchvision shim transformers may need
 from bench_step import KINDS, _model, _step, interleaved
 
-from dropkit.lab import bench
+from dropkit.lab import bench, report
 
 
 def cold_compile(kind: str, batch: int = 128, warm: int = 5) -> dict:
@@ -122,9 +122,7 @@ def main() -> None:
     result["bert"] = bert_steps(args.repeats, progress)
     result["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    report.write_json(args.out, result)
     print(format_table(result))
     print(f"\nwrote {args.out}")
 

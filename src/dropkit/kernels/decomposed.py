@@ -7,7 +7,7 @@ Every intermediate stays in [0, 2^63): a 32x32-bit product is formed from two
 32-bit halves, so Inductor's C++ backend, where signed overflow is undefined
 behaviour, computes the same bits as eager. The seed is a tensor (dropkit::draw_seed's output,
 or dropkit.addressing's (seed, offset shift) pair), so a new seed never
-recompiles; the element index is an arange that Inductor turns into the loop
+recompiles; the block index is an arange that Inductor turns into the loop
 index. Values: the same bits as rng.random_bits (tests/kernels/test_decomposed.py).
 
 Examples:
