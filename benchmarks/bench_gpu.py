@@ -138,6 +138,15 @@ def parity(b: Bench) -> dict:
     return {"all_identical": all(r["identical"] for r in rows), "rows": rows}
 
 
+def _rows(times: dict, fields: dict, ratios) -> list[dict]:
+    """One row per method and pass of `times` ({method: {pass: ms}}): fields, the time, and ratios(pass, ms)."""
+    return [
+        dict(fields, method=name, pass_=mode, ms=ms, **ratios(mode, ms))
+        for name, t in times.items()
+        for mode, ms in t.items()
+    ]
+
+
 def _dropout_methods(b: Bench):
     import dropkit.functional as DF
 
@@ -170,19 +179,11 @@ def dropout(b: Bench) -> dict:
                     "fwd+bwd": b.time_ms(lambda: torch.autograd.grad(f(x), x, g)),
                 }
                 del y
-            for name, t in times.items():
-                for mode, ms in t.items():
-                    rows.append(
-                        dict(
-                            dtype=str(dtype)[6:],
-                            n=f"2^{n.bit_length() - 1}",
-                            method=name,
-                            pass_=mode,
-                            ms=ms,
-                            GBps=nbytes / ms / 1e6,
-                            of_clone=times["clone"][mode] / ms,
-                        )
-                    )
+            rows += _rows(
+                times,
+                dict(dtype=str(dtype)[6:], n=f"2^{n.bit_length() - 1}"),
+                lambda mode, ms: dict(GBps=nbytes / ms / 1e6, of_clone=times["clone"][mode] / ms),
+            )
             del x, g
             if b.device == "cuda":
                 torch.cuda.empty_cache()
@@ -218,19 +219,11 @@ def fused(b: Bench) -> dict:
                         "fwd": b.time_ms(lambda: f(x, bias, r)),
                         "fwd+bwd": b.time_ms(lambda: torch.autograd.grad(f(x, bias, r), (x, bias, r), g)),
                     }
-                for name, t in times.items():
-                    for mode, ms in t.items():
-                        rows.append(
-                            dict(
-                                dtype=str(dtype)[6:],
-                                shape="x".join(map(str, shape)),
-                                act=str(act),
-                                method=name,
-                                pass_=mode,
-                                ms=ms,
-                                dropkit_speedup=ms / times["dropkit"][mode],
-                            )
-                        )
+                rows += _rows(
+                    times,
+                    dict(dtype=str(dtype)[6:], shape="x".join(map(str, shape)), act=str(act)),
+                    lambda mode, ms: dict(dropkit_speedup=ms / times["dropkit"][mode]),
+                )
     print(_table(rows, ["dtype", "shape", "act", "method", "pass_", "ms", "dropkit_speedup"]))
     return {"rows": rows}
 
@@ -261,19 +254,14 @@ def compiled_forms(b: Bench) -> dict:
                         "fwd": b.time_ms(lambda: f(x)),
                         "fwd+bwd": b.time_ms(lambda: torch.autograd.grad(f(x), x, g)),
                     }
-            for name, t in times.items():
-                for mode, ms in t.items():
-                    rows.append(
-                        dict(
-                            dtype=str(dtype)[6:],
-                            n=f"2^{n.bit_length() - 1}",
-                            method=name,
-                            pass_=mode,
-                            ms=ms,
-                            of_no_dropout=ms / times["relu (no dropout)"][mode],
-                            decomposed_speedup=ms / times["decomposed"][mode],
-                        )
-                    )
+            rows += _rows(
+                times,
+                dict(dtype=str(dtype)[6:], n=f"2^{n.bit_length() - 1}"),
+                lambda mode, ms: dict(
+                    of_no_dropout=ms / times["relu (no dropout)"][mode],
+                    decomposed_speedup=ms / times["decomposed"][mode],
+                ),
+            )
             del x, g
             if b.device == "cuda":
                 torch.cuda.empty_cache()
